@@ -1,0 +1,86 @@
+"""The PolyMixer layer: projections around the fused op, in step form and clip form."""
+
+from __future__ import annotations
+
+import torch
+from pomexport.models.config import PoMDiTConfig
+from pomexport.models.poly_mixer_op import poly_mixer
+from torch import nn
+
+
+class PolyMixer(nn.Module):
+    """Self-mixing PoM over the tokens of a frame and the committed state.
+
+    Parameters follow DESIGN.md §1: ``proj_h`` (``W_h``, width C), ``proj_g`` (gate, width C
+    or ``sel_heads``), ``coeff`` (powers only, [C, k]), ``proj_out`` (``W_o``, C -> D).
+    """
+
+    def __init__(self, cfg: PoMDiTConfig) -> None:
+        super().__init__()
+        self.variant, self.order, self.gate = cfg.variant, cfg.order, cfg.gate
+        self.sel_heads = cfg.sel_heads
+        c = cfg.state_width
+        # The official package has no bias on its context projection; HoMM has one.
+        self.proj_h = nn.Linear(cfg.width, c, bias=cfg.variant == "moments")
+        self.proj_g = nn.Linear(cfg.width, cfg.gate_width)
+        self.proj_out = nn.Linear(c, cfg.width)
+        if cfg.variant == "powers":
+            self.coeff = nn.Parameter((2.0 * torch.randn(c, cfg.order)).clamp(-2.0, 2.0))
+        else:
+            self.register_parameter("coeff", None)
+
+    def _op(self, h, g, state, count):
+        return poly_mixer(
+            h, g, state, count, self.coeff, self.variant, self.order, self.gate, self.sel_heads
+        )
+
+    def forward(
+        self, x: torch.Tensor, state: torch.Tensor, count: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One frame against the committed state.
+
+        x: (B, N, D), state: (B, C) fp32, count: (B,) fp32 -> y (B, N, D), state_out (B, C).
+        """
+        y, state_out = self._op(self.proj_h(x), self.proj_g(x), state, count)
+        return self.proj_out(y), state_out
+
+    def frame_sums(self, x: torch.Tensor) -> torch.Tensor:
+        """Sum of ``P`` over each frame's tokens: x (B, F, N, D) -> (B, F, C) fp32."""
+        b, f, n, d = x.shape
+        flat = x.reshape(b * f, n, d)
+        zeros = flat.new_zeros(b * f, self.proj_h.out_features, dtype=torch.float32)
+        _, sums = self._op(
+            self.proj_h(flat), self.proj_g(flat), zeros, zeros.new_zeros(b * f)
+        )
+        return sums.reshape(b, f, -1)
+
+    def forward_frames(
+        self, x: torch.Tensor, prefix: torch.Tensor, prefix_count: torch.Tensor
+    ) -> torch.Tensor:
+        """All frames of a clip in parallel, frame ``f`` reading the state before it.
+
+        x: (B, F, N, D); prefix: (B, F, C) fp32, the committed sum before each frame;
+        prefix_count: (B, F) fp32. Returns y (B, F, N, D).
+        """
+        b, f, n, d = x.shape
+        flat = x.reshape(b * f, n, d)
+        y, _ = self._op(
+            self.proj_h(flat),
+            self.proj_g(flat),
+            prefix.reshape(b * f, -1),
+            prefix_count.reshape(b * f),
+        )
+        return self.proj_out(y).reshape(b, f, n, d)
+
+
+def exclusive_prefix(
+    sums: torch.Tensor, state: torch.Tensor, count: torch.Tensor, tokens: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block-causal prefix: what frame ``f`` sees before its own tokens.
+
+    sums (B, F, C), state (B, C), count (B,) -> prefix (B, F, C), prefix_count (B, F).
+    Summed in frame order from ``state`` so the rounding matches committing one at a time.
+    """
+    running = torch.cat([state.unsqueeze(1), sums[:, :-1]], dim=1).cumsum(dim=1)
+    frames = torch.arange(sums.shape[1], device=sums.device, dtype=torch.float32)
+    return running, count.unsqueeze(1) + tokens * frames
