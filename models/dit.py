@@ -31,7 +31,10 @@ class CrossPolyMixer(nn.Module):
     def __init__(self, cfg: PoMDiTConfig) -> None:
         super().__init__()
         self.variant, self.order, self.gate, self.sel_heads = (
-            cfg.variant, cfg.order, cfg.gate, cfg.sel_heads
+            cfg.variant,
+            cfg.order,
+            cfg.gate,
+            cfg.sel_heads,
         )
         c = cfg.state_width
         self.proj_h = nn.Linear(cfg.width, c, bias=cfg.variant == "moments")
@@ -39,7 +42,8 @@ class CrossPolyMixer(nn.Module):
         self.proj_out = nn.Linear(c, cfg.width)
         self.coeff = (
             nn.Parameter((2.0 * torch.randn(c, cfg.order)).clamp(-2.0, 2.0))
-            if cfg.variant == "powers" else None
+            if cfg.variant == "powers"
+            else None
         )
 
     def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:

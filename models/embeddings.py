@@ -16,7 +16,8 @@ def sincos(positions: torch.Tensor, dim: int, max_period: float = 10000.0) -> to
     """Sinusoidal features: positions (...) -> (..., dim), fp32."""
     half = dim // 2
     freqs = torch.exp(
-        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=positions.device)
+        -math.log(max_period)
+        * torch.arange(half, dtype=torch.float32, device=positions.device)
         / half
     )
     angles = positions.float().unsqueeze(-1) * freqs

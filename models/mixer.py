@@ -49,9 +49,7 @@ class PolyMixer(nn.Module):
         b, f, n, d = x.shape
         flat = x.reshape(b * f, n, d)
         zeros = flat.new_zeros(b * f, self.proj_h.out_features, dtype=torch.float32)
-        _, sums = self._op(
-            self.proj_h(flat), self.proj_g(flat), zeros, zeros.new_zeros(b * f)
-        )
+        _, sums = self._op(self.proj_h(flat), self.proj_g(flat), zeros, zeros.new_zeros(b * f))
         return sums.reshape(b, f, -1)
 
     def forward_frames(

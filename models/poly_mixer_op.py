@@ -75,9 +75,7 @@ def _backward(ctx, grad_y, grad_state):
     with torch.enable_grad():
         y, s = poly_mixer_reference(*leaves, count, coeff_leaf, *ctx.attrs)
         inputs = leaves + ([coeff_leaf] if ctx.has_coeff else [])
-        grads = torch.autograd.grad(
-            (y, s), inputs, (grad_y, grad_state), allow_unused=True
-        )
+        grads = torch.autograd.grad((y, s), inputs, (grad_y, grad_state), allow_unused=True)
     grad_coeff = grads[3] if ctx.has_coeff else None
     return grads[0], grads[1], grads[2], None, grad_coeff, None, None, None, None
 
