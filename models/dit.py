@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
+
 from pomexport.models.config import PoMDiTConfig
 from pomexport.models.mixer import PolyMixer
 from pomexport.models.polynomial import gate_activation, polynomial_features, select
-from torch import nn
 
 Mix = Callable[[torch.Tensor], torch.Tensor]
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 
 import torch
-from pomexport.models.config import PoMDiTConfig
 from torch import nn
+
+from pomexport.models.config import PoMDiTConfig
 
 
 def sincos(positions: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from pomexport.models.config import PoMDiTConfig
 from pomexport.models.poly_mixer_op import poly_mixer
-from torch import nn
 
 
 class PolyMixer(nn.Module):

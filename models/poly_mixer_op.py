@@ -14,6 +14,7 @@ degree-4 features overflows fp16.
 from __future__ import annotations
 
 import torch
+
 from pomexport.models.polynomial import gate_activation, polynomial_features, select
 
 OP_NAME = "pomexport::poly_mixer"

@@ -13,11 +13,12 @@ One class serves both (``cfg.video``). Three ways to run it, all on the same wei
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from pomexport.models.config import PoMDiTConfig
 from pomexport.models.dit import FinalLayer, PoMDiTBlock
 from pomexport.models.embeddings import FrameEmbedder, PatchEmbed, TimestepEmbedder
 from pomexport.models.mixer import exclusive_prefix
-from torch import nn
 
 Prefixes = list[tuple[torch.Tensor, torch.Tensor]]
 

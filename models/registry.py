@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+
 from pomexport.errors import ConfigError
 from pomexport.models.pom_dit import PoMDiT
 from pomexport.models.presets import PRESETS, get_preset

@@ -12,11 +12,12 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
 from pomexport.errors import ArtifactError
 from pomexport.models.config import PoMDiTConfig
 from pomexport.models.pom_dit import PoMDiT
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 CONFIG_KEY = "pomexport.config"
 
