@@ -1,0 +1,78 @@
+"""Runtime: backends, the rectified-flow sampler, ``VideoGenerator`` and output writers.
+
+Names are imported lazily so ``import pomexport.runtime`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "Backend": "pomexport.runtime.backend",
+    "StepBuffers": "pomexport.runtime.backend",
+    "TorchBackend": "pomexport.runtime.torch_backend",
+    "StateBuffers": "pomexport.runtime.state",
+    "StreamSlot": "pomexport.runtime.state",
+    "Frame": "pomexport.runtime.generator",
+    "VideoGenerator": "pomexport.runtime.generator",
+    "frame_noise": "pomexport.runtime.generator",
+    "generate": "pomexport.runtime.api",
+    "write_video": "pomexport.runtime.writers",
+    "SAMPLERS": "pomexport.runtime.sampler",
+    "euler_update": "pomexport.runtime.sampler",
+    "guided_velocity": "pomexport.runtime.sampler",
+    "heun_update": "pomexport.runtime.sampler",
+    "sample": "pomexport.runtime.sampler",
+    "shift_time": "pomexport.runtime.sampler",
+    "time_schedule": "pomexport.runtime.sampler",
+}
+
+__all__ = [
+    "Backend",
+    "Frame",
+    "SAMPLERS",
+    "StateBuffers",
+    "StepBuffers",
+    "StreamSlot",
+    "TorchBackend",
+    "VideoGenerator",
+    "euler_update",
+    "frame_noise",
+    "generate",
+    "guided_velocity",
+    "heun_update",
+    "sample",
+    "shift_time",
+    "time_schedule",
+    "write_video",
+]
+
+if TYPE_CHECKING:
+    from pomexport.runtime.api import generate
+    from pomexport.runtime.backend import Backend, StepBuffers
+    from pomexport.runtime.generator import Frame, VideoGenerator, frame_noise
+    from pomexport.runtime.sampler import (
+        SAMPLERS,
+        euler_update,
+        guided_velocity,
+        heun_update,
+        sample,
+        shift_time,
+        time_schedule,
+    )
+    from pomexport.runtime.state import StateBuffers, StreamSlot
+    from pomexport.runtime.torch_backend import TorchBackend
+    from pomexport.runtime.writers import write_video
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

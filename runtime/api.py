@@ -1,0 +1,48 @@
+"""One-call generation: ``generate(model_or_backend, labels, frames)`` -> latents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from pomexport.models.pom_dit import PoMDiT
+from pomexport.runtime.backend import Backend
+from pomexport.runtime.generator import VideoGenerator
+from pomexport.runtime.torch_backend import TorchBackend
+
+
+def as_backend(model_or_backend: PoMDiT | Backend, device: str = "cpu") -> Backend:
+    """A backend as is; a torch model wrapped in a :class:`TorchBackend` on ``device``."""
+    if isinstance(model_or_backend, PoMDiT):
+        return TorchBackend(model_or_backend, device=device)
+    return model_or_backend
+
+
+def generate(
+    model_or_backend: PoMDiT | Backend,
+    labels: Sequence[int],
+    frames: int,
+    steps: int = 20,
+    cfg_scale: float = 2.0,
+    seed: int = 0,
+    sampler: str = "euler",
+    shift: float = 1.0,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Generate one clip per label, all in one batch; stream ``i`` is seeded by (seed, i).
+
+    A bare model runs on the CPU torch backend. Returns (B, F, C_in, H, W) fp32 latents on
+    the CPU (for the tiny model: images in about [-1, 1]).
+    """
+    backend = as_backend(model_or_backend)
+    gen = VideoGenerator(
+        backend,
+        slots=len(labels),
+        steps=steps,
+        cfg_scale=cfg_scale,
+        sampler=sampler,
+        shift=shift,
+        progress=progress,
+    )
+    return gen.run(labels, frames, seed=seed)
