@@ -1,0 +1,42 @@
+"""Shared fixtures: small models of both PoM variants with non-trivial random weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pomexport.models import PoMDiT, get_preset
+
+VARIANTS = {
+    "moments": dict(variant="moments", gate="sigmoid"),
+    "powers": dict(variant="powers", gate="hardsigmoid"),
+    "powers-heads": dict(variant="powers", gate="hardsigmoid", sel_heads=4),
+}
+
+
+def _make_model(variant: str = "moments", seed: int = 0, **changes) -> PoMDiT:
+    """A tiny-sized PoM-DiT whose adaLN-zero layers are not zero (so every path matters)."""
+    cfg = get_preset("tiny").replace(width=32, depth=2, **VARIANTS[variant], **changes)
+    torch.manual_seed(seed)
+    model = PoMDiT(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.2 if p.dim() > 1 else 0.05)
+    return model.eval()
+
+
+@pytest.fixture(params=list(VARIANTS))
+def variant(request) -> str:
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def make_model():
+    """Factory: ``make_model(variant, seed=0, **config_changes) -> PoMDiT`` (eval mode)."""
+    return _make_model
