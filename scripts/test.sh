@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up a fresh machine and run the whole test suite (what CI runs, via .ci/run).
+# CPU only: tests that need a GPU or TensorRT skip with their reason (`pytest -rs` lists them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# The CPU build of torch first: a plain `pip install torch` pulls a multi-GB CUDA build.
+python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+python -m pip install --quiet --disable-pip-version-check -e ".[onnx,test]"
+pytest -q
