@@ -107,7 +107,8 @@ class VideoGenerator:
         if self._slots[slot] is not None:
             raise StateError(f"slot {slot} is busy; reset it before starting a new stream")
         if not 0 <= label <= self.config.num_classes:
-            raise ConfigError(f"label {label} out of range [0, {self.config.num_classes})")
+            n = self.config.num_classes
+            raise ConfigError(f"label {label} out of range [0, {n}] ({n} = unconditional)")
         if seed < 0 or (stream is not None and stream < 0):
             raise ConfigError("seed and stream must be >= 0")
         item = StreamSlot(stream=slot if stream is None else stream, seed=seed, label=label)
