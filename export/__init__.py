@@ -1,0 +1,49 @@
+"""torch -> ONNX: the PoM-DiT step graph, the PolyMixer op (schema + function), precision
+passes, and the artifact directory every other component reads (DESIGN.md §2-§4, §6).
+
+The artifact API is imported eagerly (it is light); the exporter lazily, so runtime code
+that only loads artifacts never imports onnxscript or the torch exporter.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from pomexport.export.artifact import (
+    MANIFEST,
+    PLUGIN,
+    PORTABLE,
+    Artifact,
+    build_manifest,
+    load_artifact,
+    save_onnx,
+    write_manifest,
+)
+
+_LAZY = {
+    "export_model": "pomexport.export.api",
+    "ExportOptions": "pomexport.export.api",
+    "polymixer_function": "pomexport.export.function",
+    "register_schema": "pomexport.export.schema",
+}
+
+__all__ = [
+    "MANIFEST",
+    "PLUGIN",
+    "PORTABLE",
+    "Artifact",
+    "ExportOptions",
+    "build_manifest",
+    "export_model",
+    "load_artifact",
+    "polymixer_function",
+    "register_schema",
+    "save_onnx",
+    "write_manifest",
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,331 @@
+"""THE artifact directory of DESIGN.md §6: its one manifest writer and its one loader.
+
+```
+<out>/manifest.json      model config, IO contract, precision, variant, sha256 of every file
+<out>/model.onnx         portable flavor (+ model.onnx.data when over 2 GB)
+<out>/model.plugin.onnx  plugin flavor
+<out>/engines/<gpu>-sm<NN>-trt<ver>.plan
+<out>/timing.cache
+```
+
+Writes are atomic (temp file + fsync + rename) and the manifest is written last, so a reader
+never sees a manifest naming a half-written file. :func:`load_artifact` verifies every hash
+and refuses any path leaving the directory before anything is used. Later stages (engine
+builds, calibration) add their files and call :func:`write_manifest` again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from pomexport.errors import ArtifactError
+from pomexport.export._paths import external_data_locations, safe_member, sha256_file
+from pomexport.export.contract import (
+    DOMAIN,
+    OP_TYPE,
+    OP_VERSION,
+    STEP_INPUTS,
+    STEP_OUTPUTS,
+    TensorSpec,
+)
+from pomexport.models.config import PoMDiTConfig
+from pomexport.models.weights import atomic_write
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+PORTABLE = "model.onnx"
+PLUGIN = "model.plugin.onnx"
+ENGINES = "engines"
+TIMING_CACHE = "timing.cache"
+FORMAT = "pomexport-artifact"
+FORMAT_VERSION = 1
+FLAVOR_FILES = {"portable": PORTABLE, "plugin": PLUGIN}
+MODEL_DTYPES = {"fp32": "float32", "fp16": "float16"}
+_TOOLS = ("torch", "onnx", "onnxscript", "onnx-ir", "onnxruntime", "pomexport")
+
+
+def tool_versions() -> dict[str, str]:
+    """Installed versions of the tools that shape an artifact (absent ones omitted)."""
+    versions = {}
+    for name in _TOOLS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _dims(spec: TensorSpec, cfg: PoMDiTConfig) -> list[int | str]:
+    """Symbolic dims resolved against the config; the batch stays the symbol ``B``."""
+    known = {
+        "C_in": cfg.in_channels,
+        "H": cfg.input_size,
+        "W": cfg.input_size,
+        "L": cfg.depth,
+        "C": cfg.state_width,
+    }
+    return [known.get(d, d) for d in spec.shape]
+
+
+def io_contract(cfg: PoMDiTConfig, model_dtype: str) -> dict[str, list[dict]]:
+    """The step graph's I/O (contract.py) with dims and dtypes resolved for one model."""
+
+    def entry(spec: TensorSpec) -> dict:
+        dtype = model_dtype if spec.dtype == "model" else spec.dtype
+        shape = _dims(spec, cfg)
+        return {"name": spec.name, "shape": shape, "dtype": dtype, "meaning": spec.meaning}
+
+    return {"inputs": [entry(s) for s in STEP_INPUTS], "outputs": [entry(s) for s in STEP_OUTPUTS]}
+
+
+def build_manifest(
+    cfg: PoMDiTConfig,
+    model_name: str,
+    precision: str,
+    flavors: list[str],
+    opset: int,
+    batch: tuple[int, int, int],
+    model_dtype: str | None = None,
+) -> dict:
+    """Everything but the file hashes (:func:`write_manifest` adds those)."""
+    model_dtype = model_dtype or MODEL_DTYPES[precision]
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": {"name": model_name, "config": cfg.to_dict()},
+        "variant": cfg.variant,
+        "precision": precision,
+        "flavors": {f: FLAVOR_FILES[f] for f in flavors},
+        "opset": opset,
+        "batch": {"min": batch[0], "opt": batch[1], "max": batch[2]},
+        "io": io_contract(cfg, model_dtype),
+        "op": {
+            "domain": DOMAIN,
+            "type": OP_TYPE,
+            "version": OP_VERSION,
+            "attributes": {
+                "variant": cfg.variant,
+                "order": cfg.order,
+                "gate": cfg.gate,
+                "sel_heads": cfg.sel_heads,
+            },
+        },
+        "versions": tool_versions(),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _member_files(root: Path) -> list[str]:
+    """Regular files under ``root`` (posix, relative), without the manifest and temp files."""
+    names = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel == MANIFEST or any(part.startswith(".") for part in Path(rel).parts):
+            continue
+        if path.is_symlink():
+            raise ArtifactError(f"{rel}: refusing to record a symlink in an artifact")
+        if path.is_file():
+            names.append(rel)
+    return names
+
+
+def write_manifest(root: str | os.PathLike, manifest: dict) -> Path:
+    """Hash every file under ``root`` into ``manifest["files"]``; write manifest.json last.
+
+    Call again after adding files (engines, timing cache): the manifest is rewritten
+    atomically with fresh hashes, other keys kept as given.
+    """
+    root = Path(root)
+    files = {}
+    for name in _member_files(root):
+        path = root / name
+        files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    manifest = {**manifest, "files": files}
+    text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
+    atomic_write(root / MANIFEST, lambda tmp: tmp.write_text(text))
+    log.info("wrote %s (%d files)", root / MANIFEST, len(files))
+    return root / MANIFEST
+
+
+# Keep every single protobuf under the 2 GiB limit, with room for the graph itself.
+EXTERNAL_DATA_THRESHOLD = (1 << 31) - (1 << 26)
+
+
+def _initializer_bytes(model) -> int:
+    return sum(len(t.raw_data) for t in model.graph.initializer)
+
+
+def save_onnx(model, path: str | os.PathLike) -> list[str]:
+    """Write an ONNX model atomically; weights go to ``<name>.data`` when over ~2 GB.
+
+    Both files are written into a temporary folder beside ``path``, fsynced, then renamed
+    into place (data first). Returns the names written (relative to ``path``'s folder).
+    Saving externally moves the weights out of ``model``: saving the same proto again (the
+    other flavor) writes a graph that shares the first file's ``.data``.
+    """
+    import tempfile
+
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    external = _initializer_bytes(model) > EXTERNAL_DATA_THRESHOLD
+    data_name = f"{path.name}.data"
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+        tmp_model = Path(tmp) / path.name
+        onnx.save_model(
+            model,
+            str(tmp_model),
+            save_as_external_data=external,
+            all_tensors_to_one_file=True,
+            location=data_name,
+            size_threshold=1024,
+        )
+        written = [data_name, path.name] if external else [path.name]
+        for name in written:
+            with open(Path(tmp) / name, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(Path(tmp) / name, path.parent / name)
+    log.info("wrote %s%s", path, " (+ external data)" if external else "")
+    return written
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A verified artifact directory: its manifest and the paths it names."""
+
+    root: Path
+    manifest: dict
+
+    @property
+    def config(self) -> PoMDiTConfig:
+        return PoMDiTConfig.from_dict(self.manifest["model"]["config"])
+
+    @property
+    def model_name(self) -> str:
+        return self.manifest["model"]["name"]
+
+    @property
+    def precision(self) -> str:
+        return self.manifest["precision"]
+
+    @property
+    def variant(self) -> str:
+        return self.manifest["variant"]
+
+    @property
+    def opset(self) -> int:
+        return int(self.manifest["opset"])
+
+    @property
+    def batch(self) -> tuple[int, int, int]:
+        b = self.manifest["batch"]
+        return int(b["min"]), int(b["opt"]), int(b["max"])
+
+    @property
+    def flavors(self) -> tuple[str, ...]:
+        return tuple(self.manifest["flavors"])
+
+    @property
+    def inputs(self) -> list[dict]:
+        return self.manifest["io"]["inputs"]
+
+    @property
+    def outputs(self) -> list[dict]:
+        return self.manifest["io"]["outputs"]
+
+    @property
+    def files(self) -> dict[str, dict]:
+        return self.manifest["files"]
+
+    def path(self, name: str) -> Path:
+        """Path of a file the manifest lists (verified when the artifact was loaded)."""
+        if name not in self.files:
+            raise ArtifactError(f"{name}: not listed in {self.root / MANIFEST}")
+        return safe_member(self.root, name, MANIFEST)
+
+    def onnx_path(self, flavor: str = "portable") -> Path:
+        """``model.onnx`` (portable) or ``model.plugin.onnx`` (plugin)."""
+        if flavor not in self.manifest["flavors"]:
+            raise ArtifactError(
+                f"{self.root.name} has no {flavor!r} flavor (has: {', '.join(self.flavors)})"
+            )
+        return self.path(self.manifest["flavors"][flavor])
+
+    @property
+    def engines(self) -> list[Path]:
+        """TensorRT engine plans listed in the manifest."""
+        return [self.path(n) for n in self.files if n.startswith(f"{ENGINES}/")]
+
+
+def _read_manifest(root: Path) -> dict:
+    path = root / MANIFEST
+    if not root.is_dir():
+        raise ArtifactError(f"{root}: not an artifact directory")
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing (not a pomexport artifact)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArtifactError(f"{path}: unreadable manifest ({e})") from e
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not a {FORMAT} manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: format_version {manifest.get('format_version')} unsupported")
+    if not isinstance(manifest.get("files"), dict):
+        raise ArtifactError(f"{path}: has no 'files' table")
+    return manifest
+
+
+def _verify_file(root: Path, name: str, entry: dict) -> None:
+    path = safe_member(root, name, MANIFEST)
+    if not path.is_file():
+        raise ArtifactError(f"{name}: listed in {MANIFEST} but missing from {root}")
+    expected = entry.get("sha256") if isinstance(entry, dict) else None
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ArtifactError(
+            f"{name}: sha256 mismatch (manifest {str(expected)[:12]}..., file {actual[:12]}...);"
+            " the artifact was modified or is corrupt"
+        )
+
+
+def _verify_external_data(root: Path, name: str, files: dict) -> None:
+    for location in sorted(external_data_locations(root / name)):
+        base = Path(name).parent.as_posix()
+        member = location if base == "." else f"{base}/{location}"
+        safe_member(root, member, name)
+        if member not in files:
+            raise ArtifactError(f"{name}: external data {location!r} is not listed in {MANIFEST}")
+
+
+def load_artifact(path: str | os.PathLike, verify: bool = True) -> Artifact:
+    """Open an artifact directory, verifying hashes and paths first.
+
+    Raises ArtifactError (one line naming the offending file) for a missing or malformed
+    manifest, a path leaving the directory (``..``, absolute, escaping symlink) in the
+    manifest or in an ONNX file's external-data locations, a missing file, or a sha256
+    mismatch. ``verify=False`` skips the hashes (paths are always checked).
+    """
+    root = Path(path)
+    manifest = _read_manifest(root)
+    files = manifest["files"]
+    for name, entry in files.items():
+        if verify:
+            _verify_file(root, name, entry)
+        else:
+            safe_member(root, name, MANIFEST)
+    for flavor, name in manifest.get("flavors", {}).items():
+        if name not in files:
+            raise ArtifactError(f"{name}: the {flavor} flavor is not listed in {MANIFEST}")
+    for name in files:
+        if name.endswith(".onnx"):
+            _verify_external_data(root, name, files)
+    return Artifact(root=root, manifest=manifest)

@@ -1,0 +1,126 @@
+"""The artifact loader refuses tampered or escaping artifacts with one clear ArtifactError."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from pomexport.errors import ArtifactError
+from pomexport.export.artifact import (
+    MANIFEST,
+    PORTABLE,
+    build_manifest,
+    load_artifact,
+    save_onnx,
+    write_manifest,
+)
+from pomexport.models import get_preset
+
+
+def _small_model() -> onnx.ModelProto:
+    """y = x + w with a 4 KiB initializer (big enough to go to external data)."""
+    w = numpy_helper.from_array(np.arange(1024, dtype=np.float32), "w")
+    node = helper.make_node("Add", ["x", "w"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1024])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1024])],
+        initializer=[w],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _manifest() -> dict:
+    return build_manifest(get_preset("tiny"), "tiny", "fp32", ["portable"], 18, (1, 1, 4))
+
+
+def _write(root, external: bool = False):
+    model = _small_model()
+    if external:
+        location = "model.onnx.data"
+        onnx.save_model(model, str(root / PORTABLE), save_as_external_data=True, location=location)
+    else:
+        save_onnx(model, root / PORTABLE)
+    write_manifest(root, _manifest())
+    return root
+
+
+def test_roundtrip(tmp_path):
+    art = load_artifact(_write(tmp_path, external=True))
+    assert art.onnx_path("portable") == tmp_path / PORTABLE
+    assert set(art.files) == {PORTABLE, "model.onnx.data"}
+    assert art.batch == (1, 1, 4) and art.config == get_preset("tiny")
+    names = [i["name"] for i in art.inputs]
+    assert names == ["x_t", "t", "label", "frame_index", "state", "count"]
+    assert art.inputs[4]["shape"] == [4, "B", get_preset("tiny").state_width]
+
+
+def test_hash_mismatch_refused(tmp_path):
+    _write(tmp_path)
+    with open(tmp_path / PORTABLE, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ArtifactError, match=r"model\.onnx: sha256 mismatch"):
+        load_artifact(tmp_path)
+
+
+def test_external_data_outside_refused(tmp_path):
+    root = tmp_path / "art"
+    root.mkdir()
+    _write(root, external=True)
+    # Point the weights one level up (onnx itself refuses to write such a file: edit it).
+    os.replace(root / "model.onnx.data", tmp_path / "outside.bin")
+    model = onnx.load(str(root / PORTABLE), load_external_data=False)
+    for entry in model.graph.initializer[0].external_data:
+        if entry.key == "location":
+            entry.value = "../outside.bin"
+    (root / PORTABLE).write_bytes(model.SerializeToString())
+    (root / MANIFEST).unlink()
+    write_manifest(root, _manifest())
+    with pytest.raises(ArtifactError, match=r"model\.onnx: refusing path '\.\./outside\.bin'"):
+        load_artifact(root)
+
+
+def test_external_data_symlink_escape_refused(tmp_path):
+    root = tmp_path / "art"
+    root.mkdir()
+    _write(root, external=True)
+    os.replace(root / "model.onnx.data", tmp_path / "elsewhere.data")
+    os.symlink(tmp_path / "elsewhere.data", root / "model.onnx.data")
+    with pytest.raises(ArtifactError, match="leaves the artifact directory"):
+        load_artifact(root)
+
+
+@pytest.mark.parametrize("bad", ["../x.onnx", "/etc/passwd"])
+def test_manifest_path_escape_refused(tmp_path, bad):
+    _write(tmp_path)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    manifest["files"][bad] = {"sha256": "0" * 64, "bytes": 0}
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="refusing path"):
+        load_artifact(tmp_path)
+
+
+def test_missing_manifest_and_file(tmp_path):
+    with pytest.raises(ArtifactError, match="manifest.json: missing"):
+        load_artifact(tmp_path)
+    _write(tmp_path)
+    (tmp_path / PORTABLE).unlink()
+    with pytest.raises(ArtifactError, match="model.onnx: listed in manifest.json but missing"):
+        load_artifact(tmp_path)
+
+
+def test_save_onnx_goes_external_over_threshold(tmp_path, monkeypatch):
+    # Lower the 2 GB threshold instead of writing 2 GB in a unit test.
+    monkeypatch.setattr("pomexport.export.artifact.EXTERNAL_DATA_THRESHOLD", 1000)
+    written = save_onnx(_small_model(), tmp_path / PORTABLE)
+    assert written == ["model.onnx.data", PORTABLE]
+    assert (tmp_path / "model.onnx.data").stat().st_size == 4096
+    assert not list(tmp_path.glob(".*"))  # no temp leftovers
+    loaded = onnx.load(str(tmp_path / PORTABLE))
+    assert numpy_helper.to_array(loaded.graph.initializer[0])[5] == 5.0
