@@ -167,14 +167,13 @@ class VideoGenerator:
         x = self._noise()
 
         def velocity(x_t: torch.Tensor, t: float) -> torch.Tensor:
-            if self._cancel.is_set():
-                self._cancel.clear()
-                raise _Cancelled
+            self._check_cancelled()
             v = self._evaluate(x_t, t, self.state.scratch)
             bar.update(1)
             return v
 
         x = sample(velocity, x, self.times, self.sampler)
+        self._check_cancelled()
         self._commit(x)
         bar.update(1)
         frames = []
@@ -183,6 +182,11 @@ class VideoGenerator:
             frames.append(Frame(i, item.stream, item.frame, x[i].clone()))
             self._slots[i] = item.advanced()
         return frames
+
+    def _check_cancelled(self) -> None:
+        if self._cancel.is_set():
+            self._cancel.clear()
+            raise _Cancelled
 
     def _noise(self) -> torch.Tensor:
         """(S, C_in, H, W) fp32 initial noise of every slot's current frame (free: zeros)."""
