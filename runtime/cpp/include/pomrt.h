@@ -1,0 +1,137 @@
+/*
+ * pomrt: the PoM-DiT frame-by-frame video runtime, as a C API (DESIGN.md §3, §6).
+ *
+ * Every function catches every C++ exception and returns a status code; on failure the
+ * message is in pomrt_last_error() (a thread-local string, valid until the next pomrt call
+ * on the same thread). A handle is not thread-safe: use one handle per thread, or lock.
+ *
+ * Two groups of functions:
+ *   - CPU-only (no GPU, no TensorRT needed, always available): artifact verification and
+ *     model info, the sampler's time schedule, the deterministic frame noise.
+ *   - Runtime (needs a library built with POMRT_WITH_TENSORRT=ON, TensorRT and a GPU):
+ *     pomrt_create / pomrt_reset_stream / pomrt_next_frame / pomrt_destroy. In a CPU-only
+ *     build they return POMRT_ERR_UNSUPPORTED.
+ */
+#ifndef POMRT_H
+#define POMRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define POMRT_API __declspec(dllexport)
+#else
+#define POMRT_API __attribute__((visibility("default")))
+#endif
+
+/* Bumped when a struct below changes layout; callers pass sizeof(...) to detect mismatch. */
+#define POMRT_ABI_VERSION 1
+
+typedef enum pomrt_status
+{
+    POMRT_OK = 0,
+    POMRT_ERR_INVALID_ARGUMENT = 1, /* null pointer, out-of-range slot/label/steps, bad option */
+    POMRT_ERR_ARTIFACT = 2,         /* manifest missing/malformed, hash mismatch, unsafe path */
+    POMRT_ERR_STATE = 3,            /* slot not started, frame not read before advancing */
+    POMRT_ERR_BUFFER_TOO_SMALL = 4, /* caller buffer smaller than the frame / message */
+    POMRT_ERR_UNSUPPORTED = 5,      /* built without TensorRT, or a model this runtime can't drive */
+    POMRT_ERR_PLUGIN = 6,           /* PolyMixer plugin library missing, unverified or not loadable */
+    POMRT_ERR_TENSORRT = 7,         /* engine build/deserialisation/enqueue failed */
+    POMRT_ERR_CUDA = 8,             /* a CUDA runtime call failed */
+    POMRT_ERR_INTERNAL = 9          /* anything else (bug, out of host memory) */
+} pomrt_status;
+
+typedef struct pomrt_runtime pomrt_runtime; /* opaque */
+
+/* Options of pomrt_create. Fill with pomrt_default_options, then change fields. */
+typedef struct pomrt_options
+{
+    size_t struct_size;       /* sizeof(pomrt_options), set by pomrt_default_options */
+    int32_t slots;            /* independent streams in one batch (default 1) */
+    int32_t steps;            /* Euler steps per frame (default 20) */
+    float cfg_scale;          /* classifier-free guidance; 1 = off (default 2; doubles rows) */
+    float shift;              /* SD3 time shift of the schedule (default 1) */
+    int32_t device;           /* CUDA device ordinal (default 0) */
+    int32_t prefer_plugin;    /* 1: the plugin ONNX flavor when a plugin library is given */
+    const char* plugin_path;  /* PolyMixer plugin .so (NULL: the one listed in the manifest) */
+    const char* plugin_sha256;/* required with plugin_path when the manifest does not list it */
+    const char* engine_path;  /* explicit .plan (NULL: engines/<gpu>-sm<NN>-trt<ver>.plan) */
+    int32_t build_if_missing; /* 1 (default): build from the ONNX and cache when no plan */
+    uint64_t workspace_bytes; /* builder workspace cap, 0 = TensorRT default (device memory) */
+    int32_t verbose;          /* 0 warnings, 1 info, 2 verbose TensorRT logging to stderr */
+} pomrt_options;
+
+/* Model facts read from a verified manifest (pomrt_artifact_info) or a runtime (pomrt_info). */
+typedef struct pomrt_model_info
+{
+    size_t struct_size;
+    int32_t in_channels, height, width; /* one frame: in_channels x height x width fp32 */
+    int32_t depth, state_width;         /* L, C: the state is L x C fp32 per row */
+    int32_t tokens_per_frame, num_classes;
+    int32_t batch_min, batch_opt, batch_max; /* optimisation profile of the engine */
+    int32_t video;                      /* 0: image model (no state) */
+    int32_t slots, rows;                /* runtime only: slots and batch rows (2x with CFG) */
+    char precision[8];                  /* fp32 | fp16 | int8 */
+    char variant[16];                   /* moments | powers */
+    char model_name[64];
+} pomrt_model_info;
+
+/* Thread-local message of the last failed call on this thread ("" after a success). */
+POMRT_API const char* pomrt_last_error(void);
+
+/* Library version string, and whether the TensorRT runtime part is built in (1) or not (0). */
+POMRT_API const char* pomrt_version(void);
+POMRT_API int32_t pomrt_has_tensorrt(void);
+
+/* ---- CPU-only entry points -------------------------------------------------------------- */
+
+/* Check an artifact directory: manifest.json readable and of the pomexport-artifact format,
+ * every listed file inside the directory (no "..", no absolute path, no symlink leaving it),
+ * present and matching its sha256, and no unlisted regular file (dot-files excepted).
+ * On failure the message (one line naming the file) is also copied into err_buf. */
+POMRT_API pomrt_status pomrt_verify_artifact(const char* artifact_dir, char* err_buf, size_t err_len);
+
+/* Verify like pomrt_verify_artifact, then fill *info from the manifest. */
+POMRT_API pomrt_status pomrt_artifact_info(const char* artifact_dir, pomrt_model_info* info);
+
+/* steps + 1 decreasing times from 1 to 0 (uniform, then t' = s t / (1 + (s - 1) t)), exactly
+ * as pomexport.runtime.sampler.time_schedule: out must hold steps + 1 floats. */
+POMRT_API pomrt_status pomrt_schedule(int32_t steps, float shift, float* out);
+
+/* The initial noise of one frame, `count` standard-normal floats from (seed, stream, frame),
+ * the same values the GPU runtime draws (counter-based, see README "Noise"). */
+POMRT_API pomrt_status pomrt_noise(uint64_t seed, uint64_t stream, uint64_t frame, size_t count, float* out);
+
+/* ---- runtime (TensorRT + CUDA) ------------------------------------------------------------ */
+
+POMRT_API void pomrt_default_options(pomrt_options* options);
+
+/* Verify the artifact, load (or build and cache) the engine, allocate every device buffer.
+ * options may be NULL (defaults). On failure *out is NULL. */
+POMRT_API pomrt_status pomrt_create(const char* artifact_dir, const pomrt_options* options, pomrt_runtime** out);
+
+/* Model and batch facts of a runtime. */
+POMRT_API pomrt_status pomrt_info(const pomrt_runtime* rt, pomrt_model_info* info);
+
+/* Start a new stream in `slot` (frame 0, empty state; the other slots are untouched).
+ * label in [0, num_classes] (num_classes = unconditional); label < 0 frees the slot. */
+POMRT_API pomrt_status pomrt_reset_stream(pomrt_runtime* rt, int32_t slot, uint64_t seed, int32_t label);
+
+/* The next frame of `slot` as in_channels x height x width fp32 (images in about [-1, 1])
+ * into out (size bytes). All active slots advance together: when `slot` has no unread frame,
+ * one batch frame is generated for every active slot; it fails with POMRT_ERR_STATE if
+ * another active slot still has an unread frame (read every active slot once per frame). */
+POMRT_API pomrt_status pomrt_next_frame(pomrt_runtime* rt, int32_t slot, float* out, size_t size);
+
+/* Free every device buffer and the engine. NULL is accepted. */
+POMRT_API void pomrt_destroy(pomrt_runtime* rt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POMRT_H */

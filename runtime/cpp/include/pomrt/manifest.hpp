@@ -1,0 +1,116 @@
+// The artifact manifest (manifest.json, written by pomexport/export/artifact.py) and the
+// verified artifact directory it describes (DESIGN.md §6).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace pomrt
+{
+
+//! The model's architecture: manifest["model"]["config"] (PoMDiTConfig.to_dict()).
+struct ModelConfig
+{
+    int32_t inputSize{0};
+    int32_t inChannels{0};
+    int32_t patchSize{1};
+    int32_t width{0};
+    int32_t depth{0};
+    int32_t order{0};
+    int32_t expansion{0};
+    std::string variant;
+    std::string gate;
+    int32_t selHeads{0};
+    int32_t numClasses{0};
+    bool video{true};
+    int32_t textDim{0};
+
+    //! C: PolyMixer state channels per layer (k*e*D for moments, e*D for powers).
+    int32_t stateWidth() const;
+    int32_t tokensPerFrame() const;
+    //! Floats in one frame: C_in x H x W.
+    int64_t frameElements() const;
+};
+
+//! One graph input or output of the IO contract; a dim of -1 is the batch symbol "B".
+struct TensorSpec
+{
+    std::string name;
+    std::vector<int64_t> dims;
+    std::string dtype; // float32 | float16 | int64
+};
+
+struct FileEntry
+{
+    std::string sha256;
+    uint64_t bytes{0};
+};
+
+struct Manifest
+{
+    std::string modelName;
+    ModelConfig config;
+    std::string variant;
+    std::string precision;
+    std::map<std::string, std::string> flavors; // portable|plugin -> file name
+    int32_t opset{0};
+    int32_t batchMin{1};
+    int32_t batchOpt{1};
+    int32_t batchMax{1};
+    std::vector<TensorSpec> inputs;
+    std::vector<TensorSpec> outputs;
+    std::map<std::string, FileEntry> files;
+
+    TensorSpec const& input(std::string const& name) const;
+    TensorSpec const& output(std::string const& name) const;
+};
+
+inline constexpr char const* kManifestName = "manifest.json";
+inline constexpr char const* kFormat = "pomexport-artifact";
+inline constexpr int32_t kFormatVersion = 1;
+
+//! Parse manifest text; `where` names the file in messages. Throws Error(ARTIFACT).
+Manifest parseManifest(std::string const& text, std::string const& where);
+
+//! Add (or replace) one file's entry in `root`/manifest.json, keeping every other key and
+//! their order, and rewrite it atomically (used to cache a freshly built engine).
+void addManifestFile(std::filesystem::path const& root, std::string const& name, FileEntry const& entry);
+
+struct VerifyOptions
+{
+    bool hashes{true};         //!< check every listed file's sha256
+    bool refuseUnlisted{true}; //!< fail on a regular file the manifest does not list
+};
+
+//! A verified artifact directory: its manifest and safe paths to the files it lists.
+class Artifact
+{
+public:
+    //! Read the manifest, then check paths, presence, hashes and unlisted files.
+    static Artifact open(std::filesystem::path const& root, VerifyOptions const& options = {});
+
+    std::filesystem::path const& root() const
+    {
+        return mRoot;
+    }
+
+    Manifest const& manifest() const
+    {
+        return mManifest;
+    }
+
+    bool lists(std::string const& name) const;
+    //! Path of a listed file (re-checked against the directory). Throws when not listed.
+    std::filesystem::path path(std::string const& name) const;
+
+private:
+    Artifact(std::filesystem::path root, Manifest manifest);
+
+    std::filesystem::path mRoot;
+    Manifest mManifest;
+};
+
+} // namespace pomrt

@@ -1,0 +1,36 @@
+// The frame-by-frame runtime (DESIGN.md §3) behind pomrt_create: an interface free of
+// TensorRT and CUDA types, so the C API compiles the same in CPU-only builds.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+#include "pomrt.h"
+#include "pomrt/manifest.hpp"
+
+namespace pomrt
+{
+
+class Runtime
+{
+public:
+    virtual ~Runtime() = default;
+
+    //! Verify the artifact, load or build the engine, allocate buffers. Needs a TensorRT
+    //! build (POMRT_WITH_TENSORRT); otherwise throws Error(POMRT_ERR_UNSUPPORTED).
+    static std::unique_ptr<Runtime> create(std::filesystem::path const& artifactDir, pomrt_options const& options);
+
+    virtual Manifest const& manifest() const = 0;
+    virtual int32_t slots() const = 0;
+    //! Batch rows of the engine: slots, or 2 x slots with classifier-free guidance.
+    virtual int32_t rows() const = 0;
+
+    //! Start a stream in `slot` (frame 0, empty state); label < 0 frees the slot.
+    virtual void resetStream(int32_t slot, uint64_t seed, int32_t label) = 0;
+
+    //! Copy the next frame of `slot` (C_in x H x W fp32) into `out` (`bytes` long).
+    virtual void nextFrame(int32_t slot, float* out, size_t bytes) = 0;
+};
+
+} // namespace pomrt
