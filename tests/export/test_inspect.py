@@ -1,0 +1,120 @@
+"""inspect_artifact / precision_mix on tiny hand-built graphs, the CLI, and a real export."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+from click.testing import CliRunner
+from onnx import TensorProto as T
+from onnx import helper as h
+from onnx import numpy_helper
+
+from pomexport.cli.main import cli
+from pomexport.export.inspect import inspect_artifact, precision_mix
+
+
+def _weight(name, dtype, shape):
+    import numpy as np
+
+    return numpy_helper.from_array(np.ones(shape, dtype=dtype), name)
+
+
+def _two_matmuls() -> onnx.ModelProto:
+    """a (B, 4, 8) fp16 @ (8, 16) and c (B, 3, 5) fp32 @ (5, 7): 2·B·4·8·16 and 2·B·3·5·7."""
+    import numpy as np
+
+    nodes = [
+        h.make_node("MatMul", ["a", "w16"], ["y16"], "mm16"),
+        h.make_node("MatMul", ["c", "w32"], ["y32"], "mm32"),
+    ]
+    inits = [_weight("w16", np.float16, (8, 16)), _weight("w32", np.float32, (5, 7))]
+    inputs = [
+        h.make_tensor_value_info("a", T.FLOAT16, ["B", 4, 8]),
+        h.make_tensor_value_info("c", T.FLOAT, ["B", 3, 5]),
+    ]
+    outputs = [
+        h.make_tensor_value_info("y16", T.FLOAT16, ["B", 4, 16]),
+        h.make_tensor_value_info("y32", T.FLOAT, ["B", 3, 7]),
+    ]
+    graph = h.make_graph(nodes, "two_matmuls", inputs, outputs, inits)
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 18)])
+
+
+def test_flop_mix_of_one_fp16_and_one_fp32_matmul_is_exact():
+    mix = precision_mix(_two_matmuls(), batch=3)
+    assert mix.flops == {"float16": 2 * 3 * 4 * 8 * 16, "float32": 2 * 3 * 3 * 5 * 7}
+    assert mix.unresolved == []
+    assert mix.shares["float16"] == pytest.approx(3072 / (3072 + 630), abs=1e-12)
+
+
+def test_gemm_conv_and_dequantized_inputs():
+    """Conv (1,2,5,5) * (4,2,3,3) -> (1,4,3,3); a MatMul fed by DequantizeLinear counts as int8."""
+    import numpy as np
+
+    nodes = [
+        h.make_node("Conv", ["x", "k"], ["y"], "conv"),
+        h.make_node("DequantizeLinear", ["wq", "scale"], ["w"], "dq"),
+        h.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+        h.make_node("MatMul", ["v", "wt"], ["z"], "qmm"),
+        h.make_node("Gemm", ["v", "g"], ["u"], "gemm", transB=1),
+    ]
+    inits = [
+        _weight("k", np.float32, (4, 2, 3, 3)),
+        numpy_helper.from_array(np.ones((6, 5), np.int8), "wq"),
+        numpy_helper.from_array(np.array(0.1, np.float32), "scale"),
+        _weight("g", np.float32, (9, 5)),
+    ]
+    inputs = [
+        h.make_tensor_value_info("x", T.FLOAT, [1, 2, 5, 5]),
+        h.make_tensor_value_info("v", T.FLOAT, [2, 5]),
+    ]
+    outputs = [h.make_tensor_value_info(n, T.FLOAT, None) for n in ("y", "z", "u")]
+    graph = h.make_graph(nodes, "g", inputs, outputs, inits)
+    mix = precision_mix(h.make_model(graph, opset_imports=[h.make_opsetid("", 18)]))
+    conv = 2 * (1 * 4 * 3 * 3) * (2 * 3 * 3)
+    gemm = 2 * (2 * 9) * 5
+    assert mix.flops == {"float32": conv + gemm, "int8": 2 * (2 * 6) * 5}
+
+
+def test_inspect_plain_onnx_file(tmp_path):
+    path = tmp_path / "two.onnx"
+    onnx.save(_two_matmuls(), path)
+    report = inspect_artifact(path, batch=2)
+    assert report.kind == "onnx"
+    assert [(t.name, t.shape, t.dtype) for t in report.inputs] == [
+        ("a", ("B", 4, 8), "float16"),
+        ("c", ("B", 3, 5), "float32"),
+    ]
+    assert report.op_histogram == {"MatMul": 2}
+    assert report.files == {"two.onnx": path.stat().st_size}
+    assert report.lint_ok and report.precision.batch == 2
+
+
+def test_cli_prints_io_contract_and_json(tmp_path):
+    path = tmp_path / "two.onnx"
+    onnx.save(_two_matmuls(), path)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["inspect", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "IO contract" in result.output
+    assert "a" in result.output and "[B, 4, 8]" in result.output and "float16" in result.output
+    as_json = runner.invoke(cli, ["inspect", str(path), "--json"])
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.output)["outputs"][1]["name"] == "y32"
+
+
+def test_cli_missing_path_and_strict(tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["inspect", str(tmp_path / "nope")])
+    assert missing.exit_code != 0
+    assert "no such artifact" in missing.output
+    node = h.make_node("Frobnicate", ["x"], ["y"], domain="acme")
+    x, y = (h.make_tensor_value_info(n, T.FLOAT, [2]) for n in ("x", "y"))
+    opsets = [h.make_opsetid("", 18), h.make_opsetid("acme", 1)]
+    path = tmp_path / "custom.onnx"
+    onnx.save(h.make_model(h.make_graph([node], "g", [x], [y]), opset_imports=opsets), path)
+    assert runner.invoke(cli, ["inspect", str(path)]).exit_code == 0
+    strict = runner.invoke(cli, ["inspect", str(path), "--strict"])
+    assert strict.exit_code == 1 and "lint" in strict.output
