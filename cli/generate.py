@@ -7,8 +7,7 @@ import time
 import click
 
 from pomexport.errors import ConfigError
-from pomexport.runtime.loading import BACKENDS
-from pomexport.runtime.sampler import SAMPLERS
+from pomexport.runtime._choices import BACKENDS, DEVICES, SAMPLERS
 
 
 @click.command("generate")
@@ -43,9 +42,7 @@ from pomexport.runtime.sampler import SAMPLERS
 @click.option(
     "--backend", type=click.Choice(("auto", *BACKENDS)), default="auto", show_default=True
 )
-@click.option(
-    "--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True
-)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option(
     "--out",
     "-o",
@@ -86,7 +83,7 @@ def command(
     labels = labels or (0,)
     _check_options(frames, steps, seed, scale, fps, shift)
     path = check_output_path(out)
-    runner = load_backend(model, backend=backend, device=device, seed=seed)
+    runner = load_backend(model, backend=backend, device=device)
     n = runner.config.num_classes
     bad = [label for label in labels if not 0 <= label < n]
     if bad:

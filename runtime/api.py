@@ -12,9 +12,12 @@ from pomexport.runtime.generator import VideoGenerator
 from pomexport.runtime.torch_backend import TorchBackend
 
 
-def as_backend(model_or_backend: PoMDiT | Backend, device: str = "cpu") -> Backend:
-    """A backend as is; a torch model wrapped in a :class:`TorchBackend` on ``device``."""
+def as_backend(model_or_backend: PoMDiT | Backend, device: str | None = None) -> Backend:
+    """A backend as is; a torch model wrapped in a :class:`TorchBackend` on ``device``
+    (default: where the model's weights are, so the model is not moved)."""
     if isinstance(model_or_backend, PoMDiT):
+        if device is None:
+            device = next(model_or_backend.parameters()).device
         return TorchBackend(model_or_backend, device=device)
     return model_or_backend
 
@@ -32,8 +35,8 @@ def generate(
 ) -> torch.Tensor:
     """Generate one clip per label, all in one batch; stream ``i`` is seeded by (seed, i).
 
-    A bare model runs on the CPU torch backend. Returns (B, F, C_in, H, W) fp32 latents on
-    the CPU (for the tiny model: images in about [-1, 1]).
+    A bare model runs on the torch backend, on the device its weights are on. Returns
+    (B, F, C_in, H, W) fp32 latents on the CPU (for the tiny model: images in about [-1, 1]).
     """
     backend = as_backend(model_or_backend)
     gen = VideoGenerator(

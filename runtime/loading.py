@@ -1,20 +1,24 @@
 """Pick a backend for a model name, weights file or model object (``--backend``/``--device``).
 
-Only backends that exist are listed; the ONNX Runtime and TensorRT backends add their rows
-here when they land.
+Only backends that exist are listed (``runtime/_choices.py``); the ONNX Runtime and
+TensorRT backends add their names there and their loaders here when they land.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from pomexport.errors import ConfigError
-from pomexport.runtime.backend import Backend
+from pomexport.runtime._choices import BACKENDS
+
+if TYPE_CHECKING:
+    from pomexport.runtime.backend import Backend
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch",)
+__all__ = ["BACKENDS", "load_backend"]
 
 
 def load_backend(

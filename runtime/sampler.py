@@ -13,8 +13,18 @@ from collections.abc import Callable
 import torch
 
 from pomexport.errors import ConfigError
+from pomexport.runtime._choices import SAMPLERS
 
-SAMPLERS = ("euler", "heun")
+__all__ = [
+    "SAMPLERS",
+    "check_sampler",
+    "euler_update",
+    "guided_velocity",
+    "heun_update",
+    "sample",
+    "shift_time",
+    "time_schedule",
+]
 
 Velocity = Callable[[torch.Tensor, float], torch.Tensor]
 

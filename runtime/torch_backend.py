@@ -9,11 +9,10 @@ import torch
 from pomexport.errors import ConfigError
 from pomexport.models.config import PoMDiTConfig
 from pomexport.models.pom_dit import PoMDiT
+from pomexport.runtime._choices import DEVICES
 from pomexport.runtime.backend import StepBuffers, allocate_like
 
 logger = logging.getLogger(__name__)
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
