@@ -147,6 +147,9 @@ class GraphView:
             return True
         if node.op_type in ("Shape", "Size"):
             shape = self.shape(node.input[0])
+            if shape is not None and node.op_type == "Shape":  # only the selected dims count
+                attrs = {a.name: a.i for a in node.attribute}
+                shape = shape[attrs.get("start", 0) : attrs.get("end", len(shape))]
             return shape is not None and all(isinstance(d, int) for d in shape)
         inputs = [n for n in node.input if n]
         return (

@@ -370,21 +370,30 @@ def _mix_lines(mix: PrecisionMix) -> list[str]:
     return [line]
 
 
+def _grouped(findings: list) -> list[str]:
+    """One line per distinct (severity, version, op, message): the first one and a count."""
+    groups: dict[tuple, list] = {}
+    for f in findings:
+        groups.setdefault((f.severity, f.trt_version, f.op, f.message), []).append(f)
+    lines = []
+    for same in groups.values():
+        more = f" (x{len(same)})" if len(same) > 1 else ""
+        lines.append(f"{same[0]}{more}")
+    return lines
+
+
 def _lint_lines(report: InspectReport, max_findings: int) -> list[str]:
     lines = ["TensorRT lint"]
-    shown = 0
     for name, lint in report.lint.items():
         counts = " | ".join(
             f"{v}: {lint.count('error', v)} errors, {lint.count('warning', v)} warnings"
             for v in lint.trt_versions
         )
         lines.append(f"  {name}: {counts}")
-        for finding in lint.errors + lint.warnings:
-            if shown == max_findings:
-                lines.append("    ... (use --json for every finding)")
-                return lines
-            lines.append(f"    {finding}")
-            shown += 1
+        grouped = _grouped(lint.errors + lint.warnings)
+        lines += [f"    {line}" for line in grouped[:max_findings]]
+        if len(grouped) > max_findings:
+            lines.append(f"    ... {len(grouped) - max_findings} more (--json lists every finding)")
     return lines
 
 
