@@ -1,0 +1,197 @@
+"""The Triton PolyMixer kernel against ``poly_mixer_reference``, and the dispatcher.
+
+On a CPU machine the kernels run in Triton's interpreter. TRITON_INTERPRET=1 only takes effect
+if it is set before ``triton`` itself is first imported (triton.language's own jit helpers are
+decorated at import), so the interpreted runs happen in one child process started with the
+variable set: the parent builds the inputs, the child runs the kernels (and the dispatcher) on
+them, the parent compares the saved outputs with the reference, case by case.
+On a GPU machine the ``gpu`` test runs the compiled kernels on CUDA tensors.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pomexport.models.poly_mixer_op import poly_mixer_reference
+from pomexport.runtime.kernels import dispatch
+
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+needs_triton = pytest.mark.skipif(
+    not HAS_TRITON, reason="triton is not installed (pip install 'pomexport[triton]')"
+)
+
+# (variant, gate, order, sel_heads): both variants, both gates, orders 1..4, selection heads.
+CASES = [
+    ("moments", "sigmoid", 1, 0),
+    ("moments", "sigmoid", 2, 0),
+    ("moments", "hardsigmoid", 3, 1),
+    ("moments", "sigmoid", 4, 0),
+    ("powers", "hardsigmoid", 1, 0),
+    ("powers", "hardsigmoid", 2, 0),
+    ("powers", "sigmoid", 3, 0),
+    ("powers", "hardsigmoid", 4, 4),
+]
+FP16_CASES = [("moments", "sigmoid", 2, 0), ("powers", "hardsigmoid", 2, 0)]
+EDGE_TOKENS = [0, 1, 32, 33]  # no tokens (state passes through), one, chunk boundaries
+# y tolerances per dtype; state_out (always fp32) uses rtol 1e-5 and atol 1e-5 * its magnitude.
+TOLERANCES = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float16: dict(rtol=2e-3, atol=1e-3)}
+
+# The child: run every job through the kernel module (or the dispatcher) and save the outputs.
+CHILD = """
+import sys, torch
+from pomexport.runtime.kernels import dispatch
+from pomexport.runtime.kernels.triton_poly_mixer import poly_mixer_triton
+jobs = torch.load(sys.argv[1])
+out = []
+for inputs, attrs, via in jobs:
+    if via == "dispatch":
+        backend = dispatch.choose_backend(*inputs, *attrs)[0]
+        out.append((backend, dispatch.poly_mixer(*inputs, *attrs)))
+    else:
+        out.append(("triton", poly_mixer_triton(*inputs, *attrs)))
+torch.save(out, sys.argv[2])
+"""
+
+
+def make_inputs(variant, order, sel_heads, dtype, device="cpu", shape=(2, 70, 24), seed=0):
+    """Small inputs; N=70 spans three token chunks, so the chunked reduction is exercised."""
+    gen = torch.Generator().manual_seed(seed)
+    b, n, c = shape
+    h = torch.randn(b, n, c, generator=gen)
+    g = torch.randn(b, n, sel_heads if sel_heads > 1 else c, generator=gen)
+    state = torch.randn(b, c, generator=gen)
+    count = torch.tensor([0.0, 37.0])[:b]
+    coeff = torch.randn(c, order, generator=gen) if variant == "powers" else None
+    as_dev = lambda t: None if t is None else t.to(device)  # noqa: E731
+    return as_dev(h.to(dtype)), as_dev(g.to(dtype)), as_dev(state), as_dev(count), as_dev(coeff)
+
+
+def _jobs() -> dict[str, tuple]:
+    jobs = {}
+    for variant, gate, order, heads in CASES:
+        attrs = (variant, order, gate, heads)
+        jobs[f"fp32-{variant}-{gate}-{order}-{heads}"] = (
+            make_inputs(variant, order, heads, torch.float32),
+            attrs,
+            "kernel",
+        )
+    for variant, gate, order, heads in FP16_CASES:
+        attrs = (variant, order, gate, heads)
+        inputs = make_inputs(variant, order, heads, torch.float16)
+        jobs[f"fp16-{variant}"] = (inputs, attrs, "kernel")
+    for n in EDGE_TOKENS:
+        inputs = make_inputs("moments", 2, 0, torch.float32, shape=(2, n, 8))
+        jobs[f"tokens-{n}"] = (inputs, ("moments", 2, "sigmoid", 0), "kernel")
+    inputs = make_inputs("powers", 3, 4, torch.float32)
+    jobs["dispatch"] = (inputs, ("powers", 3, "hardsigmoid", 4), "dispatch")
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def interpreted(tmp_path_factory) -> dict[str, tuple]:
+    """name -> (job, backend, (y, state_out)) from one TRITON_INTERPRET=1 child process."""
+    if not HAS_TRITON:
+        pytest.skip("triton is not installed (pip install 'pomexport[triton]')")
+    tmp = tmp_path_factory.mktemp("triton_interpret")
+    jobs = _jobs()
+    torch.save(list(jobs.values()), tmp / "jobs.pt")
+    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-c", CHILD, str(tmp / "jobs.pt"), str(tmp / "out.pt")]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"Triton interpreter run failed:\n{run.stderr[-4000:]}"
+    outputs = torch.load(tmp / "out.pt")
+    return {name: (job, *out) for (name, job), out in zip(jobs.items(), outputs, strict=True)}
+
+
+def assert_matches_reference(y, state_out, inputs, attrs, dtype):
+    y_ref, state_ref = poly_mixer_reference(*inputs, *attrs)
+    assert y.dtype == dtype and state_out.dtype == torch.float32
+    assert y.shape == y_ref.shape and state_out.shape == state_ref.shape
+    scale = state_ref.abs().max().item() + 1.0
+    torch.testing.assert_close(state_out.cpu(), state_ref.cpu(), rtol=1e-5, atol=1e-5 * scale)
+    torch.testing.assert_close(y.float().cpu(), y_ref.float().cpu(), **TOLERANCES[dtype])
+
+
+def _check(interpreted, name, dtype=torch.float32):
+    (inputs, attrs, _), backend, (y, state_out) = interpreted[name]
+    assert_matches_reference(y, state_out, inputs, attrs, dtype)
+    return backend
+
+
+@needs_triton
+@pytest.mark.parametrize("variant,gate,order,sel_heads", CASES)
+def test_interpreted_kernel_matches_reference_fp32(interpreted, variant, gate, order, sel_heads):
+    _check(interpreted, f"fp32-{variant}-{gate}-{order}-{sel_heads}")
+
+
+@needs_triton
+@pytest.mark.parametrize("variant", ["moments", "powers"])
+def test_interpreted_kernel_fp16_inputs_accumulate_in_fp32(interpreted, variant):
+    _check(interpreted, f"fp16-{variant}", torch.float16)
+
+
+@needs_triton
+@pytest.mark.parametrize("tokens", EDGE_TOKENS)
+def test_interpreted_kernel_token_edges(interpreted, tokens):
+    _check(interpreted, f"tokens-{tokens}")
+
+
+@needs_triton
+def test_dispatcher_uses_triton_under_the_interpreter(interpreted):
+    assert _check(interpreted, "dispatch") == dispatch.TRITON
+
+
+@needs_triton
+def test_uncovered_cases_have_a_reason():
+    from pomexport.runtime.kernels.triton_poly_mixer import uncovered_reason
+
+    h, g, state, count, _ = make_inputs("moments", 2, 0, torch.float32)
+    assert uncovered_reason(h, g, None, "moments", 2, "sigmoid", 0) is None
+    assert "order" in uncovered_reason(h, g, None, "moments", 5, "sigmoid", 0)
+    assert "dtype" in uncovered_reason(h.double(), g.double(), None, "moments", 2, "sigmoid", 0)
+    assert "coeff" in uncovered_reason(h, g, None, "powers", 2, "sigmoid", 0)
+
+
+def test_dispatcher_falls_back_instead_of_raising(monkeypatch):
+    """Uncovered cases (order 5, fp64, CPU without the interpreter) run the torch op."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    for order, dtype in [(2, torch.float32), (5, torch.float32), (2, torch.float64)]:
+        inputs = make_inputs("moments", order, 0, dtype, shape=(2, 5, 10 * order))
+        attrs = ("moments", order, "sigmoid", 0)
+        backend, reason = dispatch.choose_backend(*inputs, *attrs)
+        assert backend == dispatch.TORCH and reason
+        y, state_out = dispatch.poly_mixer(*inputs, *attrs)
+        y_ref, state_ref = poly_mixer_reference(*inputs, *attrs)
+        torch.testing.assert_close(y, y_ref)
+        torch.testing.assert_close(state_out, state_ref)
+
+
+def test_dispatcher_keeps_autograd_on_the_torch_op(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    h, g, state, count, _ = make_inputs("moments", 2, 0, torch.float32)
+    h.requires_grad_(True)
+    backend, reason = dispatch.choose_backend(h, g, state, count, None, "moments", 2, "sigmoid", 0)
+    assert backend == dispatch.TORCH and reason
+    y, _ = dispatch.poly_mixer(h, g, state, count, None, "moments", 2, "sigmoid", 0)
+    y.sum().backward()
+    assert h.grad is not None and torch.isfinite(h.grad).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("variant,gate,order,sel_heads", CASES)
+def test_compiled_kernel_matches_reference_on_cuda(variant, gate, order, sel_heads, dtype):
+    pytest.importorskip("triton", reason="triton is not installed")
+    from pomexport.runtime.kernels.triton_poly_mixer import poly_mixer_triton
+
+    inputs = make_inputs(variant, order, sel_heads, dtype, device="cuda", shape=(2, 1000, 96 * 4))
+    attrs = (variant, order, gate, sel_heads)
+    y, state_out = poly_mixer_triton(*inputs, *attrs)
+    assert_matches_reference(y, state_out, inputs, attrs, dtype)
