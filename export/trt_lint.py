@@ -146,7 +146,8 @@ def _check_custom_nodes(
             msg = f"op_type clashes with the built-in {node.op_type}; TensorRT ignores the domain"
             findings.append(Finding(WARNING, name, key, msg, version))
         elif key in table["custom_ops"]:
-            findings += _check_pomexport_op(node, name, key, node.op_type in functions, spec, view)
+            has_function = node.op_type in functions
+            findings += _check_pomexport_op(node, name, key, has_function, table, version, view)
         elif node.op_type not in functions:
             msg = "custom op with no local function and no known plugin: TensorRT cannot parse it"
             findings.append(Finding(ERROR, name, key, msg, version))
@@ -154,10 +155,21 @@ def _check_custom_nodes(
 
 
 def _check_pomexport_op(
-    node: onnx.NodeProto, name: str, key: str, has_function: bool, spec: dict, view: GraphView
+    node: onnx.NodeProto,
+    name: str,
+    key: str,
+    has_function: bool,
+    table: dict,
+    version: str,
+    view: GraphView,
 ) -> list[Finding]:
-    """PolyMixer: fp32 state path, and how this TensorRT version will find its implementation."""
+    """PolyMixer: dtypes (fp32 state path), and how this TensorRT version finds its kernels."""
+    spec, allowed = table["versions"][version], table["custom_ops"][key]["types"]
     findings = []
+    h_type = view.dtype(node.input[0]) if node.input else None
+    if h_type is not None and h_type not in allowed:
+        msg = f"input h is {h_type}; supported: {', '.join(allowed)}"
+        findings.append(Finding(ERROR, name, key, msg))
     for index, input_name in enumerate(node.input[2:], start=2):
         dtype = view.dtype(input_name)
         if input_name and dtype not in (None, "float32"):
