@@ -71,7 +71,14 @@ def _typed(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         return onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
     except Exception as e:  # noqa: BLE001
-        log.warning("shape inference failed (%s); dtypes limited to declared ones", e)
+        # A stale value_info (declared shape contradicting the op) stops inference: drop the
+        # declared intermediates and infer them afresh.
+        log.warning("shape inference failed (%s); retrying without the graph's value_info", e)
+    del light.graph.value_info[:]
+    try:
+        return onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
+    except Exception as e:  # noqa: BLE001
+        log.warning("shape inference failed again (%s); dtypes limited to declared ones", e)
         return light
 
 
