@@ -12,6 +12,7 @@ from onnx import helper as h
 from onnx import numpy_helper
 
 from pomexport.cli.main import cli
+from pomexport.errors import ArtifactError
 from pomexport.export.inspect import inspect_artifact, precision_mix
 
 
@@ -118,3 +119,44 @@ def test_cli_missing_path_and_strict(tmp_path):
     assert runner.invoke(cli, ["inspect", str(path)]).exit_code == 0
     strict = runner.invoke(cli, ["inspect", str(path), "--strict"])
     assert strict.exit_code == 1 and "lint" in strict.output
+
+
+def _contract_graph(cfg) -> onnx.ModelProto:
+    """A stand-in step graph with the contract's I/O: v = 2·x_t, state_out = state + 1."""
+    import numpy as np
+
+    inputs = [
+        h.make_tensor_value_info("x_t", T.FLOAT, ["batch", cfg.in_channels, 16, 16]),
+        h.make_tensor_value_info("state", T.FLOAT, [cfg.depth, "batch", cfg.state_width]),
+    ]
+    outputs = [
+        h.make_tensor_value_info("v", T.FLOAT, ["batch", cfg.in_channels, 16, 16]),
+        h.make_tensor_value_info("state_out", T.FLOAT, [cfg.depth, "batch", cfg.state_width]),
+    ]
+    nodes = [
+        h.make_node("Mul", ["x_t", "two"], ["v"]),
+        h.make_node("Add", ["state", "one"], ["state_out"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("two", 2), ("one", 1))
+    ]
+    graph = h.make_graph(nodes, "step", inputs, outputs, inits)
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 18)])
+
+
+def test_inspect_artifact_directory_reads_the_manifest(tmp_path):
+    """Files and sizes from the verified manifest; the batch range bounds the graph's symbol."""
+    from pomexport.export.artifact import build_manifest, save_onnx, write_manifest
+    from pomexport.models.presets import TINY
+
+    save_onnx(_contract_graph(TINY), tmp_path / "model.onnx")
+    write_manifest(tmp_path, build_manifest(TINY, "tiny", "fp32", ["portable"], 18, (1, 3, 8)))
+    report = inspect_artifact(tmp_path)
+    assert report.kind == "artifact" and report.model_file == "model.onnx"
+    assert report.files == {"model.onnx": (tmp_path / "model.onnx").stat().st_size}
+    assert report.precision.batch == 3  # the profile's opt batch
+    # "batch" is bound by the manifest's B range: no unbounded-dim warning.
+    assert report.lint_ok and report.lint["model.onnx"].warnings == []
+    (tmp_path / "model.onnx").write_bytes(b"tampered")
+    with pytest.raises(ArtifactError, match="sha256"):
+        inspect_artifact(tmp_path)
