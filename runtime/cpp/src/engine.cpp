@@ -1,0 +1,313 @@
+// Engine loading and building for pomrt (TensorRT 10.x and 11.x, strongly typed only: no
+// BuilderFlag::kFP16/kINT8, no calibrators — precision is baked into the ONNX, DESIGN.md §4).
+#include "engine.hpp"
+
+#include <NvInferRuntime.h>
+#include <NvOnnxParser.h>
+#include <cuda_runtime_api.h>
+
+#include <cctype>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <vector>
+
+#include "device.hpp"
+#include "pomrt/error.hpp"
+#include "pomrt/paths.hpp"
+#include "pomrt/sha256.hpp"
+
+namespace fs = std::filesystem;
+using namespace nvinfer1;
+
+namespace pomrt
+{
+
+void Logger::log(Severity severity, AsciiChar const* message) noexcept
+{
+    Severity const limit = mVerbose >= 2 ? Severity::kVERBOSE : (mVerbose == 1 ? Severity::kINFO : Severity::kWARNING);
+    if (severity <= limit)
+    {
+        std::fprintf(stderr, "[pomrt/TensorRT] %s\n", message);
+    }
+}
+
+PluginLibrary::~PluginLibrary()
+{
+    if (mHandle != nullptr)
+    {
+        getPluginRegistry()->deregisterLibrary(mHandle);
+    }
+}
+
+void PluginLibrary::load(std::string const& path, std::string const& sha256)
+{
+    // Hash right before loading: a library is code, it must be the one the manifest names.
+    std::string const actual = sha256File(path);
+    if (actual != sha256)
+    {
+        throw Error(POMRT_ERR_PLUGIN,
+            path + ": sha256 " + actual.substr(0, 12) + "... does not match the expected " + sha256.substr(0, 12)
+                + "...; refusing to load it");
+    }
+    mHandle = getPluginRegistry()->loadLibrary(path.c_str());
+    if (mHandle == nullptr)
+    {
+        throw Error(POMRT_ERR_PLUGIN, path + ": TensorRT could not load the plugin library (see its log above)");
+    }
+}
+
+std::string enginePlanName(int32_t device)
+{
+    cudaDeviceProp prop{};
+    cudaCheck(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+    std::string gpu;
+    for (char const* c = prop.name; *c != '\0'; ++c)
+    {
+        unsigned char const u = static_cast<unsigned char>(*c);
+        if (std::isalnum(u))
+        {
+            gpu += static_cast<char>(std::tolower(u));
+        }
+        else if (!gpu.empty() && gpu.back() != '-')
+        {
+            gpu += '-';
+        }
+    }
+    while (!gpu.empty() && gpu.back() == '-')
+    {
+        gpu.pop_back();
+    }
+    return "engines/" + gpu + "-sm" + std::to_string(prop.major * 10 + prop.minor) + "-trt"
+        + std::to_string(getInferLibMajorVersion()) + "." + std::to_string(getInferLibMinorVersion()) + "."
+        + std::to_string(getInferLibPatchVersion()) + ".plan";
+}
+
+namespace
+{
+//! (path, sha256) of the plugin library: the option's, or the one the manifest lists under plugins/.
+std::pair<std::string, std::string> pluginSource(Artifact const& artifact, pomrt_options const& options)
+{
+    if (options.plugin_path != nullptr)
+    {
+        if (options.plugin_sha256 == nullptr)
+        {
+            throw Error(POMRT_ERR_PLUGIN,
+                std::string(options.plugin_path) + ": plugin_path needs plugin_sha256 (libraries are verified before loading)");
+        }
+        return {options.plugin_path, options.plugin_sha256};
+    }
+    for (auto const& [name, entry] : artifact.manifest().files)
+    {
+        bool const isLibrary = name.size() > 3 && name.compare(name.size() - 3, 3, ".so") == 0;
+        if (name.rfind("plugins/", 0) == 0 && isLibrary)
+        {
+            return {artifact.path(name).string(), entry.sha256};
+        }
+    }
+    return {};
+}
+
+std::vector<char> readBytes(fs::path const& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof())
+    {
+        throw artifactError(path.string() + ": unreadable");
+    }
+    return bytes;
+}
+
+Dims profileDims(TensorSpec const& spec, int32_t batch)
+{
+    Dims dims{};
+    dims.nbDims = static_cast<int32_t>(spec.dims.size());
+    for (int32_t i = 0; i < dims.nbDims; ++i)
+    {
+        dims.d[i] = spec.dims[static_cast<size_t>(i)] < 0 ? batch : spec.dims[static_cast<size_t>(i)];
+    }
+    return dims;
+}
+
+//! One optimisation profile: every input's batch axis over the manifest's [min, opt, max].
+void addProfile(IBuilder& builder, IBuilderConfig& config, INetworkDefinition& network, Manifest const& m)
+{
+    IOptimizationProfile* profile = builder.createOptimizationProfile();
+    for (int32_t i = 0; i < network.getNbInputs(); ++i)
+    {
+        char const* name = network.getInput(i)->getName();
+        TensorSpec const& spec = m.input(name);
+        bool ok = profile->setDimensions(name, OptProfileSelector::kMIN, profileDims(spec, m.batchMin));
+        ok = ok && profile->setDimensions(name, OptProfileSelector::kOPT, profileDims(spec, m.batchOpt));
+        ok = ok && profile->setDimensions(name, OptProfileSelector::kMAX, profileDims(spec, m.batchMax));
+        if (!ok)
+        {
+            throw Error(POMRT_ERR_TENSORRT, std::string("optimisation profile rejected for input ") + name);
+        }
+    }
+    if (config.addOptimizationProfile(profile) < 0)
+    {
+        throw Error(POMRT_ERR_TENSORRT, "invalid optimisation profile (batch range of the manifest)");
+    }
+}
+
+std::unique_ptr<INetworkDefinition> parseOnnx(IBuilder& builder, fs::path const& onnx, Logger& logger,
+    std::unique_ptr<nvonnxparser::IParser>& parser)
+{
+    NetworkDefinitionCreationFlags flags = 0;
+#if NV_TENSORRT_MAJOR < 11
+    // TensorRT 10: ask for a strongly typed network. TensorRT 11 networks are always strongly
+    // typed and the flag is deprecated (ignored), so it is not set there.
+    flags |= 1U << static_cast<uint32_t>(NetworkDefinitionCreationFlag::kSTRONGLY_TYPED);
+#endif
+    std::unique_ptr<INetworkDefinition> network(builder.createNetworkV2(flags));
+    parser.reset(nvonnxparser::createParser(*network, logger));
+    if (!network || !parser)
+    {
+        throw Error(POMRT_ERR_TENSORRT, "TensorRT could not create a network or an ONNX parser");
+    }
+    if (!parser->parseFromFile(onnx.c_str(), static_cast<int32_t>(ILogger::Severity::kWARNING)))
+    {
+        std::string message = onnx.filename().string() + ": TensorRT's ONNX parser failed";
+        for (int32_t i = 0; i < parser->getNbErrors(); ++i)
+        {
+            message += std::string(i == 0 ? ": " : "; ") + parser->getError(i)->desc();
+        }
+        throw Error(POMRT_ERR_TENSORRT, message);
+    }
+    return network;
+}
+
+//! Build a serialised plan from the artifact's ONNX flavor.
+std::vector<char> buildPlan(Artifact const& artifact, std::string const& flavor, pomrt_options const& options, Logger& logger)
+{
+    fs::path const onnx = artifact.path(artifact.manifest().flavors.at(flavor));
+    std::unique_ptr<IBuilder> builder(createInferBuilder(logger));
+    if (!builder)
+    {
+        throw Error(POMRT_ERR_TENSORRT, "TensorRT could not create a builder (no GPU?)");
+    }
+    std::unique_ptr<nvonnxparser::IParser> parser;
+    std::unique_ptr<INetworkDefinition> network = parseOnnx(*builder, onnx, logger, parser);
+    std::unique_ptr<IBuilderConfig> config(builder->createBuilderConfig());
+    addProfile(*builder, *config, *network, artifact.manifest());
+    if (options.workspace_bytes > 0)
+    {
+        config->setMemoryPoolLimit(MemoryPoolType::kWORKSPACE, options.workspace_bytes);
+    }
+    std::unique_ptr<IHostMemory> plan(builder->buildSerializedNetwork(*network, *config));
+    if (!plan || plan->size() == 0)
+    {
+        throw Error(POMRT_ERR_TENSORRT, onnx.filename().string() + ": engine build failed (see TensorRT's log above)");
+    }
+    auto const* data = static_cast<char const*>(plan->data());
+    return std::vector<char>(data, data + plan->size());
+}
+
+//! Write the plan into the artifact and list it in the manifest; a read-only artifact only
+//! loses the cache (the engine in memory is still used).
+void cachePlan(Artifact const& artifact, std::string const& name, std::vector<char> const& plan)
+{
+    try
+    {
+        fs::create_directories(artifact.root() / "engines");
+        std::string const bytes(plan.begin(), plan.end());
+        atomicWrite(artifact.root() / name, bytes);
+        addManifestFile(artifact.root(), name, FileEntry{sha256Bytes(bytes.data(), bytes.size()), bytes.size()});
+    }
+    catch (std::exception const& e)
+    {
+        std::fprintf(stderr, "[pomrt] warning: engine not cached (%s)\n", e.what());
+    }
+}
+
+DataType dataTypeOf(std::string const& dtype)
+{
+    if (dtype == "float32")
+    {
+        return DataType::kFLOAT;
+    }
+    if (dtype == "float16")
+    {
+        return DataType::kHALF;
+    }
+    if (dtype == "int64")
+    {
+        return DataType::kINT64;
+    }
+    throw artifactError(std::string(kManifestName) + ": unsupported IO dtype '" + dtype + "'");
+}
+
+void checkIo(ICudaEngine const& engine, Manifest const& m)
+{
+    auto check = [&](TensorSpec const& spec, TensorIOMode mode) {
+        if (engine.getTensorIOMode(spec.name.c_str()) != mode || engine.getTensorDataType(spec.name.c_str()) != dataTypeOf(spec.dtype))
+        {
+            throw Error(POMRT_ERR_TENSORRT, "engine IO tensor '" + spec.name + "' differs from the manifest's contract ("
+                + spec.dtype + "); rebuild the engine");
+        }
+    };
+    for (auto const& spec : m.inputs)
+    {
+        check(spec, TensorIOMode::kINPUT);
+    }
+    for (auto const& spec : m.outputs)
+    {
+        check(spec, TensorIOMode::kOUTPUT);
+    }
+    if (engine.getNbIOTensors() != static_cast<int32_t>(m.inputs.size() + m.outputs.size()))
+    {
+        throw Error(POMRT_ERR_TENSORRT, "engine has IO tensors the manifest's contract does not list");
+    }
+}
+} // namespace
+
+std::unique_ptr<EngineBundle> loadEngine(Artifact const& artifact, pomrt_options const& options, Logger& logger)
+{
+    auto bundle = std::make_unique<EngineBundle>();
+    auto const [pluginPath, pluginSha] = pluginSource(artifact, options);
+    bundle->plugin = std::make_unique<PluginLibrary>();
+    if (!pluginPath.empty())
+    {
+        bundle->plugin->load(pluginPath, pluginSha);
+    }
+    Manifest const& m = artifact.manifest();
+    bool const usePlugin = bundle->plugin->loaded() && options.prefer_plugin != 0 && m.flavors.count("plugin") != 0;
+    std::string const flavor = usePlugin ? "plugin" : "portable";
+    bundle->planName = options.engine_path != nullptr ? std::string(options.engine_path) : enginePlanName(options.device);
+    std::vector<char> plan;
+    if (artifact.lists(bundle->planName))
+    {
+        plan = readBytes(artifact.path(bundle->planName)); // hash verified by Artifact::open
+    }
+    else if (options.build_if_missing != 0 && options.engine_path == nullptr)
+    {
+        if (m.flavors.count(flavor) == 0)
+        {
+            throw artifactError(std::string(kManifestName) + ": no '" + flavor + "' ONNX flavor to build an engine from");
+        }
+        std::fprintf(stderr, "[pomrt] building %s from the %s ONNX (first run; cached afterwards)\n",
+            bundle->planName.c_str(), flavor.c_str());
+        plan = buildPlan(artifact, flavor, options, logger);
+        cachePlan(artifact, bundle->planName, plan);
+    }
+    else
+    {
+        throw artifactError(bundle->planName + ": no such engine in the artifact (and building is disabled)");
+    }
+    bundle->runtime.reset(createInferRuntime(logger));
+    if (bundle->runtime)
+    {
+        bundle->engine.reset(bundle->runtime->deserializeCudaEngine(plan.data(), plan.size()));
+    }
+    if (!bundle->engine)
+    {
+        throw Error(POMRT_ERR_TENSORRT, bundle->planName
+                + ": TensorRT could not deserialise the engine (another TensorRT version or GPU, or a plugin missing)");
+    }
+    checkIo(*bundle->engine, m);
+    return bundle;
+}
+
+} // namespace pomrt
