@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -243,20 +244,33 @@ def _check_standard_nodes(view: GraphView, spec: dict, version: str) -> list[Fin
     return findings
 
 
+# "`axes` must be an initializer", "`frame_step` and `window` must be an initializer", ...
+_CONSTANT_INPUTS = re.compile(
+    r"`(\w+)`(?: and `(\w+)`)? must be (?:an initializer|a build-time constant|"
+    r"resolvable to a constant|a constant tensor)"
+)
+
+
 def _check_restriction(
     view: GraphView, node: onnx.NodeProto, entry: dict, version: str, seen: set[str]
 ) -> list[Finding]:
-    """`axes` must be constant: checked; any other restriction: one note per op type."""
+    """Inputs that must be constant: checked; any other restriction: one note per op type."""
+    if "omitted_axes" in entry and view.named_input(node, "axes") is None:
+        shape = view.shape(node.input[0])
+        if shape is None or not all(isinstance(d, int) for d in shape):
+            rule = entry["omitted_axes"]
+            msg = f"no `axes` on the dynamic shape {shape}; TensorRT {version}: {rule}"
+            return [Finding(ERROR, view.name(node), node.op_type, msg, version)]
     text = entry.get("restrictions", "")
     if not text:
         return []
-    if "`axes`" in text and ("initializer" in text or "constant" in text):
-        axes = view.named_input(node, "axes")
-        if axes and not view.is_constant(axes):
-            msg = f"`axes` ({axes}) is computed at run time; TensorRT {version}: {text}"
-            return [Finding(ERROR, view.name(node), node.op_type, msg, version)]
-        return []
-    if node.op_type in seen:
+    named = [n for match in _CONSTANT_INPUTS.finditer(text) for n in match.groups() if n]
+    bound = [(n, view.named_input(node, n)) for n in named]
+    runtime = [f"`{n}` ({t})" for n, t in bound if t and not view.is_constant(t)]
+    if runtime:
+        msg = f"{', '.join(runtime)} computed at run time; TensorRT {version}: {text}"
+        return [Finding(ERROR, view.name(node), node.op_type, msg, version)]
+    if any(t for _, t in bound) or node.op_type in seen:
         return []
     seen.add(node.op_type)
     return [Finding(INFO, "<all>", node.op_type, f"TensorRT restriction: {text}", version)]

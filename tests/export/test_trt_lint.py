@@ -196,3 +196,13 @@ def test_warns_on_double_and_int8_outside_qdq():
 def test_unknown_trt_version_is_a_config_error():
     with pytest.raises(ConfigError, match="9.9"):
         lint_model(_shape_chain_model(2), trt_versions=("9.9",))
+
+
+def test_squeeze_without_axes_needs_a_static_shape_before_11_5():
+    def model(shape):
+        node = h.make_node("Squeeze", ["x"], ["y"], "squeeze_all")
+        return _model([node], [_vi("x", T.FLOAT, shape)], [_vi("y", T.FLOAT, None)])
+
+    report = lint_model(model(["B", 1, 4]), dim_bounds=BOUNDS)
+    assert [(f.node, f.trt_version) for f in report.errors] == [("squeeze_all", "10.3")]
+    assert lint_model(model([2, 1, 4]))
