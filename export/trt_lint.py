@@ -135,7 +135,7 @@ def _check_custom_nodes(
 ) -> list[Finding]:
     """Resolve custom-domain nodes in the parser's order (built-in, local function, plugin)."""
     spec = table["versions"][version]
-    functions = {f.name for f in model.functions}
+    functions = {f.name: f for f in model.functions}
     findings = []
     # The stored graph, not the inlined view: inlining removed the nodes a function explains.
     for index, node in enumerate(all_nodes(model.graph)):
@@ -152,7 +152,22 @@ def _check_custom_nodes(
         elif node.op_type not in functions:
             msg = "custom op with no local function and no known plugin: TensorRT cannot parse it"
             findings.append(Finding(ERROR, name, key, msg, version))
+        if node.op_type in functions and node.op_type not in spec["ops"]:
+            findings += _check_function_call(node, name, key, functions[node.op_type])
     return [replace(f, trt_version=f.trt_version or version) for f in findings]
+
+
+def _check_function_call(
+    node: onnx.NodeProto, name: str, key: str, function: onnx.FunctionProto
+) -> list[Finding]:
+    """The parser maps node inputs to function inputs one to one (LocalFunctionImporter)."""
+    if len(node.input) == len(function.input):
+        return []
+    msg = (
+        f"{len(node.input)} inputs but its local function declares {len(function.input)}; "
+        "TensorRT's parser requires the same count (pass '' for absent optional inputs)"
+    )
+    return [Finding(ERROR, name, key, msg)]
 
 
 def _check_pomexport_op(

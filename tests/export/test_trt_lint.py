@@ -206,3 +206,12 @@ def test_squeeze_without_axes_needs_a_static_shape_before_11_5():
     report = lint_model(model(["B", 1, 4]), dim_bounds=BOUNDS)
     assert [(f.node, f.trt_version) for f in report.errors] == [("squeeze_all", "10.3")]
     assert lint_model(model([2, 1, 4]))
+
+
+def test_function_call_must_pass_every_function_input():
+    """TensorRT's LocalFunctionImporter asserts node and function input counts are equal."""
+    model = _polymixer_model(with_function=True)
+    model.functions[0].input.append("coeff")  # the function takes 5, the node passes 4
+    report = lint_model(model, dim_bounds=BOUNDS)
+    flagged = {(f.node, f.trt_version) for f in report.errors}
+    assert flagged == {("mixer0", "10.3"), ("mixer0", "11")}
