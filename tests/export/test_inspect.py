@@ -160,3 +160,19 @@ def test_inspect_artifact_directory_reads_the_manifest(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"tampered")
     with pytest.raises(ArtifactError, match="sha256"):
         inspect_artifact(tmp_path)
+
+
+@pytest.mark.slow
+def test_real_tiny_fp32_artifact_lints_clean_for_both_trt_versions(tmp_path):
+    """Export the tiny preset (fp32, both flavors): no lint error for TensorRT 10.3 nor 11."""
+    api = pytest.importorskip("pomexport.export.api", reason="the exporter has not landed")
+    artifact = api.export_model("tiny", tmp_path / "tiny", flavor="both", batch=(1, 2, 4))
+    report = inspect_artifact(artifact.root)
+    assert set(report.lint) == {"model.onnx", "model.plugin.onnx"}
+    for name, lint in report.lint.items():
+        assert lint.trt_versions == ("10.3", "11")
+        assert lint.errors == [], (name, [str(f) for f in lint.errors])
+    assert [t.name for t in report.inputs] == ["x_t", "t", "label", "frame_index", "state", "count"]
+    assert [t.name for t in report.outputs] == ["v", "state_out"]
+    assert set(report.precision.shares) == {"float32"} and report.precision.unresolved == []
+    assert report.op_histogram["pomexport::PolyMixer"] == artifact.config.depth
