@@ -10,7 +10,10 @@
 #      -Werror (TensorRT and CUDA headers are -isystem, so only our code must be warning-free);
 #   2. the CUDA kernels with nvcc;
 #   3. link libpomexport_plugins.so with --no-undefined (it must not need libnvinfer);
-#   4. the library exports getCreators and setLoggerFinder (IPluginRegistry::loadLibrary).
+#   4. the library exports getCreators and setLoggerFinder (IPluginRegistry::loadLibrary);
+#   5. pluginSelfTest (host only, no GPU, no libnvinfer) dlopens the library and drives the
+#      creator and the plugin's build/runtime interfaces: names, fields, types, formats,
+#      shape checks, workspace size, serialisation round trip, error paths.
 # Nothing is written outside a temporary directory. Exit status 0 = all steps passed.
 set -euo pipefail
 
@@ -45,19 +48,19 @@ echo "TensorRT headers $(version) at $TRT_INCLUDE_DIR; $("$NVCC" --version | tai
 CXXFLAGS=(-std=c++17 -O2 -fPIC -fvisibility=hidden -Wall -Wextra -Werror
     -isystem "$TRT_INCLUDE_DIR" -isystem "$CUDA_INCLUDE_DIR" -I "$PLUGIN_DIR")
 for source in PolyMixerPlugin.cpp PolyMixerPluginCreator.cpp; do
-    echo "[1/4] $CXX -c $source"
+    echo "[1/5] $CXX -c $source"
     "$CXX" "${CXXFLAGS[@]}" -c "$PLUGIN_DIR/$source" -o "$WORK/${source%.cpp}.o"
 done
 
-echo "[2/4] nvcc -c polyMixerKernel.cu (sm_$ARCH)"
+echo "[2/5] nvcc -c polyMixerKernel.cu (sm_$ARCH)"
 "$NVCC" -std=c++17 -O3 -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra -Werror all-warnings \
     -gencode "arch=compute_$ARCH,code=sm_$ARCH" -I "$PLUGIN_DIR" \
     -c "$PLUGIN_DIR/polyMixerKernel.cu" -o "$WORK/polyMixerKernel.o"
 
-echo "[3/4] link libpomexport_plugins.so (--no-undefined, no libnvinfer)"
+echo "[3/5] link libpomexport_plugins.so (--no-undefined, no libnvinfer)"
 "$NVCC" -shared -Xlinker --no-undefined -o "$WORK/libpomexport_plugins.so" "$WORK"/*.o
 
-echo "[4/4] exported entry points"
+echo "[4/5] exported entry points"
 exports="$(nm -D --defined-only "$WORK/libpomexport_plugins.so")"
 for symbol in getCreators setLoggerFinder; do
     if ! grep -qw "$symbol" <<<"$exports"; then
@@ -65,4 +68,8 @@ for symbol in getCreators setLoggerFinder; do
         exit 1
     fi
 done
-echo "OK: plugin + kernels compile and link against TensorRT $(version) headers"
+
+echo "[5/5] pluginSelfTest (host-only checks of the creator and the plugin)"
+"$CXX" "${CXXFLAGS[@]}" "$PLUGIN_DIR/pluginSelfTest.cpp" -o "$WORK/pluginSelfTest" -ldl
+"$WORK/pluginSelfTest" "$WORK/libpomexport_plugins.so"
+echo "OK: plugin + kernels compile, link and pass the self test against TensorRT $(version) headers"
