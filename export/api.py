@@ -1,0 +1,176 @@
+"""``export_model``: a PoM-DiT -> an artifact directory (DESIGN.md §3, §4, §6).
+
+trace the step graph (fp32, plugin flavor)
+-> fp16: record a sampling trajectory, run the overflow check, apply the fp16 pass
+-> write model.onnx (+ the PolyMixer function) and/or model.plugin.onnx, check them
+-> write manifest.json last; return the loaded (verified) Artifact
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from pomexport.errors import ConfigError, ExportError
+from pomexport.export.artifact import (
+    ENGINES,
+    FLAVOR_FILES,
+    MANIFEST,
+    TIMING_CACHE,
+    Artifact,
+    build_manifest,
+    load_artifact,
+    save_onnx,
+    write_manifest,
+)
+from pomexport.models.pom_dit import PoMDiT
+from pomexport.models.registry import BUNDLED, DEFAULT_MODEL, bundled_path, load_model
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16")
+FLAVOR_CHOICES = {"portable": ("portable",), "plugin": ("plugin",), "both": ("portable", "plugin")}
+DEFAULT_OPSET = 18
+MAX_OPSET = 23  # the newest default-domain opset the decomposition was checked against
+DEFAULT_BATCH = (1, 1, 8)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export; validated on construction (ConfigError on bad values).
+
+    ``range_frames``/``range_steps``/``range_batch`` size the sampling trajectory that the
+    fp16 overflow check runs on.
+    """
+
+    precision: str = "fp32"
+    flavor: str = "portable"
+    opset: int = DEFAULT_OPSET
+    batch: tuple[int, int, int] = DEFAULT_BATCH
+    range_frames: int = 2
+    range_steps: int = 3
+    range_batch: int = 2
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.flavor not in FLAVOR_CHOICES:
+            raise ConfigError(f"flavor must be one of {tuple(FLAVOR_CHOICES)}, got {self.flavor!r}")
+        if not DEFAULT_OPSET <= self.opset <= MAX_OPSET:
+            raise ConfigError(f"opset must be in {DEFAULT_OPSET}..{MAX_OPSET}, got {self.opset}")
+        lo, opt, hi = self.batch
+        if not 1 <= lo <= opt <= hi:
+            raise ConfigError(f"batch must satisfy 1 <= min <= opt <= max, got {lo}:{opt}:{hi}")
+
+    @property
+    def flavors(self) -> tuple[str, ...]:
+        return FLAVOR_CHOICES[self.flavor]
+
+
+def resolve_model(model_or_name: PoMDiT | str | os.PathLike) -> tuple[PoMDiT, str]:
+    """A PoMDiT and the name recorded in the manifest."""
+    if isinstance(model_or_name, PoMDiT):
+        return model_or_name.eval(), "custom"
+    name = str(model_or_name)
+    if name in BUNDLED and not bundled_path(name).is_file():
+        raise ConfigError(
+            f"the bundled model {name!r} is not installed yet ({bundled_path(name)} is "
+            "missing); pass a preset such as 'tiny' or a weights file"
+        )
+    model = load_model(name)
+    # Presets contain "/" (XL/2): only a weights file is named by its stem.
+    return model, Path(name).stem if Path(name).is_file() else name
+
+
+def _prepare(out: Path) -> None:
+    """Refuse a foreign non-empty directory; clear an old artifact's files, manifest first."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise ExportError(f"{out}: not empty and not a pomexport artifact; choose another --out")
+    (out / MANIFEST).unlink(missing_ok=True)  # no manifest may name a file being replaced
+    for name in (*FLAVOR_FILES.values(), TIMING_CACHE):
+        (out / name).unlink(missing_ok=True)
+        (out / f"{name}.data").unlink(missing_ok=True)
+    shutil.rmtree(out / ENGINES, ignore_errors=True)  # engines of the old graph are stale
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _fp16(graph: onnx.ModelProto, model: PoMDiT, opts: ExportOptions, progress: Progress):
+    from pomexport.export.fp16 import to_fp16
+    from pomexport.export.ranges import overflowing, tensor_absmax
+    from pomexport.export.trajectory import record_trajectory
+
+    progress("recording a sampling trajectory for the fp16 overflow check")
+    feeds = record_trajectory(model, opts.range_frames, opts.range_steps, opts.range_batch)
+    progress(f"running the fp32 graph on {len(feeds)} trajectory steps")
+    keep = overflowing(tensor_absmax(graph, feeds))
+    progress(f"converting to fp16 ({len(keep)} tensors kept in fp32 by the overflow check)")
+    return to_fp16(graph, keep), sorted(keep)
+
+
+def _write_flavors(graph: onnx.ModelProto, out: Path, flavors, progress: Progress) -> None:
+    from pomexport.export.flavors import add_function
+
+    # Portable first: when the weights go external, the plugin file shares model.onnx.data.
+    for flavor in ("portable", "plugin"):
+        if flavor not in flavors:
+            continue
+        if flavor == "portable":
+            add_function(graph)
+        else:
+            del graph.functions[:]
+        path = out / FLAVOR_FILES[flavor]
+        progress(f"writing {path.name}")
+        save_onnx(graph, path)
+        progress(f"checking {path.name} (onnx.checker, full check)")
+        try:
+            onnx.checker.check_model(str(path), full_check=True)
+        except onnx.checker.ValidationError as e:
+            raise ExportError(f"{path.name} fails the ONNX checker: {e}") from e
+
+
+def export_model(
+    model_or_name: PoMDiT | str | os.PathLike = DEFAULT_MODEL,
+    out_dir: str | os.PathLike = "artifact",
+    precision: str = "fp32",
+    flavor: str = "portable",
+    opset: int = DEFAULT_OPSET,
+    batch: tuple[int, int, int] = DEFAULT_BATCH,
+    progress: Progress | None = None,
+    **options,
+) -> Artifact:
+    """Export ``PoMDiT.step`` to an artifact directory and return it, loaded and verified.
+
+    ``model_or_name``: a PoMDiT, the bundled model name, a preset (random weights) or a
+    weights path. ``batch`` = (min, opt, max) of the dynamic batch axis (recorded in the
+    manifest for TensorRT profiles). Extra keyword ``options`` go to :class:`ExportOptions`.
+    """
+    from pomexport.export.schema import register_schema
+    from pomexport.export.step_graph import export_step
+
+    opts = ExportOptions(precision, flavor, opset, tuple(batch), **options)
+    progress = progress or (lambda message: log.info("%s", message))
+    model, name = resolve_model(model_or_name)
+    out = Path(out_dir)
+    _prepare(out)
+    register_schema()
+    progress(f"tracing the step graph of {name} (opset {opts.opset})")
+    graph = export_step(model, opts.opset, opts.batch)
+    flavors = list(opts.flavors)
+    manifest = build_manifest(model.cfg, name, opts.precision, flavors, opts.opset, opts.batch)
+    if opts.precision == "fp16":
+        graph, kept = _fp16(graph, model, opts, progress)
+        manifest["fp16_kept_fp32"] = kept
+    _write_flavors(graph, out, opts.flavors, progress)
+    progress("hashing files and writing manifest.json")
+    write_manifest(out, manifest)
+    return load_artifact(out)

@@ -1,0 +1,73 @@
+"""The overflow check of the fp16 plan: ranges of every fp32 tensor on real trajectories.
+
+The fp32 step graph runs in ONNX Runtime with every float intermediate made a graph
+output; a tensor whose |max| exceeds ``0.5 * 65504`` (half the fp16 range, leaving room for
+what the fp16 arithmetic adds) is kept in fp32 by :class:`pomexport.export.fp16.Fp16Pass`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from pomexport.errors import ExportError
+from pomexport.export.flavors import add_function, plugin_flavor
+
+log = logging.getLogger(__name__)
+
+FP16_MAX = 65504.0
+OVERFLOW_FRACTION = 0.5
+
+
+def _with_all_outputs(model: onnx.ModelProto) -> ir.Model:
+    """The portable model with every float node output appended to the graph outputs."""
+    irm = ir.serde.deserialize_model(add_function(plugin_flavor(model)))
+    seen = {v.name for v in irm.graph.outputs}
+    for node in irm.graph:
+        for value in node.outputs:
+            if value.dtype == ir.DataType.FLOAT and value.name not in seen:
+                irm.graph.outputs.append(value)
+                seen.add(value.name)
+    return irm
+
+
+def _session(irm: ir.Model, tmp: Path):
+    import onnxruntime as ort
+
+    path = tmp / "ranges.onnx"
+    # External data keeps models over 2 GB loadable; it costs little for small ones.
+    ir.save(irm, path, external_data="ranges.onnx.data")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def tensor_absmax(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    """max |x| over all feeds of every float tensor the fp32 graph computes."""
+    irm = _with_all_outputs(model)
+    absmax: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="pomexport-ranges-") as tmp:
+        session = _session(irm, Path(tmp))
+        names = [o.name for o in session.get_outputs()]
+        for feed in feeds:
+            for name, value in zip(names, session.run(names, feed), strict=True):
+                if value.size:
+                    peak = float(np.max(np.abs(value)))
+                    absmax[name] = max(absmax.get(name, 0.0), peak)
+    if any(not np.isfinite(v) for v in absmax.values()):
+        raise ExportError("the fp32 step graph produced non-finite values on the trajectory")
+    return absmax
+
+
+def overflowing(absmax: dict[str, float], fraction: float = OVERFLOW_FRACTION) -> set[str]:
+    """Names of the tensors whose |max| exceeds ``fraction`` of the fp16 range."""
+    limit = fraction * FP16_MAX
+    names = {name for name, peak in absmax.items() if peak > limit}
+    if names:
+        log.info("fp16 overflow check: %d tensors kept in fp32 (|max| > %g)", len(names), limit)
+    return names

@@ -1,0 +1,136 @@
+"""torch -> ONNX: ``PoMDiT.step`` as the step graph of DESIGN.md §3 (plugin flavor, fp32).
+
+``torch.onnx.export(dynamo=True)`` traces the step; its ``custom_translation_table`` maps
+``torch.ops.pomexport.poly_mixer`` to one ``pomexport::PolyMixer`` node (onnxscript call
+through ``Opset("pomexport", 1)``). The exporter would inline an onnxscript *function*, so
+the node is emitted as an opaque custom op here and the portable flavor's FunctionProto is
+appended afterwards (:mod:`pomexport.export.flavors`). I/O names, dtypes and the symbolic
+batch ``B`` are checked against ``export/contract.py`` before the graph is returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import onnx
+import torch
+from onnxscript.values import Opset
+
+from pomexport.errors import ExportError
+from pomexport.export.contract import (
+    DOMAIN,
+    OP_TYPE,
+    OP_VERSION,
+    STEP_INPUTS,
+    STEP_OUTPUTS,
+    TEXT_INPUT,
+)
+from pomexport.export.schema import register_schema
+from pomexport.models.pom_dit import PoMDiT
+
+log = logging.getLogger(__name__)
+
+_POM = Opset(DOMAIN, OP_VERSION)
+_ONNX_DTYPES = {"float32": onnx.TensorProto.FLOAT, "int64": onnx.TensorProto.INT64}
+_TEXT_TOKENS = 8  # example text length for tracing; the axis stays dynamic
+
+
+def _polymixer_node(h, g, state, count, coeff, variant, order, gate, sel_heads):
+    """Translation of ``pomexport::poly_mixer``: one ``pomexport::PolyMixer`` node."""
+    attrs = {"variant": variant, "order": order, "gate": gate, "sel_heads": sel_heads}
+    inputs = (h, g, state, count) if coeff is None else (h, g, state, count, coeff)
+    return getattr(_POM, OP_TYPE)(*inputs, **attrs, _outputs=2)
+
+
+class StepModule(torch.nn.Module):
+    """``PoMDiT.step`` with the contract's argument names, as ``torch.onnx.export`` wants."""
+
+    def __init__(self, model: PoMDiT) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x_t, t, cond, frame_index, state, count):
+        return self.model.step(x_t, t, cond, frame_index, state, count)
+
+
+def input_names(model: PoMDiT) -> list[str]:
+    """The step graph's input names (``text_emb`` replaces ``label`` for text models)."""
+    names = [spec.name for spec in STEP_INPUTS]
+    if model.cfg.text_dim:
+        names[names.index("label")] = TEXT_INPUT.name
+    return names
+
+
+def example_inputs(model: PoMDiT, batch: int) -> tuple[torch.Tensor, ...]:
+    """Random step inputs of the right shapes and dtypes (for tracing and tests)."""
+    cfg = model.cfg
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size, generator=gen)
+    t = torch.rand(batch, generator=gen)
+    if cfg.text_dim:
+        cond = torch.randn(batch, _TEXT_TOKENS, cfg.text_dim, generator=gen)
+    else:
+        cond = torch.randint(0, cfg.num_classes + 1, (batch,), generator=gen)
+    frame = torch.randint(0, 16, (batch,), generator=gen)
+    state = torch.randn(cfg.depth, batch, cfg.state_width, generator=gen)
+    count = torch.full((batch,), float(cfg.tokens_per_frame))
+    return x, t, cond, frame, state, count
+
+
+def _dynamic_shapes(model: PoMDiT, batch: tuple[int, int, int]) -> tuple[dict, ...]:
+    b = torch.export.Dim("B", min=batch[0], max=batch[2])
+    cond = {0: b, 1: torch.export.Dim("L_txt", min=1, max=4096)} if model.cfg.text_dim else {0: b}
+    return ({0: b}, {0: b}, cond, {0: b}, {1: b}, {0: b})
+
+
+def _strip_metadata(model: onnx.ModelProto) -> None:
+    """Drop the exporter's per-node stack traces: they leak local paths and change per run."""
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    del model.graph.metadata_props[:]
+
+
+def _check_contract(model: onnx.ModelProto, names: list[str]) -> None:
+    """Graph I/O names, fixed dtypes and the batch symbol must match contract.py."""
+    got_in = [i.name for i in model.graph.input]
+    got_out = [o.name for o in model.graph.output]
+    want_out = [spec.name for spec in STEP_OUTPUTS]
+    if got_in != names or got_out != want_out:
+        raise ExportError(f"step graph I/O {got_in} -> {got_out} breaks the contract")
+    for value, spec in zip(
+        list(model.graph.input) + list(model.graph.output), STEP_INPUTS + STEP_OUTPUTS, strict=True
+    ):
+        want = _ONNX_DTYPES.get(spec.dtype, onnx.TensorProto.FLOAT)
+        if value.name != TEXT_INPUT.name and value.type.tensor_type.elem_type != want:
+            raise ExportError(f"step graph {value.name}: dtype is not {spec.dtype}")
+
+
+def export_step(model: PoMDiT, opset: int, batch: tuple[int, int, int]) -> onnx.ModelProto:
+    """The fp32 step graph with a bare ``pomexport::PolyMixer`` node (no local function)."""
+    register_schema()
+    names = input_names(model)
+    example = example_inputs(model, max(2, min(batch[1], batch[2])))
+    table = {torch.ops.pomexport.poly_mixer.default: _polymixer_node}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not ours
+        try:
+            program = torch.onnx.export(
+                StepModule(model.eval()),
+                example,
+                dynamo=True,
+                custom_translation_table=table,
+                input_names=names,
+                output_names=[spec.name for spec in STEP_OUTPUTS],
+                dynamic_shapes=_dynamic_shapes(model, batch),
+                opset_version=opset,
+                optimize=True,
+                verbose=False,
+            )
+        except Exception as e:  # the exporter raises many types; one line for the user
+            raise ExportError(f"torch.onnx.export failed for the step graph: {e}") from e
+    proto = program.model_proto
+    _strip_metadata(proto)
+    _check_contract(proto, names)
+    log.info("exported step graph: %d nodes", len(proto.graph.node))
+    return proto

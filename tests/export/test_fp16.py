@@ -1,0 +1,110 @@
+"""The fp16 artifact: precision baked into the graph (DESIGN.md §4), close to fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto
+
+from pomexport.export.ranges import FP16_MAX, overflowing
+from pomexport.export.trajectory import record_trajectory
+
+# Tolerances of fp16 vs fp32 on sampling-trajectory inputs (|v| is O(1-5), |state_out| O(100)).
+V_ATOL = 2e-2
+STATE_RTOL = 2e-3  # relative to max |state_out|: the state path is fp32, h/g arrive in fp16
+
+
+def _session(path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _fp16_feed(feed: dict) -> dict:
+    return {**feed, "x_t": feed["x_t"].astype(np.float16)}
+
+
+def _types(model: onnx.ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    values = [*inferred.graph.input, *inferred.graph.output, *inferred.graph.value_info]
+    types = {v.name: v.type.tensor_type.elem_type for v in values}
+    types.update({t.name: t.data_type for t in inferred.graph.initializer})
+    return types
+
+
+def test_graph_io_dtypes(fp16_artifact):
+    for flavor in ("portable", "plugin"):
+        model = onnx.load(str(fp16_artifact.onnx_path(flavor)))
+        io = {
+            v.name: v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]
+        }
+        assert io["x_t"] == io["v"] == TensorProto.FLOAT16
+        assert io["t"] == io["state"] == io["count"] == io["state_out"] == TensorProto.FLOAT
+    assert [i["dtype"] for i in fp16_artifact.inputs][:2] == ["float16", "float32"]
+
+
+def test_fp32_islands_and_fp16_gemms(fp16_artifact):
+    model = onnx.load(str(fp16_artifact.onnx_path("plugin")))
+    types = _types(model)
+    nodes = model.graph.node
+    for node in nodes:
+        if node.op_type == "PolyMixer":
+            h, g, state, count = (types[name] for name in node.input[:4])
+            assert (h, g, state, count) == (10, 10, 1, 1)
+            assert types[node.output[0]] == 10 and types[node.output[1]] == 1
+        if node.op_type == "LayerNormalization":
+            assert types[node.input[0]] == TensorProto.FLOAT  # statistics in fp32
+        if node.op_type in ("Sin", "Cos"):
+            assert types[node.output[0]] == TensorProto.FLOAT  # sinusoid embeddings
+    gemms = [n for n in nodes if n.op_type in ("MatMul", "Gemm", "Conv")]
+    assert gemms and all(types[n.output[0]] == TensorProto.FLOAT16 for n in gemms)
+
+
+def test_fp16_matches_fp32(models, fp16_artifact, fp32_artifacts):
+    feeds = record_trajectory(models["moments"], frames=2, steps=2, batch=3, seed=1)
+    s32 = _session(fp32_artifacts["moments"].onnx_path("portable"))
+    s16 = _session(fp16_artifact.onnx_path("portable"))
+    worst_v = worst_s = 0.0
+    for feed in feeds:
+        v32, st32 = s32.run(None, feed)
+        v16, st16 = s16.run(None, _fp16_feed(feed))
+        assert v16.dtype == np.float16 and st16.dtype == np.float32
+        worst_v = max(worst_v, float(np.abs(v16.astype(np.float32) - v32).max()))
+        worst_s = max(worst_s, float(np.abs(st16 - st32).max() / np.abs(st32).max()))
+    assert worst_v <= V_ATOL, f"fp16 v max abs error {worst_v:.2e}"
+    assert worst_s <= STATE_RTOL, f"fp16 state_out max rel error {worst_s:.2e}"
+
+
+def test_fp16_reference_evaluator(models, fp16_artifact, fp32_artifacts):
+    """onnx.reference computes every fp16 op in fp16 (ORT CPU may upcast some kernels)."""
+    from onnx.reference import ReferenceEvaluator
+
+    feed = record_trajectory(models["moments"], frames=1, steps=2, batch=1, seed=2)[-1]
+    v32, st32 = _session(fp32_artifacts["moments"].onnx_path("portable")).run(None, feed)
+    ref = ReferenceEvaluator(str(fp16_artifact.onnx_path("portable")))
+    v16, st16 = ref.run(None, _fp16_feed(feed))
+    assert v16.dtype == np.float16 and st16.dtype == np.float32
+    assert float(np.abs(v16.astype(np.float32) - v32).max()) <= V_ATOL
+    assert float(np.abs(st16 - st32).max() / np.abs(st32).max()) <= STATE_RTOL
+
+
+def test_overflow_threshold():
+    ranges = {"small": 100.0, "edge": 0.5 * FP16_MAX, "big": 0.5 * FP16_MAX + 1.0}
+    assert overflowing(ranges) == {"big"}
+
+
+@pytest.mark.parametrize("fraction", [1e-3])
+def test_overflowing_tensors_stay_fp32(models, tmp_path, fraction, monkeypatch):
+    """With a tiny threshold every large activation is kept fp32; the result still runs."""
+    import pomexport.export.ranges as ranges
+    from pomexport.export import export_model
+
+    monkeypatch.setattr(ranges, "OVERFLOW_FRACTION", fraction)
+    monkeypatch.setattr(ranges.overflowing, "__defaults__", (fraction,))
+    art = export_model(models["moments"], tmp_path / "a", "fp16", "plugin", range_steps=1)
+    kept = art.manifest["fp16_kept_fp32"]
+    assert kept, "the lowered threshold must keep some tensors in fp32"
+    types = _types(onnx.load(str(art.onnx_path("plugin"))))
+    assert all(types[name] == TensorProto.FLOAT for name in kept if name in types)

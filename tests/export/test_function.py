@@ -1,0 +1,97 @@
+"""The PolyMixer ONNX function (decomposition) equals the torch reference in ONNX Runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from pomexport.export.function import polymixer_function
+from pomexport.export.schema import register_schema
+from pomexport.models import poly_mixer_reference
+
+B, N, C = 3, 5, 12
+
+
+def _mixer_model(variant, gate, order, sel_heads, dtype=TensorProto.FLOAT) -> onnx.ModelProto:
+    register_schema()
+    names = ["h", "g", "state", "count"] + (["coeff"] if variant == "powers" else [])
+    attrs = {"variant": variant, "order": order, "gate": gate, "sel_heads": sel_heads}
+    node = helper.make_node("PolyMixer", names, ["y", "state_out"], domain="pomexport", **attrs)
+    width = sel_heads if sel_heads > 1 else C
+    shapes = {
+        "h": [B, N, C],
+        "g": [B, N, width],
+        "state": [B, C],
+        "count": [B],
+        "coeff": [C, order],
+    }
+    types = {"h": dtype, "g": dtype}
+    inputs = [
+        helper.make_tensor_value_info(n, types.get(n, TensorProto.FLOAT), shapes[n]) for n in names
+    ]
+    outputs = [
+        helper.make_tensor_value_info("y", dtype, [B, N, C]),
+        helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [B, C]),
+    ]
+    graph = helper.make_graph([node], "mixer", inputs, outputs)
+    opsets = [helper.make_opsetid("", 18), helper.make_opsetid("pomexport", 1)]
+    model = helper.make_model(
+        graph, opset_imports=opsets, functions=[polymixer_function(variant, gate)]
+    )
+    model.ir_version = 10
+    return model
+
+
+CASES = [
+    (variant, gate, order, 0)
+    for variant in ("moments", "powers")
+    for gate in ("sigmoid", "hardsigmoid")
+    for order in (1, 2, 3)
+] + [("powers", "hardsigmoid", 2, 4), ("powers", "sigmoid", 3, 2), ("powers", "hardsigmoid", 2, 1)]
+
+
+@pytest.mark.parametrize(("variant", "gate", "order", "sel_heads"), CASES)
+def test_function_matches_reference(variant, gate, order, sel_heads):
+    model = _mixer_model(variant, gate, order, sel_heads)
+    onnx.checker.check_model(model, full_check=True)
+    gen = torch.Generator().manual_seed(order * 10 + sel_heads)
+    width = sel_heads if sel_heads > 1 else C
+    h, g = torch.randn(B, N, C, generator=gen), torch.randn(B, N, width, generator=gen)
+    state, count = torch.randn(B, C, generator=gen) * 4, torch.tensor([0.0, 5.0, 40.0])
+    coeff = torch.randn(C, order, generator=gen) if variant == "powers" else None
+    feeds = {"h": h.numpy(), "g": g.numpy(), "state": state.numpy(), "count": count.numpy()}
+    if coeff is not None:
+        feeds["coeff"] = coeff.numpy()
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y, state_out = session.run(None, feeds)
+    ref_y, ref_state = poly_mixer_reference(
+        h, g, state, count, coeff, variant, order, gate, sel_heads
+    )
+    np.testing.assert_allclose(y, ref_y.numpy(), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(state_out, ref_state.numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_fp16_inputs_accumulate_in_fp32():
+    """fp16 h/g: the token sum runs in fp32, y comes back in fp16 (a sum that overflows fp16)."""
+    model = _mixer_model("moments", "sigmoid", 2, 0, dtype=TensorProto.FLOAT16)
+    h = np.full((B, N, C), 12.0, dtype=np.float16)  # gelu(12)^2 = 144 per token
+    g = np.zeros((B, N, C), dtype=np.float16)
+    state = np.full((B, C), 70000.0, dtype=np.float32)  # beyond fp16's 65504
+    count = np.full((B,), 1000.0, dtype=np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y, state_out = session.run(None, {"h": h, "g": g, "state": state, "count": count})
+    assert y.dtype == np.float16 and state_out.dtype == np.float32
+    expected_state = 70000.0 + N * np.array([12.0] * (C // 2) + [144.0] * (C // 2))
+    np.testing.assert_allclose(state_out[0], expected_state, rtol=1e-6)
+    np.testing.assert_allclose(y[0, 0], 0.5 * expected_state / (1000 + N), rtol=2e-3)
+
+
+def test_function_is_flat_and_named_by_contract():
+    function = polymixer_function("powers", "hardsigmoid")
+    assert (function.domain, function.name) == ("pomexport", "PolyMixer")
+    assert {a.name for a in function.attribute_proto} == {"variant", "order", "gate", "sel_heads"}
+    assert all(n.domain in ("", "ai.onnx") for n in function.node)  # helpers inlined
