@@ -66,6 +66,12 @@ def _check_writable(out: Path | None) -> None:
     help="process: each row in a fresh process (honest peak RSS); none: in this "
     "process, peak RSS reset per row (faster).",
 )
+@click.option(
+    "--threads",
+    default=0,
+    show_default=True,
+    help="torch threads in every row (0: torch's default, all usable cores).",
+)
 @click.option("--no-baseline", is_flag=True, help="PoM rows only, no attention baseline.")
 @click.option(
     "--out",
@@ -74,7 +80,17 @@ def _check_writable(out: Path | None) -> None:
     help="Write the JSON here (default: stdout).",
 )
 def command(
-    backend, presets, frames, steps, repeats, warmup, max_seconds, isolation, no_baseline, out
+    backend,
+    presets,
+    frames,
+    steps,
+    repeats,
+    warmup,
+    max_seconds,
+    isolation,
+    threads,
+    no_baseline,
+    out,
 ) -> None:
     """Per-frame latency and memory of PoM-DiT vs a softmax-attention DiT, as JSON.
 
@@ -103,6 +119,7 @@ def command(
         warmup=warmup,
         max_seconds=max_seconds,
         isolation=isolation,
+        threads=threads,
         baseline=not no_baseline,
     )
     _check_writable(out)  # before a run of minutes, not after

@@ -115,6 +115,22 @@ def block_causal_mask(frames: int, tokens: int, device=None) -> torch.Tensor:
     return frame_of.unsqueeze(1) >= frame_of.unsqueeze(0)
 
 
+def block_causal_attend(
+    attn: SelfAttention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, frames: int
+) -> torch.Tensor:
+    """Block-causal attention without a mask: frame f's queries against keys of frames 0..f.
+
+    q, k, v (B, H, F*N, hd) -> (B, F*N, D). Same result as SDPA with
+    ``block_causal_mask``, at half its work and without a (F*N)^2 mask: one SDPA per frame.
+    """
+    n = q.shape[2] // frames
+    outs = [
+        attn.attend(q[:, :, i * n : (i + 1) * n], k[:, :, : (i + 1) * n], v[:, :, : (i + 1) * n])
+        for i in range(frames)
+    ]
+    return torch.cat(outs, dim=1)
+
+
 class AttentionDiT(nn.Module):
     """Class-conditional video DiT with block-causal softmax attention over frames."""
 
@@ -166,13 +182,12 @@ class AttentionDiT(nn.Module):
 
         x (B, F, C_in, H, W); t (B, F); cond (B,) int64; frame_index (B, F) -> v (B, F, ...).
         """
-        b, f = x.shape[:2]
-        mask = block_causal_mask(f, self.cfg.tokens_per_frame, x.device)
+        f = x.shape[1]
 
         def mix_for(block: AttentionBlock) -> Mix:
             def mix(u: torch.Tensor) -> torch.Tensor:
                 q, k, v = block.attn.project(u.flatten(1, 2))
-                return block.attn.attend(q, k, v, mask).unflatten(1, (f, -1))
+                return block_causal_attend(block.attn, q, k, v, f).unflatten(1, (f, -1))
 
             return mix
 

@@ -44,6 +44,7 @@ class Case:
     repeats: int
     warmup: int
     seed: int = 0
+    threads: int = 0  # torch intra-op threads; 0: torch's default
 
     @property
     def series(self) -> str:
@@ -157,6 +158,8 @@ def measure(case: Case, make_backend: Callable | None = None, reset_peak: bool =
     """
     wall = time.perf_counter()
     torch.manual_seed(case.seed)
+    if case.threads:
+        torch.set_num_threads(case.threads)
     _load_lazy_imports()
     peak_reset = _rss.reset_peak_rss() if reset_peak else False
     with torch.inference_mode():
@@ -192,6 +195,7 @@ def _row(case, prepared, runs, baseline, peak, peak_reset, wall) -> dict:
         "step_ms": _median_ms(denoise),
         "commit_ms": _median_ms(commit),
         "frame_ms": _median_ms(frames),
+        "frame_ms_min": 1000.0 * min(frames),
         "frame_ms_runs": [round(1000.0 * f, 3) for f in frames],
         "held_bytes": prepared.held_bytes,
         "held": prepared.held,

@@ -9,6 +9,8 @@ from pomexport.errors import StateError
 from pomexport.models import get_preset
 from pomexport.models.attention_baseline import (
     AttentionDiT,
+    SelfAttention,
+    block_causal_attend,
     block_causal_mask,
     default_head_dim,
     random_attention_model,
@@ -77,6 +79,14 @@ def test_block_causal_future_frames_do_not_leak():
     mask = block_causal_mask(3, 2)
     assert mask[-1].all() and mask[2, :4].all() and not mask[2, 4:].any()
     assert mask[0, :2].all() and not mask[0, 2:].any()
+
+
+@torch.no_grad()
+def test_per_frame_attention_equals_masked_sdpa():
+    attn = SelfAttention(32, 4)
+    q, k, v = attn.project(torch.randn(2, 3 * 5, 32))
+    expected = attn.attend(q, k, v, block_causal_mask(3, 5))
+    assert (block_causal_attend(attn, q, k, v, 3) - expected).abs().max().item() <= TOL
 
 
 def test_full_cache_is_a_state_error():
