@@ -1,0 +1,35 @@
+"""INT8 calibration (DESIGN.md §4): trajectory capture, calibrators, Q/DQ insertion, report.
+
+    from pomexport.calibration import calibrate, CalibrationOptions
+    artifact = calibrate("pom-dit-video-tiny", "build/int8", CalibrationOptions(method="entropy"))
+
+Heavy modules (onnx, onnxruntime, the exporter) load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "CalibrationOptions": "pomexport.calibration.api",
+    "QuantizedGraphs": "pomexport.calibration.api",
+    "calibrate": "pomexport.calibration.api",
+    "quantize_artifact": "pomexport.calibration.api",
+    "quantize_graph": "pomexport.calibration.api",
+    "ORT_CPU": "pomexport.calibration.api",
+    "ORT_CPU_FILE": "pomexport.calibration.api",
+    "CalibrationSet": "pomexport.calibration.capture",
+    "CaptureSettings": "pomexport.calibration.capture",
+    "capture": "pomexport.calibration.capture",
+    "capture_model": "pomexport.calibration.capture",
+    "METHODS": "pomexport.calibration.calibrators",
+    "CalibrationReport": "pomexport.calibration.report",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

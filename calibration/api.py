@@ -1,0 +1,234 @@
+"""INT8 artifacts: calibrate on real trajectories, write the Q/DQ graphs and the report.
+
+fp32 artifact (export_model, both flavors)
+-> capture the sampler's step inputs (torch model, VideoGenerator)   capture.py
+-> observe the GEMM/conv activations in ONNX Runtime (2 passes)      _observe.py
+-> ranges (minmax | percentile | entropy), optional sensitivity sweep
+-> model.onnx / model.plugin.onnx: symmetric int8 Q/DQ (TensorRT)
+   model.ort-cpu.onnx: uint8 activations, int8 weights (ONNX Runtime x86 CPU, portable)
+-> calibration.json + calibration.txt; manifest rewritten through export/artifact.py
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from pomexport.calibration.calibrators import activation_range, check_method
+from pomexport.calibration.capture import CalibrationSet, CaptureSettings, capture_model
+from pomexport.calibration.placement import QuantTarget, find_targets_proto
+from pomexport.calibration.report import REPORT_JSON, REPORT_TEXT, CalibrationReport, layer_report
+from pomexport.errors import ConfigError
+from pomexport.export.artifact import MANIFEST, Artifact, load_artifact, save_onnx, write_manifest
+
+log = logging.getLogger(__name__)
+
+ORT_CPU = "ort-cpu"  # manifest flavor of the ONNX Runtime CPU encoding
+ORT_CPU_FILE = "model.ort-cpu.onnx"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """How to calibrate. ``keep_float`` > 0 runs the sensitivity sweep and keeps that many
+    of the worst layers in float; ``sweep`` runs it for the report only."""
+
+    method: str = "entropy"
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    keep_float: int = 0
+    sweep: bool = False
+    calibration_set: str | None = None  # an .npz to use instead of capturing
+    save_set: str | None = None  # where to also write the captured set
+
+    def __post_init__(self) -> None:
+        check_method(self.method)
+        if self.keep_float < 0:
+            raise ConfigError(f"keep_float must be >= 0, got {self.keep_float}")
+
+
+@dataclass(frozen=True)
+class QuantizedGraphs:
+    """The two encodings of one calibration (plugin flavor: no local function) + report."""
+
+    tensorrt: onnx.ModelProto
+    ort_cpu: onnx.ModelProto
+    report: CalibrationReport
+
+
+def _weights(model: onnx.ModelProto, targets: list[QuantTarget]) -> dict:
+    from onnx import numpy_helper
+
+    wanted = {t.weight for t in targets}
+    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if i.name in wanted}
+
+
+def _accuracy(fp32, graphs: dict[str, onnx.ModelProto], data: CalibrationSet) -> dict:
+    from pomexport.calibration._observe import session
+    from pomexport.calibration.sensitivity import OUTPUTS, ROWS, relative_error
+
+    feed = next(data.batches(ROWS))
+    result = {}
+    with tempfile.TemporaryDirectory(prefix="pomexport-acc-") as tmp:
+        reference = session(fp32, Path(tmp)).run(list(OUTPUTS), feed)
+        for label, graph in graphs.items():
+            outputs = session(graph, Path(tmp)).run(list(OUTPUTS), feed)
+            for name, got, want in zip(OUTPUTS, outputs, reference, strict=True):
+                result[f"{label}_{name}_rel_error"] = relative_error(got, want)
+    return result
+
+
+def quantize_graph(
+    fp32: onnx.ModelProto, data: CalibrationSet, options: CalibrationOptions
+) -> QuantizedGraphs:
+    """Calibrate the fp32 step graph (plugin flavor) on ``data``; both encodings + report."""
+    from pomexport.calibration import sensitivity
+    from pomexport.calibration._observe import observe
+    from pomexport.calibration.qdq import quantize_model
+
+    targets, excluded = find_targets_proto(fp32)
+    stats = observe(fp32, sorted({t.activation for t in targets}), data)
+    ranges = {name: activation_range(s, options.method) for name, s in stats.items()}
+    weights = _weights(fp32, targets)
+    layers = {
+        t.node: layer_report(t, weights[t.weight], stats[t.activation], ranges[t.activation])
+        for t in targets
+    }
+    keep: set[str] = set()
+    if options.sweep or options.keep_float:
+        sens = sensitivity.sweep(fp32, targets, ranges, data)
+        keep = sensitivity.worst(sens, options.keep_float)
+        for node, value in sens.items():
+            layers[node] = _replace(layers[node], sensitivity=value, quantized=node not in keep)
+    chosen = [t for t in targets if t.node not in keep]
+    trt = quantize_model(fp32, chosen, ranges, "int8")
+    cpu = quantize_model(fp32, chosen, ranges, "uint8")
+    report = CalibrationReport(options.method, len(data), list(layers.values()), excluded)
+    report.accuracy = _accuracy(fp32, {"int8": trt, "uint8": cpu}, data)
+    return QuantizedGraphs(trt, cpu, report)
+
+
+def _replace(layer, **changes):
+    from dataclasses import replace
+
+    return replace(layer, **changes)
+
+
+def calibration_data(model, options: CalibrationOptions) -> CalibrationSet:
+    """The calibration set: loaded from ``options.calibration_set`` or captured now."""
+    if options.calibration_set:
+        data = CalibrationSet.load(options.calibration_set)
+    else:
+        data = capture_model(model, options.capture)
+    if options.save_set:
+        data.save(options.save_set)
+    return data
+
+
+def _write_graphs(root: Path, flavors: dict, graphs: QuantizedGraphs) -> None:
+    from pomexport.export.flavors import add_function, plugin_flavor
+
+    (root / MANIFEST).unlink()  # no manifest may name a file being replaced
+    for flavor, name in flavors.items():
+        graph = plugin_flavor(graphs.tensorrt)
+        save_onnx(add_function(graph) if flavor == "portable" else graph, root / name)
+    save_onnx(add_function(plugin_flavor(graphs.ort_cpu)), root / ORT_CPU_FILE)
+    (root / REPORT_TEXT).write_text(graphs.report.to_text())
+    import json
+
+    (root / REPORT_JSON).write_text(json.dumps(graphs.report.to_dict(), indent=2) + "\n")
+
+
+def quantize_artifact(
+    root: str | os.PathLike,
+    model,
+    options: CalibrationOptions | None = None,
+    progress: Progress | None = None,
+) -> Artifact:
+    """Turn the fp32 artifact at ``root`` into the int8 artifact, in place.
+
+    ``model``: the same model as a ``PoMDiT`` (or name) — the sampler runs it to capture
+    calibration data. Returns the reloaded, verified artifact.
+    """
+    from pomexport.export.api import resolve_model
+    from pomexport.export.flavors import plugin_flavor
+
+    options = options or CalibrationOptions()
+    progress = progress or (lambda message: log.info("%s", message))
+    artifact = load_artifact(root)
+    if artifact.precision != "fp32":
+        raise ConfigError(
+            f"{root}: int8 calibration starts from an fp32 artifact, not {artifact.precision}"
+        )
+    flavor = "plugin" if "plugin" in artifact.flavors else "portable"
+    fp32 = plugin_flavor(onnx.load(str(artifact.onnx_path(flavor))))
+    torch_model, _ = resolve_model(model)
+    progress(f"capturing calibration data ({options.capture.samples} step rows max)")
+    data = calibration_data(torch_model, options)
+    progress(f"calibrating ({options.method}) on {len(data)} rows and inserting Q/DQ")
+    graphs = quantize_graph(fp32, data, options)
+    manifest = {k: v for k, v in artifact.manifest.items() if k != "files"}
+    manifest["precision"] = "int8"
+    manifest["flavors"] = {**artifact.manifest["flavors"], ORT_CPU: ORT_CPU_FILE}
+    manifest["quantization"] = _summary(graphs.report, options)
+    _write_graphs(artifact.root, artifact.manifest["flavors"], graphs)
+    write_manifest(artifact.root, manifest)
+    progress("int8: " + ", ".join(f"{k} {v:.3g}" for k, v in graphs.report.accuracy.items()))
+    return load_artifact(artifact.root)
+
+
+def _summary(report: CalibrationReport, options: CalibrationOptions) -> dict:
+    return {
+        "method": report.method,
+        "samples": report.samples,
+        "weights": "int8 symmetric per output channel",
+        "activations": {
+            "portable": "int8 symmetric per tensor (TensorRT)",
+            "plugin": "int8 symmetric per tensor (TensorRT)",
+            ORT_CPU: "uint8 asymmetric per tensor (ONNX Runtime x86 CPU)",
+        },
+        "quantized_layers": sum(layer.quantized for layer in report.layers),
+        "float_layers": sorted(report.excluded)
+        + sorted(x.node for x in report.layers if not x.quantized),
+        "report": [REPORT_JSON, REPORT_TEXT],
+    }
+
+
+def calibrate(
+    model="pom-dit-video-tiny",
+    out: str | os.PathLike = "build/int8",
+    options: CalibrationOptions | None = None,
+    batch: tuple[int, int, int] = (1, 1, 8),
+    progress: Progress | None = None,
+) -> Artifact:
+    """Export ``model`` (fp32, both flavors) and calibrate it into the int8 artifact ``out``.
+
+    Built in a temporary directory beside ``out`` and renamed into place when complete.
+    """
+    from pomexport.export.api import export_model
+
+    out = Path(out)
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())
+    ):
+        raise ConfigError(f"{out}: exists and is not an artifact directory; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700; the artifact is a plain dir
+    try:
+        export_model(model, staging, "fp32", "both", batch=tuple(batch), progress=progress)
+        quantize_artifact(staging, model, options, progress)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return load_artifact(out)

@@ -1,0 +1,114 @@
+"""Where Q/DQ goes (DESIGN.md §4): the inputs of MatMul/Gemm/Conv on the token path only.
+
+A GEMM/conv is a target when its weight is a constant and its activation input is computed
+from ``x_t`` (the token path). Left in float, with the reason recorded:
+
+- the conditioning path (timestep and frame sinusoid embeddings, label embedding, adaLN):
+  values that do not depend on ``x_t``. They are (B, D) rows, cheap, and the sinusoids are
+  exactly what must stay exact;
+- GEMMs reading a PolyMixer output (the mixer's ``y`` into ``proj_out``): nothing touches
+  the PolyMixer's inputs or outputs, so its state path stays fp32 end to end;
+- GEMMs reading a LayerNormalization output directly (the statistics stay unquantized).
+
+The PolyMixer's ``state``/``count`` inputs are never MatMul inputs, so they are never
+quantized by construction; the lint test reads the graph to prove it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+import onnx_ir as ir
+
+from pomexport.export.contract import DOMAIN, OP_TYPE
+
+QUANTIZED_OPS = ("MatMul", "Gemm", "Conv")
+TOKEN_INPUT = "x_t"
+
+
+@dataclass(frozen=True)
+class QuantTarget:
+    """One GEMM/conv to quantize: its activation input (slot 0) and constant weight (slot 1)."""
+
+    node: str
+    op_type: str
+    activation: str
+    weight: str
+    axis: int  # output-channel axis of the weight
+    out_channels: int
+
+
+def _is_mixer(node: ir.Node | None) -> bool:
+    return node is not None and node.domain == DOMAIN and node.op_type == OP_TYPE
+
+
+def token_path(graph: ir.Graph) -> set[str]:
+    """Names of every value computed (transitively) from the graph input ``x_t``."""
+    stack = [v for v in graph.inputs if v.name == TOKEN_INPUT]
+    seen = {v.name for v in stack}
+    while stack:
+        for use in stack.pop().uses():
+            for out in use.node.outputs:
+                if out.name not in seen:
+                    seen.add(out.name)
+                    stack.append(out)
+    return seen
+
+
+def _weight_axis(node: ir.Node, weight: ir.Value) -> int | None:
+    rank = len(weight.shape) if weight.shape is not None else 0
+    if node.op_type == "Conv":
+        return 0 if rank >= 3 else None
+    if rank != 2:
+        return None
+    if node.op_type == "Gemm":
+        attrs = node.attributes
+        if attrs.get("transA") is not None and attrs["transA"].value:
+            return None
+        trans_b = attrs.get("transB") is not None and attrs["transB"].value
+        return 0 if trans_b else 1
+    return 1
+
+
+def _exclusion(node: ir.Node, tokens: set[str]) -> str | None:
+    """Why ``node`` stays in float, or None when it is a target."""
+    activation, weight = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else None
+    if weight is None or weight.const_value is None:
+        return "weight is not a constant"
+    if _weight_axis(node, weight) is None:
+        return "unsupported weight layout"
+    if activation is None or activation.name not in tokens:
+        return "conditioning path (timestep/frame/label embedding, adaLN)"
+    producer = activation.producer()
+    if _is_mixer(producer):
+        return "reads a PolyMixer output"
+    if producer is not None and producer.op_type == "LayerNormalization":
+        return "reads LayerNormalization directly"
+    return None
+
+
+def find_targets(model: ir.Model) -> tuple[list[QuantTarget], dict[str, str]]:
+    """Targets in graph order, and every other GEMM/conv with the reason it is excluded."""
+    graph = model.graph
+    tokens = token_path(graph)
+    targets, excluded = [], {}
+    for node in graph:
+        if node.op_type not in QUANTIZED_OPS or node.domain not in ("", "ai.onnx"):
+            continue
+        reason = _exclusion(node, tokens)
+        if reason:
+            excluded[node.name] = reason
+            continue
+        weight = node.inputs[1]
+        axis = _weight_axis(node, weight)
+        channels = int(weight.shape[axis])
+        targets.append(
+            QuantTarget(node.name, node.op_type, node.inputs[0].name, weight.name, axis, channels)
+        )
+    return targets, excluded
+
+
+def find_targets_proto(model: onnx.ModelProto) -> tuple[list[QuantTarget], dict[str, str]]:
+    """:func:`find_targets` on an ONNX proto (not modified)."""
+    return find_targets(ir.serde.deserialize_model(model))
