@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from pomexport.models.attention_baseline import random_attention_model
+from pomexport.models.config import PoMDiTConfig
+from pomexport.models.presets import get_preset
 from pomexport.models.registry import random_model
 from pomexport.runtime import _rss
 from pomexport.runtime.sampler import time_schedule
@@ -60,6 +62,24 @@ class Prepared:
     held_bytes: int
     held: str
     method: str
+
+
+def call_flops(cfg: PoMDiTConfig, mode: str, frame: int) -> float:
+    """Approximate FLOPs of one step call at frame ``frame`` (2 x multiply-adds per layer).
+
+    PoM: ``N`` tokens through the mixer projections (3 D C) and the MLP (8 D^2). Attention:
+    qkv/out (4 D^2) and MLP per token run, plus scores and values (2 D per query-key pair):
+    ``N`` queries x ``frame * N`` keys with a KV cache; with recompute all ``frame * N``
+    tokens run and frame f's queries see ``f * N`` keys.
+    """
+    d, n = cfg.width, cfg.tokens_per_frame
+    if mode == "state":
+        macs = n * (3 * d * cfg.state_width + 8 * d * d)
+    elif mode == "kv_cache":
+        macs = n * 12 * d * d + 2 * d * n * frame * n
+    else:
+        macs = frame * n * 12 * d * d + 2 * d * n * n * frame * (frame + 1) // 2
+    return 2.0 * macs * cfg.depth
 
 
 def _timed(times: list, kind: str, call: Callable[[], object]) -> None:
@@ -192,6 +212,7 @@ def _row(case, prepared, runs, baseline, peak, peak_reset, wall) -> dict:
         "series": case.series,
         "frame_index": case.frame - 1,
         "calls_per_frame": len(runs[0]),
+        "gflop_per_call": call_flops(get_preset(case.preset), case.mode, case.frame) / 1e9,
         "step_ms": _median_ms(denoise),
         "commit_ms": _median_ms(commit),
         "frame_ms": _median_ms(frames),

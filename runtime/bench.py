@@ -25,7 +25,6 @@ A row whose estimated run time (extrapolated from the same series at a smaller f
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing
 import os
 import time
@@ -38,15 +37,12 @@ from datetime import datetime, timezone
 from pomexport.errors import ConfigError
 from pomexport.models.presets import get_preset
 from pomexport.runtime import _rss
-from pomexport.runtime._bench_cases import MODES, Case, measure
+from pomexport.runtime._bench_cases import MODES, Case, call_flops, measure
 
 logger = logging.getLogger(__name__)
 
 SCHEMA = "pomexport.bench/1"
 ISOLATIONS = ("process", "none")
-# Smallest exponent of latency growth with the frame number used to extrapolate a series:
-# PoM and the KV-cache step may be flat; full recompute is at least linear in the clip.
-_MIN_GROWTH = {"state": 0.0, "kv_cache": 0.0, "recompute": 1.0}
 
 
 def _torch_backend(model):
@@ -117,23 +113,17 @@ def plan(settings: BenchSettings) -> list[list[Case]]:
 def estimate_seconds(case: Case, done: list[dict]) -> float | None:
     """Estimated run time of ``case`` from the measured rows of its series (None: unknown).
 
-    Frame latency is extrapolated as ``a * n**e``, ``e`` fitted on the last two measured
-    frames (at least the mode's minimum, at most 2), times the frames the case runs.
+    The last measured frame's latency, scaled by the ratio of the model's FLOPs per call
+    (:func:`call_flops`: linear layers grow with the tokens run, attention with tokens times
+    context), times the frames the case runs (warm-up + repeats).
     """
     measured = [r for r in done if "frame_ms" in r]
     if not measured:
         return None
     last = measured[-1]
-    growth = _MIN_GROWTH[case.mode]
-    if len(measured) >= 2 and last["frame"] > measured[-2]["frame"]:
-        prev = measured[-2]
-        fitted = math.log(last["frame_ms"] / prev["frame_ms"]) / math.log(
-            last["frame"] / prev["frame"]
-        )
-        growth = max(growth, fitted)
-    growth = min(growth, 2.0)
-    frame_s = last["frame_ms"] / 1000.0 * (case.frame / last["frame"]) ** growth
-    return frame_s * (case.warmup + case.repeats)
+    cfg = get_preset(case.preset)
+    scale = call_flops(cfg, case.mode, case.frame) / call_flops(cfg, case.mode, last["frame"])
+    return last["frame_ms"] / 1000.0 * scale * (case.warmup + case.repeats)
 
 
 def _skipped(case: Case, estimate: float, settings: BenchSettings) -> dict:
@@ -238,8 +228,10 @@ METHOD = {
     "the model: compare rows, not absolute values); with 'none' the kernel's peak counter is "
     "reset before each row in this process. peak_rss_over_model_mib: peak minus the RSS "
     "right after the model was built (context + activations)",
-    "budget": "a row whose run time, extrapolated from the same series at a smaller frame, "
-    "exceeds max_seconds is skipped with a reason",
+    "budget": "a row whose run time, extrapolated from the same series at a smaller frame "
+    "by the ratio of `gflop_per_call`, exceeds max_seconds is skipped with a reason",
+    "gflop_per_call": "approximate model FLOPs of one step call (2 x multiply-adds of the "
+    "linear layers, PolyMixer projections and attention scores; embeddings left out)",
 }
 
 

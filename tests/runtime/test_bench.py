@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from pomexport.cli.main import cli
 from pomexport.errors import ConfigError
-from pomexport.runtime._bench_cases import Case
+from pomexport.models import get_preset
+from pomexport.runtime._bench_cases import Case, call_flops
 from pomexport.runtime.bench import SCHEMA, BenchSettings, estimate_seconds, run_bench
 
 REL = 1e-9  # ratios are recomputed from the same floats: only rounding differs
@@ -61,14 +62,17 @@ def test_summary_ratios_match_rows(report):
         assert versus[str(n)] == pytest.approx(expected, rel=REL)
 
 
-def test_estimate_extrapolates_from_the_series():
+def test_estimate_extrapolates_by_flops():
     case = Case("tiny", "attention", "recompute", "torch", 16, 1, 2, 1)
     assert estimate_seconds(case, []) is None
-    one = [{"frame": 1, "frame_ms": 10.0}]
-    # one point: recompute grows at least linearly -> 16 x 10 ms, for warmup + repeats frames
-    assert estimate_seconds(case, one) == pytest.approx(0.010 * 16 * 3)
-    two = one + [{"frame": 4, "frame_ms": 160.0}]  # fitted exponent 2 (quadratic)
-    assert estimate_seconds(case, two) == pytest.approx(0.160 * 4**2 * 3)
+    cfg = get_preset("tiny")
+    rows = [{"frame": 1, "frame_ms": 10.0}, {"frame": 4, "frame_ms": 50.0}]
+    scale = call_flops(cfg, "recompute", 16) / call_flops(cfg, "recompute", 4)
+    assert estimate_seconds(case, rows) == pytest.approx(0.050 * scale * 3)  # warmup + repeats
+    # recompute grows faster than linearly (attention), the KV-cache step slower, PoM not at all
+    assert scale > 4.0
+    assert call_flops(cfg, "kv_cache", 16) / call_flops(cfg, "kv_cache", 4) < 4.0
+    assert call_flops(cfg, "state", 256) == call_flops(cfg, "state", 1)
 
 
 def test_cli_budget_skip_and_file(tmp_path):
