@@ -1,4 +1,8 @@
-"""``pomexport generate``: generate a clip frame by frame and write gif/png/npy/mp4."""
+"""``pomexport generate``: generate a clip frame by frame and write gif/png/npy/mp4.
+
+The source is a model (bundled name, preset, weights file: torch) or a built artifact
+directory (ONNX Runtime); ``--backend auto`` picks the best backend for it and says which.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +44,12 @@ from pomexport.runtime._choices import BACKENDS, DEVICES, SAMPLERS
     help="Time-schedule shift (SD3-style; 1 = uniform).",
 )
 @click.option(
-    "--backend", type=click.Choice(("auto", *BACKENDS)), default="auto", show_default=True
+    "--backend",
+    type=click.Choice(("auto", *BACKENDS)),
+    default="auto",
+    show_default=True,
+    help="torch runs a model; ort (CPU), ort-cuda, ort-trt run an artifact. auto: ort-cuda "
+    "if onnxruntime-gpu and a GPU are here, else ort, for an artifact; torch for a model.",
 )
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option(
@@ -74,20 +83,24 @@ def command(
     fps: float,
     progress: bool,
 ) -> None:
-    """Generate a video with MODEL (bundled name, preset such as `tiny`, or weights file;
-    default: the bundled pom-dit-video-tiny), one stream per --label, all in one batch."""
+    """Generate a video with MODEL: an artifact directory from `pomexport build` (run by
+    ONNX Runtime), or a bundled name, preset such as `tiny`, or weights file (run by torch;
+    default: the bundled pom-dit-video-tiny). One stream per --label, all in one batch; the
+    same --seed gives the same noise on every backend."""
     from pomexport.runtime.api import generate
-    from pomexport.runtime.loading import load_backend
+    from pomexport.runtime.loading import choose_backend, load_backend
     from pomexport.runtime.writers import check_output_path, write_video
 
     labels = labels or (0,)
     _check_options(frames, steps, seed, scale, fps, shift)
     path = check_output_path(out)
-    runner = load_backend(model, backend=backend, device=device)
+    choice = choose_backend(model, backend, device)
+    runner = load_backend(model, backend=choice.backend, device=device)
     n = runner.config.num_classes
     bad = [label for label in labels if not 0 <= label < n]
     if bad:
         raise ConfigError(f"label {bad[0]} out of range [0, {n}) for model {model}")
+    click.echo(f"backend: {runner.name} on {runner.device} ({choice.reason})", err=True)
     start = time.perf_counter()
     latents = generate(runner, labels, frames, steps, cfg_scale, seed, sampler, shift, progress)
     elapsed = time.perf_counter() - start

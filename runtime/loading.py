@@ -1,24 +1,72 @@
-"""Pick a backend for a model name, weights file or model object (``--backend``/``--device``).
+"""Pick and load a backend for what the user named (``--backend``/``--device``).
 
-Only backends that exist are listed (``runtime/_choices.py``); the ONNX Runtime and
-TensorRT backends add their names there and their loaders here when they land.
+A *source* is either a built artifact directory (``pomexport build``/``export`` output,
+recognised by its ``manifest.json``), run by ONNX Runtime, or a model — bundled name,
+preset (random init by ``seed``), weights file or ``PoMDiT`` — run by torch.
+
+``auto`` picks the best backend available: for an artifact, ONNX Runtime's CUDA EP when
+onnxruntime-gpu and a GPU are here, else its CPU EP; for a model, torch (on ``device``).
+:func:`choose_backend` says what it picked and why; :func:`load_backend` loads it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pomexport.errors import ConfigError
-from pomexport.runtime._choices import BACKENDS
+from pomexport.errors import ArtifactError, ConfigError
+from pomexport.runtime._choices import BACKENDS, ORT_BACKENDS
+from pomexport.runtime.providers import Choice
 
 if TYPE_CHECKING:
     from pomexport.runtime.backend import Backend
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BACKENDS", "load_backend"]
+__all__ = ["BACKENDS", "Choice", "choose_backend", "is_artifact", "load_backend"]
+
+MANIFEST = "manifest.json"  # export/artifact.py's name, without importing onnx here
+
+
+def is_artifact(source: object) -> bool:
+    """True for a path naming an artifact directory (or a directory meant as one)."""
+    if not isinstance(source, str | os.PathLike):
+        return False
+    path = Path(source)
+    return path.is_dir() or path.name == MANIFEST
+
+
+def _artifact_root(source: str | os.PathLike) -> Path:
+    path = Path(source)
+    return path.parent if path.name == MANIFEST else path
+
+
+def choose_backend(source: object, backend: str = "auto", device: str = "auto") -> Choice:
+    """The backend ``source`` will run on and why (no model or session is loaded)."""
+    if backend not in ("auto", *BACKENDS):
+        raise ConfigError(f"unknown backend {backend!r}; available: auto, {', '.join(BACKENDS)}")
+    if not is_artifact(source):
+        if backend in ORT_BACKENDS:
+            raise ConfigError(
+                f"--backend {backend} runs a built artifact, and {source!s} is a model: "
+                f"run `pomexport build {source!s} --out DIR`, then generate from DIR"
+            )
+        why = "requested" if backend == "torch" else "auto: a model name or weights run on torch"
+        return Choice("torch", why)
+    if backend == "torch":
+        raise ConfigError(
+            f"{source}: an artifact holds ONNX graphs, not torch weights; "
+            f"use --backend {' or '.join(('auto', *ORT_BACKENDS))}, or give the model name"
+        )
+    if backend in ORT_BACKENDS:
+        return Choice(backend, "requested")
+    if device == "cpu":
+        return Choice("ort", "auto with --device cpu")
+    from pomexport.runtime.providers import pick_ort_backend
+
+    return pick_ort_backend()
 
 
 def load_backend(
@@ -27,25 +75,42 @@ def load_backend(
     device: str = "auto",
     seed: int = 0,
 ) -> Backend:
-    """A ready backend for ``source``: a model name (bundled or preset, random init by
-    ``seed``), a weights file, or a ``PoMDiT``. ``auto`` picks the best backend available."""
-    if backend not in ("auto", *BACKENDS):
-        raise ConfigError(f"unknown backend {backend!r}; available: auto, {', '.join(BACKENDS)}")
+    """A ready backend for ``source``: an artifact directory (ONNX Runtime), a model name
+    (bundled or preset, random init by ``seed``), a weights file, or a ``PoMDiT`` (torch).
+    ``auto`` picks the best backend available (see :func:`choose_backend`)."""
+    choice = choose_backend(source, backend, device)
+    if choice.backend == "torch":
+        picked = _torch_backend(source, device, seed)
+    else:
+        picked = _ort_backend(source, choice.backend, device)
+    logger.info("backend %s on %s (%s)", picked.name, picked.device, choice.reason)
+    return picked
+
+
+def _torch_backend(source, device: str, seed: int) -> Backend:
     from pomexport.models.pom_dit import PoMDiT
     from pomexport.runtime.torch_backend import TorchBackend
 
     model = source if isinstance(source, PoMDiT) else _load_model(source, seed)
-    picked = TorchBackend(model, device=device)
-    logger.info(
-        "backend %s on %s (%s)",
-        picked.name,
-        picked.device,
-        "requested" if backend != "auto" else "the only backend for torch weights",
-    )
-    return picked
+    return TorchBackend(model, device=device)
+
+
+def _ort_backend(source, backend: str, device: str) -> Backend:
+    if backend == "ort" and device == "cuda":
+        raise ConfigError("--backend ort is ONNX Runtime on the CPU; use --backend ort-cuda")
+    if backend != "ort" and device == "cpu":
+        raise ConfigError(f"--backend {backend} runs on a GPU; use --backend ort with --device cpu")
+    from pomexport.runtime.ort_backend import OrtBackend
+
+    return OrtBackend(_artifact_root(source), backend=backend)
 
 
 def _load_model(source: str | os.PathLike, seed: int):
     from pomexport.models.registry import load_model
 
-    return load_model(source, seed=seed)
+    try:
+        return load_model(source, seed=seed)
+    except ConfigError as e:
+        if os.sep in str(source) and not Path(source).suffix:
+            raise ArtifactError(f"{source}: no such artifact directory") from e
+        raise

@@ -50,10 +50,12 @@ def test_resolve_device():
 
 
 def test_load_backend_lists_only_existing_backends(make_model):
-    assert BACKENDS == ("torch",)
+    assert BACKENDS == ("torch", "ort", "ort-cuda", "ort-trt")
     backend = load_backend(make_model(), backend="auto", device="cpu")
     assert backend.name == "torch" and backend.device == torch.device("cpu")
     with pytest.raises(ConfigError, match="unknown backend"):
+        load_backend(make_model(), backend="tensorflow")
+    with pytest.raises(ConfigError, match="runs a built artifact"):
         load_backend(make_model(), backend="ort")
     with pytest.raises(ConfigError, match="unknown model"):
         load_backend("no-such-model")

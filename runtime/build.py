@@ -1,0 +1,167 @@
+"""``pomexport build``: a model -> a deployable artifact directory (DESIGN.md §6).
+
+export (both flavors, precision baked into the graph) -> [TensorRT engine, on a machine with
+TensorRT and a GPU]. Without TensorRT or a GPU, ``auto`` stops after the ONNX Runtime
+artifact and says the engine will be built on the target; ``trt`` fails before exporting.
+
+The artifact is written into a temporary directory beside ``out`` and renamed into place
+when complete, so ``out`` is never a half-written artifact: it is the old one or the new one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pomexport.errors import BuildError, ConfigError
+
+if TYPE_CHECKING:
+    from pomexport.export.artifact import Artifact
+    from pomexport.models.pom_dit import PoMDiT
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16")  # int8 arrives with calibration
+BUILD_BACKENDS = ("auto", "trt", "ort")
+DEFAULT_BATCH = (1, 1, 8)
+MANIFEST = "manifest.json"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build produced: the verified artifact, the target it was built for, and a
+    one-paragraph summary for the user (what was built, what happens on the target)."""
+
+    artifact: Artifact
+    backend: str  # "trt" | "ort"
+    summary: str
+
+
+def tensorrt_missing() -> str | None:
+    """Why a TensorRT engine cannot be built here (None: it can)."""
+    if importlib.util.find_spec("tensorrt") is None:
+        return "TensorRT is not installed (the tensorrt Python package is not importable)"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible to torch"
+    return None
+
+
+def build_engine(artifact: Artifact, progress: Progress | None = None) -> Path:
+    """Build the TensorRT engine of ``artifact`` into ``<artifact>/engines/`` and return it.
+
+    The hook of the TensorRT builder (issue 6): strongly typed network from the
+    precision-baked ONNX, profiles from the artifact's batch range, timing cache beside it.
+    """
+    reason = tensorrt_missing()
+    if reason is not None:
+        raise BuildError(f"TensorRT is not installed or usable here: {reason}")
+    raise BuildError(
+        "the TensorRT engine builder is not part of this pomexport version yet "
+        "(runtime/build.py::build_engine is its hook); build with --backend ort"
+    )
+
+
+def _target(backend: str) -> tuple[str, str]:
+    """(target, reason) for a ``--backend`` value; BuildError for ``trt`` without TensorRT."""
+    if backend not in BUILD_BACKENDS:
+        raise ConfigError(f"backend must be one of {BUILD_BACKENDS}, got {backend!r}")
+    if backend == "ort":
+        return "ort", "requested"
+    missing = tensorrt_missing()
+    if backend == "trt":
+        if missing is not None:
+            raise BuildError(
+                f"--backend trt: {missing}. Build the ONNX Runtime artifact with --backend ort "
+                "(or auto) here and the engine on the target"
+            )
+        return "trt", "requested"
+    if missing is not None:
+        return "ort", missing
+    return "trt", "TensorRT and a CUDA GPU are available"
+
+
+def _check_out(out: Path) -> None:
+    """``out`` may be absent, empty, or an earlier artifact (replaced); nothing else."""
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise BuildError(f"{out}: not empty and not a pomexport artifact; choose another --out")
+
+
+def _staging_dir(out: Path) -> Path:
+    """An empty directory beside ``out`` with the mode a plain mkdir gives (mkdtemp: 0700)."""
+    staging = _staging_dir(out)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    return staging
+
+
+def _swap_in(built: Path, out: Path) -> None:
+    """Rename the finished ``built`` directory to ``out``, replacing an old artifact."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+    os.replace(built, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build(
+    model: PoMDiT | str | os.PathLike | None = None,
+    out: str | os.PathLike = "build/artifact",
+    precision: str = "fp16",
+    backend: str = "auto",
+    batch: tuple[int, int, int] = DEFAULT_BATCH,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Export ``model`` (default: the bundled model) with both flavors into ``out``, then
+    build the TensorRT engine when ``backend`` is ``trt`` (or ``auto`` and TensorRT + a GPU
+    are here). Returns the loaded, hash-verified artifact."""
+    from pomexport.export.api import export_model
+    from pomexport.export.artifact import load_artifact
+    from pomexport.models.registry import DEFAULT_MODEL
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    progress = progress or (lambda message: logger.info("%s", message))
+    target, why = _target(backend)
+    out = Path(out)
+    _check_out(out)
+    staging = _staging_dir(out)
+    try:
+        source = DEFAULT_MODEL if model is None else model
+        export_model(source, staging, precision, "both", batch=tuple(batch), progress=progress)
+        if target == "trt":
+            build_engine(load_artifact(staging), progress)
+        _swap_in(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    artifact = load_artifact(out)
+    return BuildResult(artifact, target, _summary(artifact, target, why))
+
+
+def _summary(artifact: Artifact, target: str, why: str) -> str:
+    built = (
+        f"built {artifact.root} ({artifact.model_name}, {artifact.precision}, "
+        f"flavors: {', '.join(artifact.flavors)}, batch {'..'.join(map(str, artifact.batch[::2]))})"
+    )
+    if target == "trt":
+        return f"{built} and its TensorRT engine ({why})"
+    return (
+        f"{built} for ONNX Runtime; {why}, so the TensorRT engine will be built on the "
+        f"target (`pomexport build --backend trt` there). Run it here with "
+        f"`pomexport generate {artifact.root}`"
+    )
