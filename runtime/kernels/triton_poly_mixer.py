@@ -25,9 +25,9 @@ import triton.language as tl
 
 from pomexport.models.polynomial import GATES, POWERS_CLAMP, POWERS_SLOPE, VARIANTS
 
-# Same reduction shape as the CUDA kernels: >= 32 tokens per chunk, <= 64 chunks.
-MIN_TOKENS_PER_CHUNK = 32
-MAX_TOKEN_CHUNKS = 64
+# Same reduction shape as the CUDA kernels: clamp(N // 16, 1, 128) chunks.
+MIN_TOKENS_PER_CHUNK = 16
+MAX_TOKEN_CHUNKS = 128
 MAX_ORDER = 4
 DTYPES = (torch.float32, torch.float16)
 
@@ -161,7 +161,7 @@ def _gate_select(
 
 def token_chunks(tokens: int) -> int:
     """Chunks the token reduction uses: a function of N only (results independent of B)."""
-    return 0 if tokens <= 0 else min(MAX_TOKEN_CHUNKS, triton.cdiv(tokens, MIN_TOKENS_PER_CHUNK))
+    return 0 if tokens <= 0 else max(1, min(MAX_TOKEN_CHUNKS, tokens // MIN_TOKENS_PER_CHUNK))
 
 
 def uncovered_reason(

@@ -111,8 +111,8 @@ void checkBuild(IPluginV3OneBuild* build)
     check(build->configurePlugin(io.data(), 5, io.data() + 5, 2) != 0, "configurePlugin rejects coeff [C, 2] for order 3");
 
     io = powersIO(DataType::kFLOAT, 8, 4096, 1152);
-    size_t const expected = size_t{8} * 64 * 1152 * sizeof(float);
-    check(build->getWorkspaceSize(io.data(), 5, io.data() + 5, 2) == expected, "workspace: B * 64 chunks * C * 4 bytes");
+    size_t const expected = size_t{8} * 128 * 1152 * sizeof(float);
+    check(build->getWorkspaceSize(io.data(), 5, io.data() + 5, 2) == expected, "workspace: B * 128 chunks * C * 4 bytes");
 }
 
 void checkRuntime(IPluginCreatorV3One* creator, IPluginV3* plugin)

@@ -16,13 +16,17 @@ namespace pomexport
 {
 namespace
 {
-// Reduction shape: a chunk holds at least kMIN_TOKENS_PER_CHUNK tokens (enough work per thread
-// to hide the partial write) and N is split into at most kMAX_TOKEN_CHUNKS chunks (bounds the
-// workspace and the finalize pass).
-constexpr int64_t kMIN_TOKENS_PER_CHUNK = 32;
-constexpr int64_t kMAX_TOKEN_CHUNKS = 64;
+// Reduction shape: clamp(N / kMIN_TOKENS_PER_CHUNK, 1, kMAX_TOKEN_CHUNKS) chunks of ceil(N / chunks)
+// tokens: a chunk holds >= 16 tokens when N >= 16 (enough work per thread to amortise its partial
+// write), at most 128 chunks bound the workspace and the finalize pass. Past 128 * 16 tokens the
+// last chunks can be empty (begin >= N): they write zero partials.
+constexpr int64_t kMIN_TOKENS_PER_CHUNK = 16;
+constexpr int64_t kMAX_TOKEN_CHUNKS = 128;
 constexpr int32_t kREDUCE_THREADS = 128;
 constexpr int32_t kELEMENTWISE_THREADS = 256;
+constexpr int32_t kSELECT_THREADS = 128;
+// ~16 blocks per SM on a 132-SM H100: enough memory requests in flight to saturate HBM.
+constexpr int64_t kSELECT_TARGET_BLOCKS = 2048;
 constexpr int64_t kMAX_ELEMENTWISE_BLOCKS = 65535 * 8;
 constexpr int64_t kMAX_GRID_YZ = 65535;
 
@@ -171,23 +175,31 @@ __global__ void polyMixerFinalizeState(float const* __restrict__ state, float co
     }
 }
 
-//! Pass 2: y = gate(g) * (state_out / (count + N)); one gate per head when selHeads > 1.
+/*
+ * Pass 2: y = gate(g) * (state_out / (count + N)); one gate per head when selHeads > 1.
+ * grid (channel tiles, token groups, B): a thread owns one channel of one stream, computes its
+ * mean once and walks the tokens with a stride -- no per-element integer division.
+ */
 template <typename T>
 __global__ void polyMixerGateSelect(T const* __restrict__ g, float const* __restrict__ stateOut,
-    float const* __restrict__ count, T* __restrict__ y, int64_t total, int64_t tokens, int64_t channels,
-    int32_t selHeads, PolyGate gate)
+    float const* __restrict__ count, T* __restrict__ y, int64_t tokens, int64_t channels, int32_t selHeads,
+    PolyGate gate)
 {
-    int64_t const headWidth = selHeads > 1 ? channels / selHeads : 1;
-    int64_t const stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride)
+    int64_t const ch = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (ch >= channels)
     {
-        int64_t const row = i / channels;
-        int64_t const ch = i - row * channels;
-        int64_t const batch = row / tokens;
-        int64_t const gateIndex = selHeads > 1 ? row * selHeads + ch / headWidth : i;
-        // Same operation order as the reference: mean first, then the gate.
-        float const mean = stateOut[batch * channels + ch] / (count[batch] + static_cast<float>(tokens));
-        y[i] = fromFloat<T>(gateActivation(toFloat(g[gateIndex]), gate) * mean);
+        return;
+    }
+    int64_t const batch = blockIdx.z;
+    int64_t const gateWidth = selHeads > 1 ? selHeads : channels;
+    int64_t const gateCol = selHeads > 1 ? ch / (channels / selHeads) : ch;
+    // Same operation order as the reference: the mean first, then the gate.
+    float const mean = stateOut[batch * channels + ch] / (count[batch] + static_cast<float>(tokens));
+#pragma unroll 4
+    for (int64_t n = blockIdx.y; n < tokens; n += gridDim.y)
+    {
+        int64_t const row = batch * tokens + n;
+        y[row * channels + ch] = fromFloat<T>(gateActivation(toFloat(g[row * gateWidth + gateCol]), gate) * mean);
     }
 }
 
@@ -247,9 +259,13 @@ void launchForward(PolyMixerParams const& p, cudaStream_t stream)
     int64_t const total = batchChannels * p.tokens;
     if (total > 0)
     {
-        polyMixerGateSelect<T><<<elementwiseBlocks(total), kELEMENTWISE_THREADS, 0, stream>>>(
-            static_cast<T const*>(p.g), p.stateOut, p.count, static_cast<T*>(p.y), total, p.tokens, p.channels,
-            p.selHeads, p.gate);
+        // Enough token groups for ~kSELECT_TARGET_BLOCKS blocks in all, each walking >= 1 token.
+        int64_t const tiles = ceilDiv(p.channels, kSELECT_THREADS);
+        int64_t const groups = std::clamp<int64_t>(kSELECT_TARGET_BLOCKS / (tiles * p.batch), 1, p.tokens);
+        dim3 const grid(static_cast<uint32_t>(tiles), static_cast<uint32_t>(std::min(groups, kMAX_GRID_YZ)),
+            static_cast<uint32_t>(p.batch));
+        polyMixerGateSelect<T><<<grid, kSELECT_THREADS, 0, stream>>>(static_cast<T const*>(p.g), p.stateOut, p.count,
+            static_cast<T*>(p.y), p.tokens, p.channels, p.selHeads, p.gate);
     }
 }
 
@@ -257,7 +273,7 @@ void launchForward(PolyMixerParams const& p, cudaStream_t stream)
 
 int64_t polyMixerTokenChunks(int64_t tokens) noexcept
 {
-    return tokens <= 0 ? 0 : std::min(kMAX_TOKEN_CHUNKS, ceilDiv(tokens, kMIN_TOKENS_PER_CHUNK));
+    return tokens <= 0 ? 0 : std::clamp<int64_t>(tokens / kMIN_TOKENS_PER_CHUNK, 1, kMAX_TOKEN_CHUNKS);
 }
 
 size_t polyMixerWorkspaceSize(int64_t batch, int64_t tokens, int64_t channels) noexcept

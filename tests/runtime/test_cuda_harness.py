@@ -41,9 +41,9 @@ def test_harness_library_host_entry_points(library):
     lib.polymixer_workspace_size.restype = ctypes.c_size_t
     lib.polymixer_validate.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_int32] * 4
     lib.polymixer_validate.restype = ctypes.c_char_p
-    # min(64, ceil(N / 32)) chunks of fp32 partial sums
-    assert lib.polymixer_workspace_size(8, 4096, 1152) == 8 * 64 * 1152 * 4
-    assert lib.polymixer_workspace_size(2, 70, 24) == 2 * 3 * 24 * 4
+    # clamp(N / 16, 1, 128) chunks of fp32 partial sums
+    assert lib.polymixer_workspace_size(8, 4096, 1152) == 8 * 128 * 1152 * 4
+    assert lib.polymixer_workspace_size(2, 70, 24) == 2 * 4 * 24 * 4
     assert lib.polymixer_workspace_size(2, 0, 24) == 0
     # (B, N, C, variant, order, sel_heads, has_coeff)
     assert lib.polymixer_validate(2, 70, 24, 0, 2, 0, 0) is None

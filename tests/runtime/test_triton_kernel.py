@@ -38,7 +38,7 @@ CASES = [
     ("powers", "hardsigmoid", 4, 4),
 ]
 FP16_CASES = [("moments", "sigmoid", 2, 0), ("powers", "hardsigmoid", 2, 0)]
-EDGE_TOKENS = [0, 1, 32, 33]  # no tokens (state passes through), one, chunk boundaries
+EDGE_TOKENS = [0, 1, 31, 33]  # no tokens (state passes through), one, one/two chunks
 # y tolerances per dtype; state_out (always fp32) uses rtol 1e-5 and atol 1e-5 * its magnitude.
 TOLERANCES = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float16: dict(rtol=2e-3, atol=1e-3)}
 
@@ -60,7 +60,7 @@ torch.save(out, sys.argv[2])
 
 
 def make_inputs(variant, order, sel_heads, dtype, device="cpu", shape=(2, 70, 24), seed=0):
-    """Small inputs; N=70 spans three token chunks, so the chunked reduction is exercised."""
+    """Small inputs; N=70 spans four token chunks, so the chunked reduction is exercised."""
     gen = torch.Generator().manual_seed(seed)
     b, n, c = shape
     h = torch.randn(b, n, c, generator=gen)
@@ -145,6 +145,20 @@ def test_interpreted_kernel_token_edges(interpreted, tokens):
 @needs_triton
 def test_dispatcher_uses_triton_under_the_interpreter(interpreted):
     assert _check(interpreted, "dispatch") == dispatch.TRITON
+
+
+@needs_triton
+def test_token_chunks_cover_every_token():
+    """Chunks of ceil(N / chunks) tokens cover N with >= 16 tokens each (N >= 16); past 128 * 16
+    tokens trailing chunks may be empty (begin >= N): both kernels then write a zero partial."""
+    from pomexport.runtime.kernels.triton_poly_mixer import token_chunks
+
+    tokens = (0, 1, 16, 17, 2048, 2049, 10**6)
+    assert [token_chunks(n) for n in tokens] == [0, 1, 1, 1, 128, 128, 128]
+    for n in range(1, 5000, 7):
+        chunks = token_chunks(n)
+        per_chunk = -(-n // chunks)
+        assert chunks * per_chunk >= n and per_chunk >= min(n, 16)
 
 
 @needs_triton
