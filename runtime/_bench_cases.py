@@ -29,7 +29,8 @@ from pomexport.runtime.sampler import time_schedule
 
 MODES = {"pom": ("state",), "attention": ("kv_cache", "recompute")}
 
-# A frame runner calls the model for one whole frame and appends (kind, seconds) per call.
+# A frame runner calls the model for one whole frame and appends, per call,
+# (kind, wall seconds, CPU seconds of this process over all its threads).
 FrameRunner = Callable[[list], None]
 
 
@@ -83,9 +84,9 @@ def call_flops(cfg: PoMDiTConfig, mode: str, frame: int) -> float:
 
 
 def _timed(times: list, kind: str, call: Callable[[], object]) -> None:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     call()
-    times.append((kind, time.perf_counter() - start))
+    times.append((kind, time.perf_counter() - start, time.process_time() - cpu))
 
 
 def _prepare_pom(case: Case, model, make_backend: Callable) -> Prepared:
@@ -203,9 +204,10 @@ def measure(case: Case, make_backend: Callable | None = None, reset_peak: bool =
 
 
 def _row(case, prepared, runs, baseline, peak, peak_reset, wall) -> dict:
-    denoise = [s for times in runs for kind, s in times if kind == "denoise"]
-    commit = [s for times in runs for kind, s in times if kind == "commit"]
-    frames = [sum(s for _, s in times) for times in runs]
+    denoise = [s for times in runs for kind, s, _ in times if kind == "denoise"]
+    commit = [s for times in runs for kind, s, _ in times if kind == "commit"]
+    frames = [sum(s for _, s, _ in times) for times in runs]
+    cpu = [sum(c for _, _, c in times) for times in runs]
     mib = _rss.MIB
     return {
         **asdict(case),
@@ -218,6 +220,7 @@ def _row(case, prepared, runs, baseline, peak, peak_reset, wall) -> dict:
         "frame_ms": _median_ms(frames),
         "frame_ms_min": 1000.0 * min(frames),
         "frame_ms_runs": [round(1000.0 * f, 3) for f in frames],
+        "frame_cpu_ms": _median_ms(cpu),
         "held_bytes": prepared.held_bytes,
         "held": prepared.held,
         "rss_with_model_mib": baseline / mib,

@@ -178,7 +178,8 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 def _series_summary(rows: list[dict]) -> dict:
     measured = [r for r in rows if "frame_ms" in r]
     out: dict = {"not_measured_frames": [r["frame"] for r in rows if "frame_ms" not in r]}
-    for key in ("frame_ms", "frame_ms_min", "step_ms", "held_bytes", "peak_rss_mib"):
+    keys = ("frame_ms", "frame_ms_min", "frame_cpu_ms", "step_ms", "held_bytes", "peak_rss_mib")
+    for key in keys:
         out[key] = {str(r["frame"]): r[key] for r in measured}
     if len(measured) >= 2:
         first, last = measured[0], measured[-1]
@@ -186,6 +187,7 @@ def _series_summary(rows: list[dict]) -> dict:
         for key, name in (
             ("frame_ms", "latency"),
             ("frame_ms_min", "latency_min"),
+            ("frame_cpu_ms", "cpu_time"),
             ("held_bytes", "held_bytes"),
             ("peak_rss_mib", "peak_rss"),
         ):
@@ -217,7 +219,10 @@ METHOD = {
     "frame_latency": "median over `repeats` (after `warmup`) of one whole frame: `steps` "
     "denoising calls + 1 commit call (PoM, KV cache); full recompute has no commit call "
     "(the clean latent is appended to the clip). frame_ms_min: the fastest repeat, less "
-    "sensitive to other processes on a shared machine; `latency_min_ratio` uses it",
+    "sensitive to other processes on a shared machine; `latency_min_ratio` uses it. "
+    "frame_cpu_ms: median CPU time of the process (all threads) per frame, which other "
+    "processes disturb less than wall time (threads spin-waiting still count); "
+    "`cpu_time_ratio` uses it",
     "step_latency": "median of the denoising calls of all repeats",
     "context": "frame n's context is built directly at its size with random values "
     "(state / KV cache / clean clip of n - 1 frames), not by generating n - 1 frames; "
