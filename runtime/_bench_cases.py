@@ -167,7 +167,7 @@ def _load_lazy_imports() -> None:
     from pomexport.models.poly_mixer_op import poly_mixer
 
     h = torch.zeros(1, 1, 2)
-    with torch.inference_mode():  # as the rows run: outside it the op loads autograd code too
+    with torch.inference_mode():  # as the rows run
         poly_mixer(h, h, torch.zeros(1, 2), torch.zeros(1), None, "moments", 2, "sigmoid", 1)
 
 
