@@ -1,0 +1,306 @@
+"""ctypes binding of the C++ runtime's C API (``runtime/cpp/include/pomrt.h``, ``libpomrt.so``).
+
+The CPU-only entry points (artifact verification, the sampler schedule, the frame noise) work
+in any build; :class:`CppRuntime` (frame generation) needs a library built with TensorRT
+(``POMRT_WITH_TENSORRT=ON``) on a GPU machine.
+
+>>> lib = load_library()                      # $POMRT_LIBRARY, then the default build folders
+>>> lib.verify_artifact("out/tiny-fp16")      # ArtifactError naming the bad file, if any
+>>> with CppRuntime(lib, "out/tiny-fp16", steps=20, cfg_scale=2.0) as rt:
+...     rt.reset_stream(0, seed=0, label=3)
+...     frame = rt.next_frame(0)              # (C_in, H, W) float32
+
+Build the library with ``build_library(build_dir)`` (cmake) or by hand:
+``cmake -S runtime/cpp -B build/pomrt && cmake --build build/pomrt``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from pomexport.errors import (
+    ArtifactError,
+    BuildError,
+    ConfigError,
+    PluginError,
+    PomExportError,
+    StateError,
+)
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "POMRT_LIBRARY"
+SOURCE_DIR = Path(__file__).resolve().parent / "cpp"
+_REPO = Path(__file__).resolve().parent.parent
+DEFAULT_LOCATIONS = (
+    SOURCE_DIR / "build" / "libpomrt.so",
+    _REPO / "build" / "pomrt" / "libpomrt.so",
+)
+
+# pomrt_status -> the PomExportError subclass the binding raises for it.
+_ERRORS: dict[int, type[PomExportError]] = {
+    1: ConfigError,  # INVALID_ARGUMENT
+    2: ArtifactError,
+    3: StateError,
+    4: ConfigError,  # BUFFER_TOO_SMALL
+    5: BuildError,  # UNSUPPORTED (no TensorRT in this build)
+    6: PluginError,
+    7: BuildError,  # TENSORRT
+    8: BuildError,  # CUDA
+    9: PomExportError,  # INTERNAL
+}
+
+
+class _Options(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("slots", ctypes.c_int32),
+        ("steps", ctypes.c_int32),
+        ("cfg_scale", ctypes.c_float),
+        ("shift", ctypes.c_float),
+        ("device", ctypes.c_int32),
+        ("prefer_plugin", ctypes.c_int32),
+        ("plugin_path", ctypes.c_char_p),
+        ("plugin_sha256", ctypes.c_char_p),
+        ("engine_path", ctypes.c_char_p),
+        ("build_if_missing", ctypes.c_int32),
+        ("workspace_bytes", ctypes.c_uint64),
+        ("verbose", ctypes.c_int32),
+    ]
+
+
+class _ModelInfo(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        *[
+            (name, ctypes.c_int32)
+            for name in (
+                "in_channels",
+                "height",
+                "width",
+                "depth",
+                "state_width",
+                "tokens_per_frame",
+                "num_classes",
+                "batch_min",
+                "batch_opt",
+                "batch_max",
+                "video",
+                "slots",
+                "rows",
+            )
+        ],
+        ("precision", ctypes.c_char * 8),
+        ("variant", ctypes.c_char * 16),
+        ("model_name", ctypes.c_char * 64),
+    ]
+
+    def as_dict(self) -> dict:
+        out = {name: getattr(self, name) for name, _ in self._fields_[1:]}
+        return {k: v.decode() if isinstance(v, bytes) else v for k, v in out.items()}
+
+
+def find_library(path: str | os.PathLike | None = None) -> Path:
+    """``path``, else ``$POMRT_LIBRARY``, else the first default build location that exists."""
+    candidates = [Path(p) for p in (path, os.environ.get(ENV_VAR)) if p]
+    candidates += list(DEFAULT_LOCATIONS) if not candidates else []
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise BuildError(
+        f"libpomrt.so not found (tried {tried}); build it with "
+        f"`cmake -S {SOURCE_DIR} -B build/pomrt && cmake --build build/pomrt` "
+        f"or point {ENV_VAR} at it"
+    )
+
+
+def build_library(
+    build_dir: str | os.PathLike,
+    with_tensorrt: bool | None = False,
+    jobs: int = 2,
+    examples: bool = False,
+    build_type: str = "Release",
+) -> Path:
+    """Configure and build ``runtime/cpp`` with cmake into ``build_dir``; returns the .so path.
+
+    ``with_tensorrt=None`` lets CMake decide (ON when TensorRT and CUDA are found);
+    ``build_type="Debug"`` compiles faster (what the tests use).
+    """
+    if shutil.which("cmake") is None:
+        raise BuildError("cmake not found: install cmake and a C++17 compiler to build libpomrt")
+    build_dir = Path(build_dir)
+    configure = [
+        "cmake",
+        "-S",
+        str(SOURCE_DIR),
+        "-B",
+        str(build_dir),
+        f"-DCMAKE_BUILD_TYPE={build_type}",
+    ]
+    configure.append(f"-DPOMRT_BUILD_EXAMPLES={'ON' if examples else 'OFF'}")
+    if with_tensorrt is not None:
+        configure.append(f"-DPOMRT_WITH_TENSORRT={'ON' if with_tensorrt else 'OFF'}")
+    for command in (configure, ["cmake", "--build", str(build_dir), "-j", str(jobs)]):
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+            raise BuildError(f"{' '.join(command[:2])} failed:\n{tail}")
+    return build_dir / "libpomrt.so"
+
+
+class PomRT:
+    """The loaded library: CPU entry points as Python functions raising PomExportError."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = find_library(path)
+        try:
+            self._lib = ctypes.CDLL(str(self.path))
+        except OSError as e:
+            raise BuildError(f"{self.path}: cannot load ({e})") from e
+        self._declare()
+
+    def _declare(self) -> None:
+        lib, c = self._lib, ctypes
+        status, char_p = c.c_int, c.c_char_p
+        fptr = c.POINTER(c.c_float)
+        signatures = {
+            "pomrt_last_error": (char_p, []),
+            "pomrt_version": (char_p, []),
+            "pomrt_has_tensorrt": (c.c_int32, []),
+            "pomrt_verify_artifact": (status, [char_p, char_p, c.c_size_t]),
+            "pomrt_artifact_info": (status, [char_p, c.POINTER(_ModelInfo)]),
+            "pomrt_schedule": (status, [c.c_int32, c.c_float, fptr]),
+            "pomrt_noise": (status, [c.c_uint64, c.c_uint64, c.c_uint64, c.c_size_t, fptr]),
+            "pomrt_default_options": (None, [c.POINTER(_Options)]),
+            "pomrt_create": (status, [char_p, c.POINTER(_Options), c.POINTER(c.c_void_p)]),
+            "pomrt_info": (status, [c.c_void_p, c.POINTER(_ModelInfo)]),
+            "pomrt_reset_stream": (status, [c.c_void_p, c.c_int32, c.c_uint64, c.c_int32]),
+            "pomrt_next_frame": (status, [c.c_void_p, c.c_int32, fptr, c.c_size_t]),
+            "pomrt_destroy": (None, [c.c_void_p]),
+        }
+        for name, (restype, argtypes) in signatures.items():
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = restype, argtypes
+
+    def call(self, name: str, *args) -> None:
+        """Call a status-returning function; a non-zero status raises its PomExportError."""
+        code = getattr(self._lib, name)(*args)
+        if code != 0:
+            message = self._lib.pomrt_last_error().decode(errors="replace")
+            raise _ERRORS.get(code, PomExportError)(message)
+
+    @property
+    def version(self) -> str:
+        return self._lib.pomrt_version().decode()
+
+    @property
+    def has_tensorrt(self) -> bool:
+        """Whether the library was built with the TensorRT runtime part."""
+        return bool(self._lib.pomrt_has_tensorrt())
+
+    def verify_artifact(self, artifact_dir: str | os.PathLike) -> None:
+        """Raise ArtifactError (naming the file) unless the artifact is intact and safe."""
+        err = ctypes.create_string_buffer(1024)
+        self.call("pomrt_verify_artifact", os.fsencode(artifact_dir), err, len(err))
+
+    def artifact_info(self, artifact_dir: str | os.PathLike) -> dict:
+        """Verify, then the model facts the C++ side read from the manifest."""
+        info = _ModelInfo(struct_size=ctypes.sizeof(_ModelInfo))
+        self.call("pomrt_artifact_info", os.fsencode(artifact_dir), ctypes.byref(info))
+        return info.as_dict()
+
+    def schedule(self, steps: int, shift: float = 1.0) -> np.ndarray:
+        """(steps + 1,) float32 times from 1 to 0, computed by the C++ sampler."""
+        out = np.empty(max(steps, 0) + 1, dtype=np.float32)
+        self.call("pomrt_schedule", steps, shift, _float_ptr(out))
+        return out
+
+    def noise(self, seed: int, stream: int, frame: int, shape: tuple[int, ...]) -> np.ndarray:
+        """The C++ runtime's initial noise of one frame (not numpy's: see runtime/cpp/README)."""
+        out = np.empty(shape, dtype=np.float32)
+        self.call("pomrt_noise", seed, stream, frame, out.size, _float_ptr(out))
+        return out
+
+
+def _float_ptr(array: np.ndarray):
+    return array.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+
+
+class CppRuntime:
+    """One ``pomrt_runtime`` handle: TensorRT engine, device state, frame loop (GPU only)."""
+
+    def __init__(
+        self,
+        lib: PomRT,
+        artifact_dir: str | os.PathLike,
+        slots: int = 1,
+        steps: int = 20,
+        cfg_scale: float = 2.0,
+        shift: float = 1.0,
+        device: int = 0,
+        plugin_path: str | None = None,
+        plugin_sha256: str | None = None,
+        workspace_bytes: int = 0,
+    ) -> None:
+        self.lib = lib
+        options = _Options()
+        lib._lib.pomrt_default_options(ctypes.byref(options))
+        options.slots, options.steps, options.device = slots, steps, device
+        options.cfg_scale, options.shift, options.workspace_bytes = (
+            cfg_scale,
+            shift,
+            workspace_bytes,
+        )
+        options.plugin_path = plugin_path.encode() if plugin_path else None
+        options.plugin_sha256 = plugin_sha256.encode() if plugin_sha256 else None
+        self._handle = ctypes.c_void_p()
+        lib.call(
+            "pomrt_create",
+            os.fsencode(artifact_dir),
+            ctypes.byref(options),
+            ctypes.byref(self._handle),
+        )
+        info = _ModelInfo(struct_size=ctypes.sizeof(_ModelInfo))
+        lib.call("pomrt_info", self._handle, ctypes.byref(info))
+        self.info = info.as_dict()
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        return self.info["in_channels"], self.info["height"], self.info["width"]
+
+    def reset_stream(self, slot: int, seed: int = 0, label: int = 0) -> None:
+        """Start a stream in ``slot`` (label < 0 frees it)."""
+        self.lib.call("pomrt_reset_stream", self._handle, slot, seed, label)
+
+    def next_frame(self, slot: int) -> np.ndarray:
+        """The slot's next frame, (C_in, H, W) float32."""
+        out = np.empty(self.frame_shape, dtype=np.float32)
+        self.lib.call("pomrt_next_frame", self._handle, slot, _float_ptr(out), out.nbytes)
+        return out
+
+    def close(self) -> None:
+        if getattr(self, "_handle", None):
+            self.lib._lib.pomrt_destroy(self._handle)
+            self._handle = ctypes.c_void_p()
+
+    def __enter__(self) -> CppRuntime:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def load_library(path: str | os.PathLike | None = None) -> PomRT:
+    """The library at ``path`` / ``$POMRT_LIBRARY`` / the default build folder, loaded."""
+    return PomRT(path)

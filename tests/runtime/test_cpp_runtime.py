@@ -1,0 +1,229 @@
+"""The C++ runtime's CPU part through its C API (ctypes): artifact verification, schedule, noise.
+
+libpomrt is configured and built once per session with cmake (CPU only: TensorRT is not on
+this machine); the frame loop itself needs TensorRT and a GPU and is only compile-checked
+(scripts/check_cpp_runtime.sh, test_trt_compile_check below).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pomexport.errors import ArtifactError, BuildError, ConfigError
+from pomexport.export.artifact import MANIFEST
+from pomexport.models import get_preset
+from pomexport.runtime.sampler import time_schedule
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("cmake") is None or shutil.which("g++") is None and shutil.which("c++") is None,
+    reason="cmake and a C++17 compiler are needed to build libpomrt",
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory) -> Path:
+    from pomexport.runtime.capi import build_library
+
+    out = tmp_path_factory.mktemp("pomrt-build")
+    build_library(out, with_tensorrt=False, jobs=2, build_type="Debug")
+    return out
+
+
+@pytest.fixture(scope="session")
+def lib(build_dir):
+    from pomexport.runtime.capi import load_library
+
+    return load_library(build_dir / "libpomrt.so")
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory) -> Path:
+    """The tiny preset (random weights) exported once by the real exporter, fp32 portable."""
+    from pomexport.export import export_model
+
+    out = tmp_path_factory.mktemp("pomrt-artifact") / "tiny"
+    export_model("tiny", out, precision="fp32", flavor="portable", batch=(1, 2, 8))
+    return out
+
+
+@pytest.fixture
+def artifact(exported, tmp_path) -> Path:
+    """A private copy of the exported artifact (tests tamper with it)."""
+    return Path(shutil.copytree(exported, tmp_path / "art"))
+
+
+def test_c_unit_test_passes(build_dir):
+    done = subprocess.run([str(build_dir / "pomrt_test_cpu")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "all checks passed" in done.stdout
+
+
+def test_library_reports_cpu_only_build(lib):
+    assert not lib.has_tensorrt
+    assert lib.version.startswith("pomrt ")
+
+
+def test_valid_artifact_verifies_and_reads_the_manifest(lib, artifact):
+    lib.verify_artifact(artifact)
+    info = lib.artifact_info(artifact)
+    cfg = get_preset("tiny")
+    assert info["in_channels"] == cfg.in_channels and info["height"] == cfg.input_size
+    assert info["depth"] == cfg.depth and info["state_width"] == cfg.state_width
+    assert info["tokens_per_frame"] == cfg.tokens_per_frame
+    assert info["num_classes"] == cfg.num_classes and info["video"] == 1
+    assert (info["batch_min"], info["batch_opt"], info["batch_max"]) == (1, 2, 8)
+    assert (info["precision"], info["variant"], info["model_name"]) == ("fp32", "moments", "tiny")
+
+
+def test_flipped_byte_refused(lib, artifact):
+    path = artifact / "model.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"model\.onnx: sha256 mismatch"):
+        lib.verify_artifact(artifact)
+
+
+def test_missing_file_refused(lib, artifact):
+    (artifact / "model.onnx").unlink()
+    with pytest.raises(ArtifactError, match=r"model\.onnx: listed in manifest\.json but missing"):
+        lib.verify_artifact(artifact)
+
+
+def test_extra_unlisted_file_refused(lib, artifact):
+    (artifact / "engines").mkdir()
+    (artifact / "engines" / "extra.plan").write_bytes(b"not listed")
+    with pytest.raises(ArtifactError, match=r"engines/extra\.plan: present .* but not listed"):
+        lib.verify_artifact(artifact)
+    # Dot-files are temp files of atomic writes: ignored, as by the Python writer.
+    (artifact / "engines" / "extra.plan").unlink()
+    (artifact / ".manifest.json.tmp").write_bytes(b"")
+    lib.verify_artifact(artifact)
+
+
+def _list(artifact: Path, name: str, sha256: str = "0" * 64) -> None:
+    """Add a name to the manifest's file table by hand (what a malicious manifest would do)."""
+    import json
+
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    manifest["files"][name] = {"sha256": sha256, "bytes": 1}
+    (artifact / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+@pytest.mark.parametrize("name", ["../outside.bin", "engines/../../outside.bin", "..\\outside.bin"])
+def test_dotdot_path_refused(lib, artifact, name):
+    _list(artifact, name)
+    with pytest.raises(ArtifactError, match=r"manifest\.json: refusing path '.*outside\.bin'"):
+        lib.verify_artifact(artifact)
+
+
+def test_absolute_path_refused(lib, artifact, tmp_path):
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"x")
+    _list(artifact, str(outside))
+    with pytest.raises(ArtifactError, match=rf"refusing path '{outside}'"):
+        lib.verify_artifact(artifact)
+
+
+def test_escaping_symlink_refused(lib, artifact, tmp_path):
+    outside = tmp_path / "secret.bin"
+    outside.write_bytes(b"secret")
+    os.symlink(outside, artifact / "weights.bin")
+    from pomexport.export._paths import sha256_file
+
+    _list(artifact, "weights.bin", sha256_file(outside))
+    with pytest.raises(ArtifactError, match=r"'weights\.bin' leaves the artifact directory"):
+        lib.verify_artifact(artifact)
+
+
+def test_not_an_artifact(lib, tmp_path):
+    with pytest.raises(ArtifactError, match="manifest.json: missing"):
+        lib.verify_artifact(tmp_path)
+    (tmp_path / MANIFEST).write_text("{not json")
+    with pytest.raises(ArtifactError, match="unreadable manifest"):
+        lib.verify_artifact(tmp_path)
+
+
+@pytest.mark.parametrize(("steps", "shift"), [(1, 1.0), (4, 1.0), (20, 1.0), (7, 3.0), (50, 0.5)])
+def test_schedule_matches_python_sampler(lib, steps, shift):
+    expected = time_schedule(steps, shift).numpy()
+    got = lib.schedule(steps, shift)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert got[0] == 1.0 and got[-1] == 0.0
+
+
+def test_schedule_rejects_bad_input(lib):
+    with pytest.raises(ConfigError, match="steps must be >= 1"):
+        lib.schedule(0)
+    with pytest.raises(ConfigError, match="shift must be"):
+        lib.schedule(4, -1.0)
+
+
+def test_noise_is_deterministic_and_standard_normal(lib):
+    a = lib.noise(7, 0, 3, (3, 64, 64))
+    assert np.array_equal(a, lib.noise(7, 0, 3, (3, 64, 64)))
+    assert not np.allclose(a, lib.noise(7, 1, 3, (3, 64, 64)))  # another stream
+    assert not np.allclose(a, lib.noise(7, 0, 4, (3, 64, 64)))  # another frame
+    # 12288 samples: standard errors 0.009 (mean) and 0.013 (variance); 4-sigma bounds.
+    assert abs(float(a.mean())) < 0.04 and abs(float(a.var()) - 1.0) < 0.06
+
+
+def test_runtime_needs_tensorrt_build(lib, artifact):
+    from pomexport.runtime.capi import CppRuntime
+
+    with pytest.raises(BuildError, match="built without TensorRT"):
+        CppRuntime(lib, artifact)
+
+
+def test_missing_library_is_a_clear_error(tmp_path, monkeypatch):
+    from pomexport.runtime.capi import load_library
+
+    monkeypatch.setenv("POMRT_LIBRARY", str(tmp_path / "libpomrt.so"))
+    with pytest.raises(BuildError, match=r"libpomrt\.so not found .* `cmake -S"):
+        load_library()
+
+
+TRT_HEADER_DIRS = [p for p in os.environ.get("POMEXPORT_TRT_HEADERS", "").split(os.pathsep) if p]
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not found")
+@pytest.mark.skipif(
+    not TRT_HEADER_DIRS,
+    reason="set POMEXPORT_TRT_HEADERS to TensorRT include/ folders (copies of NVIDIA/TensorRT "
+    "release/10.3 and main kept outside the repository, e.g. /tmp/trt-headers/*/include, "
+    "which CI does not have)",
+)
+@pytest.mark.parametrize("include_dir", TRT_HEADER_DIRS)
+def test_trt_compile_check(include_dir):
+    """scripts/check_cpp_runtime.sh passes; NvOnnxParser.h comes from the include folder or,
+    for release/10.x (onnx-tensorrt submodule), from $POMRT_ONNX_PARSER_INCLUDE."""
+    include = Path(include_dir)
+    parser = (
+        []
+        if (include / "NvOnnxParser.h").is_file()
+        else [os.environ.get("POMRT_ONNX_PARSER_INCLUDE", "")]
+    )
+    if parser and not Path(parser[0], "NvOnnxParser.h").is_file():
+        pytest.skip(
+            f"NvOnnxParser.h is not in {include} (release/10.x keeps it in the onnx-tensorrt "
+            "submodule): set POMRT_ONNX_PARSER_INCLUDE to a folder holding it"
+        )
+    script = REPO / "scripts" / "check_cpp_runtime.sh"
+    done = subprocess.run(
+        ["bash", str(script), str(include), *parser, "87"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "OK: pomrt" in done.stdout
