@@ -13,14 +13,14 @@ from pomexport.models.config import PoMDiTConfig
 TINY = PoMDiTConfig(
     input_size=16,
     in_channels=3,
-    patch_size=2,
+    patch_size=4,
     width=96,
     depth=4,
     order=2,
     expansion=2,
     variant="moments",
     gate="sigmoid",
-    num_classes=12,
+    num_classes=36,  # models/demo_data.py: 3 shapes x 3 colours x 4 directions
     video=True,
 )
 

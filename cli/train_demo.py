@@ -1,0 +1,50 @@
+"""``pomexport train-demo``: train the tiny video model on synthetic bouncing shapes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pomexport.errors import ConfigError
+
+
+@click.command("train-demo")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="pom-dit-video-tiny.safetensors",
+    show_default=True,
+    help="Weights file to write (EMA weights, checkpointed periodically; .json info beside).",
+)
+@click.option("--steps", type=int, default=None, help="Optimiser steps  [default: 2000]")
+@click.option("--batch", type=int, default=None, help="Clips per step  [default: 8]")
+@click.option("--frames", type=int, default=None, help="Frames per clip  [default: 16]")
+@click.option("--lr", type=float, default=None, help="Peak learning rate  [default: 1e-3]")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch's default).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def command(
+    out: Path,
+    steps: int | None,
+    batch: int | None,
+    frames: int | None,
+    lr: float | None,
+    seed: int,
+    threads: int,
+    progress: bool,
+) -> None:
+    """Train the `tiny` preset from scratch with the recipe of the bundled model
+    (teacher-forced per-frame flow matching, EMA) and write its weights to OUT."""
+    from pomexport.models.train_demo import TrainConfig, train
+
+    given = {"steps": steps, "batch": batch, "frames": frames, "lr": lr}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    if any(v <= 0 for v in overrides.values()):
+        raise ConfigError("--steps, --batch, --frames and --lr must be positive")
+    if out.suffix != ".safetensors":
+        raise ConfigError(f"--out must end in .safetensors, got {out.name!r}")
+    cfg = TrainConfig(seed=seed, threads=threads, **overrides)
+    train(cfg, out, progress=progress)
+    click.echo(f"wrote {out}")

@@ -1,0 +1,182 @@
+"""Train the bundled tiny video model on bouncing shapes (``pomexport train-demo``).
+
+The objective is rectified flow, per frame, teacher-forced: every frame of a clip gets its
+own noise level ``t``, ``x_t = (1 - t) x0 + t eps``, and the model predicts ``v = eps - x0``
+while reading the state of the *clean* frames before it — exactly what frame-by-frame
+generation computes after committing each finished frame with ``t = 0``. Labels are dropped
+to ``null_label`` now and then for classifier-free guidance. Clips start at a random frame
+offset some of the time, so that frame indices past the training length stay trained.
+
+Deterministic by seed: the model init, the data stream and the noise each come from their
+own seeded generator, and deterministic algorithms are enforced. What ships is the EMA of
+the weights.
+
+Run ``python -m pomexport.models.train_demo --help`` or ``pomexport train-demo --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from pomexport.models.config import PoMDiTConfig
+from pomexport.models.demo_data import BouncingShapes
+from pomexport.models.pom_dit import PoMDiT
+from pomexport.models.presets import TINY
+from pomexport.models.weights import atomic_write, save_weights
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a demo training run (the defaults made the bundled model)."""
+
+    steps: int = 3000
+    batch: int = 8
+    frames: int = 16
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.0
+    ema_decay: float = 0.998
+    label_dropout: float = 0.1
+    offset_prob: float = 0.25  # fraction of clips that start at a random frame index
+    max_offset: int = 48
+    t_logit_std: float = 1.0  # logit-normal t; 0 means uniform
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 100
+    threads: int = 0  # 0: leave torch's default
+    model: PoMDiTConfig = field(default_factory=lambda: TINY)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then constant (the EMA does the averaging).
+
+    Independent of ``cfg.steps`` on purpose: the checkpoint at step N of a long run is
+    bit-identical to a run with ``--steps N``, so any checkpoint is reproducible.
+    """
+    return cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+
+
+def sample_t(shape: tuple[int, ...], std: float, generator: torch.Generator) -> torch.Tensor:
+    """Flow times in (0, 1): logit-normal (SD3) when ``std > 0``, else uniform."""
+    if std <= 0:
+        return torch.rand(shape, generator=generator)
+    return torch.sigmoid(std * torch.randn(shape, generator=generator))
+
+
+def frame_indices(batch: int, frames: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """(B, F) frame indices: ``offset + arange(F)``, offset 0 or uniform in [1, max_offset]."""
+    offset = torch.randint(1, cfg.max_offset + 1, (batch, 1), generator=gen)
+    use = torch.rand(batch, 1, generator=gen) < cfg.offset_prob
+    return torch.where(use, offset, 0) + torch.arange(frames)
+
+
+def flow_loss(
+    model: PoMDiT,
+    clean: torch.Tensor,
+    label: torch.Tensor,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """Teacher-forced per-frame flow-matching MSE on clean clips (B, F, C, H, W)."""
+    b, f = clean.shape[:2]
+    t = sample_t((b, f), cfg.t_logit_std, gen)
+    eps = torch.randn(clean.shape, generator=gen)
+    drop = torch.rand(b, generator=gen) < cfg.label_dropout
+    cond = torch.where(drop, model.null_label, label)
+    index = frame_indices(b, f, cfg, gen)
+    tt = t.view(b, f, 1, 1, 1)
+    x_t = (1 - tt) * clean + tt * eps
+    v = model.forward_teacher_forced(x_t, t, clean, cond, index)
+    return (v - (eps - clean)).square().mean()
+
+
+@torch.no_grad()
+def ema_update(ema: PoMDiT, model: PoMDiT, step: int, decay: float) -> None:
+    """EMA with the usual warm-up, so early steps are not dominated by the random init."""
+    d = min(decay, (1 + step) / (10 + step))
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p, 1 - d)
+
+
+def _save(ema: PoMDiT, out: Path, info: dict) -> None:
+    save_weights(ema, out, metadata={"pomexport.train": json.dumps(info)})
+    text = json.dumps(info, indent=2) + "\n"
+    atomic_write(out.with_suffix(".json"), lambda tmp: tmp.write_text(text))
+
+
+def _info(cfg: TrainConfig, step: int, loss: float, seconds: float) -> dict:
+    hyper = {k: v for k, v in asdict(cfg).items() if k != "model"}
+    return {"step": step, "ema_loss": loss, "seconds": round(seconds, 1), "train": hyper}
+
+
+def train(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True) -> PoMDiT:
+    """Train from scratch; return the EMA model. With ``out``, checkpoint there periodically.
+
+    ``out`` gets the EMA weights (safetensors, training info in its metadata) and a JSON
+    twin with the same info next to it.
+    """
+    from tqdm import tqdm
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(cfg.seed)
+    model = PoMDiT(cfg.model).train()
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    data = BouncingShapes(cfg.batch, cfg.frames, seed=cfg.seed)
+    noise = torch.Generator().manual_seed(cfg.seed + 1)
+    start, smooth = time.time(), None
+    bar = tqdm(range(cfg.steps), disable=not progress, desc="train-demo", mininterval=5)
+    for step in bar:
+        clean, label = next(data)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        loss = flow_loss(model, clean, label, cfg, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        ema_update(ema, model, step, cfg.ema_decay)
+        smooth = loss.item() if smooth is None else 0.98 * smooth + 0.02 * loss.item()
+        bar.set_postfix(loss=f"{smooth:.4f}", lr=f"{lr_at(step, cfg):.2e}")
+        done = step + 1
+        if out is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            _save(ema, Path(out), _info(cfg, done, smooth, time.time() - start))
+            logger.info("step %d: loss %.4f, checkpoint %s", done, smooth, out)
+    return ema
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pomexport.models.train_demo", description=__doc__.splitlines()[0]
+    )
+    defaults = TrainConfig()
+    for name in ("steps", "batch", "frames", "seed", "threads", "checkpoint_every"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    for name in ("lr", "ema_decay"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    p.add_argument("--out", type=Path, required=True, help="weights file to write (.safetensors)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point of ``python -m pomexport.models.train_demo``."""
+    args = vars(_parser().parse_args(argv))
+    out = args.pop("out")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    train(TrainConfig(**args), out)
+
+
+if __name__ == "__main__":
+    main()
