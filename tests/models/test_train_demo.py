@@ -32,7 +32,8 @@ def _restore_determinism():
 
 
 def test_same_seed_gives_identical_weights_other_seed_differs():
-    a, b = _weights(train(_config(), progress=False)), _weights(train(_config(), progress=False))
+    a = _weights(train(_config(), progress=False))
+    b = _weights(train(_config(), progress=False))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     c = _weights(train(_config(seed=1), progress=False))
@@ -78,8 +79,22 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch():
 
 def test_cli_rejects_bad_options_with_one_line(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(cli, ["train-demo", "--steps", "0", "-o", str(tmp_path / "m.safetensors")])
+    result = runner.invoke(
+        cli, ["train-demo", "--steps", "0", "-o", str(tmp_path / "m.safetensors")]
+    )
     assert result.exit_code == 1 and "must be positive" in result.output
     result = runner.invoke(cli, ["train-demo", "-o", str(tmp_path / "m.pt")])
     assert result.exit_code == 1 and ".safetensors" in result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_cli_and_module_entry_points_train_the_tiny_preset(tmp_path):
+    out = tmp_path / "m.safetensors"
+    args = ["--steps", "1", "--batch", "1", "--frames", "2", "--threads", "1", "-o", str(out)]
+    result = CliRunner().invoke(cli, ["train-demo", *args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert load_weights(out).cfg == get_preset("tiny")
+    from pomexport.models.train_demo import main
+
+    main(["--steps", "1", "--batch", "1", "--frames", "2", "--threads", "1", "--out", str(out)])
+    assert json.loads(out.with_suffix(".json").read_text())["step"] == 1
