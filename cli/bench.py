@@ -79,6 +79,12 @@ def _check_writable(out: Path | None) -> None:
     default=None,
     help="Write the JSON here (default: stdout).",
 )
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also plot latency per frame index (PoM per backend vs attention) to this PNG.",
+)
 def command(
     backend,
     presets,
@@ -91,6 +97,7 @@ def command(
     threads,
     no_baseline,
     out,
+    plot,
 ) -> None:
     """Per-frame latency and memory of PoM-DiT vs a softmax-attention DiT, as JSON.
 
@@ -123,10 +130,15 @@ def command(
         baseline=not no_baseline,
     )
     _check_writable(out)  # before a run of minutes, not after
+    _check_writable(plot)
     report = run_bench(settings, progress=lambda line: click.echo(line, err=True))
     text = json.dumps(report, indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)
-        return
-    atomic_write(out, lambda tmp: tmp.write_text(text))
-    click.echo(f"wrote {out}", err=True)
+    else:
+        atomic_write(out, lambda tmp: tmp.write_text(text))
+        click.echo(f"wrote {out}", err=True)
+    if plot is not None:  # after the JSON is safe: a plotting problem loses nothing
+        from pomexport.runtime.plots import plot_bench
+
+        click.echo(f"wrote {plot_bench(report, plot)}", err=True)

@@ -156,6 +156,7 @@ def export_model(
     """
     from pomexport.export.schema import register_schema
     from pomexport.export.step_graph import export_step
+    from pomexport.runtime.gates import default_gates_entry
 
     opts = ExportOptions(precision, flavor, opset, tuple(batch), **options)
     progress = progress or (lambda message: log.info("%s", message))
@@ -166,7 +167,15 @@ def export_model(
     progress(f"tracing the step graph of {name} (opset {opts.opset})")
     graph = export_step(model, opts.opset, opts.batch)
     flavors = list(opts.flavors)
-    manifest = build_manifest(model.cfg, name, opts.precision, flavors, opts.opset, opts.batch)
+    manifest = build_manifest(
+        model.cfg,
+        name,
+        opts.precision,
+        flavors,
+        opts.opset,
+        opts.batch,
+        gates=default_gates_entry(),  # verify's tolerances, per precision
+    )
     if opts.precision == "fp16":
         graph, kept = _fp16(graph, model, opts, progress)
         manifest["fp16_kept_fp32"] = kept

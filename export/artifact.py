@@ -93,10 +93,15 @@ def build_manifest(
     opset: int,
     batch: tuple[int, int, int],
     model_dtype: str | None = None,
+    gates: dict | None = None,
 ) -> dict:
-    """Everything but the file hashes (:func:`write_manifest` adds those)."""
+    """Everything but the file hashes (:func:`write_manifest` adds those).
+
+    ``gates``: accuracy tolerances per precision (``runtime/gates.py``), read by
+    ``pomexport verify``; omitted when None.
+    """
     model_dtype = model_dtype or MODEL_DTYPES[precision]
-    return {
+    manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": {"name": model_name, "config": cfg.to_dict()},
@@ -120,6 +125,9 @@ def build_manifest(
         "versions": tool_versions(),
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if gates is not None:
+        manifest["gates"] = gates
+    return manifest
 
 
 def _member_files(root: Path) -> list[str]:
@@ -240,6 +248,11 @@ class Artifact:
     @property
     def outputs(self) -> list[dict]:
         return self.manifest["io"]["outputs"]
+
+    @property
+    def gates(self) -> dict:
+        """Accuracy gates per precision declared at build time ({} when none)."""
+        return self.manifest.get("gates") or {}
 
     @property
     def files(self) -> dict[str, dict]:

@@ -1,0 +1,101 @@
+"""``pomexport verify``: an artifact against the PyTorch reference (or a second artifact).
+
+Exit status: 0 when every gate passes, 1 when a gate fails (or on an error, printed as one
+``Error:`` line).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else ("inf" if math.isinf(value) else f"{value:.4g}")
+    return str(value)
+
+
+def _summary_lines(summary: dict, layerwise: dict | None) -> list[str]:
+    worst, drift = summary["worst_step"], summary["drift"]
+    lines = [
+        f"{summary['model']} {summary['precision']} vs {summary['settings']['against']}: "
+        f"{'PASS' if summary['passed'] else 'FAIL'}",
+        f"gates: {summary['gates_source']}",
+        f"worst step: v max abs {_fmt(worst['v_max_abs'])}, v rel {_fmt(worst['v_rel'])}, "
+        f"state rel {_fmt(worst['state_out_rel'])}, cosine min "
+        f"{_fmt(min(worst['v_cosine_min'], worst['state_out_cosine_min']))}, "
+        f"NaN steps {worst['nan_steps']}",
+        "PSNR (dB) at frame: "
+        + ", ".join(f"{k}: {_fmt(v)}" for k, v in summary["psnr_db_at_frame"].items())
+        + f"; min {_fmt(summary['psnr_db_min'])}",
+        f"drift: {_fmt(drift['frame_log10_slope_per_frame'])} decades/frame (frame error), "
+        f"{_fmt(drift['state_log10_slope_per_frame'])} decades/frame (state error)",
+    ]
+    lines += [f"  FAIL {m}" for m in summary["failures"]]
+    if layerwise:
+        if "skipped" in layerwise:
+            lines.append(f"layerwise: skipped ({layerwise['skipped']})")
+        elif layerwise.get("first_failure"):
+            lines.append(
+                f"first layer that goes wrong ({layerwise['status']}): "
+                f"{layerwise['first_failure']} at {layerwise['at']}"
+            )
+        else:
+            lines.append(f"layerwise at {layerwise['at']}: no layer exceeds its tolerance")
+    return lines
+
+
+@click.command("verify")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option(
+    "--against",
+    default="torch",
+    show_default=True,
+    help="torch (the artifact's model in PyTorch) or a second artifact directory.",
+)
+@click.option(
+    "--model",
+    "reference",
+    default=None,
+    help="Reference model for --against torch (default: the model named in the manifest).",
+)
+@click.option("--frames", "-n", type=int, default=16, show_default=True, help="Frames per stream.")
+@click.option("--steps", "-s", type=int, default=4, show_default=True, help="Denoising steps.")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Streams (seeds 0..K-1).")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write verify.json, drift.json and drift.png here.",
+)
+def command(artifact, against, reference, frames, steps, seeds, report_dir) -> None:
+    """Check ARTIFACT numerically against its PyTorch reference, frame after frame.
+
+    Per step: max/mean abs and relative error of v and state_out, cosine similarity (the
+    artifact fed the reference's exact inputs). Per frame: PSNR of the decoded frame and the
+    state error per layer of the artifact generating on its own (drift). Gates come from the
+    artifact's manifest (defaults when absent, said so). On the first failure the first layer
+    that goes wrong is named. Exits 1 when a gate fails.
+    """
+    from pomexport.runtime.verify import verify
+
+    report = verify(
+        artifact,
+        against=against,
+        frames=frames,
+        steps=steps,
+        seeds=seeds,
+        report_dir=report_dir,
+        reference_model=reference,
+        progress=lambda line: click.echo(line, err=True),
+    )
+    for line in _summary_lines(report.summary, report.layerwise):
+        click.echo(line)
+    for path in report.paths.values():
+        click.echo(f"wrote {path}", err=True)
+    if not report:
+        click.get_current_context().exit(1)
