@@ -12,6 +12,9 @@ _EXPORTS = {
     "Backend": "pomexport.runtime.backend",
     "StepBuffers": "pomexport.runtime.backend",
     "TorchBackend": "pomexport.runtime.torch_backend",
+    "OrtBackend": "pomexport.runtime.ort_backend",
+    "choose_backend": "pomexport.runtime.loading",
+    "load_backend": "pomexport.runtime.loading",
     "StateBuffers": "pomexport.runtime.state",
     "StreamSlot": "pomexport.runtime.state",
     "Frame": "pomexport.runtime.generator",
@@ -31,17 +34,20 @@ _EXPORTS = {
 __all__ = [
     "Backend",
     "Frame",
+    "OrtBackend",
     "SAMPLERS",
     "StateBuffers",
     "StepBuffers",
     "StreamSlot",
     "TorchBackend",
     "VideoGenerator",
+    "choose_backend",
     "euler_update",
     "frame_noise",
     "generate",
     "guided_velocity",
     "heun_update",
+    "load_backend",
     "sample",
     "shift_time",
     "time_schedule",
@@ -52,6 +58,8 @@ if TYPE_CHECKING:
     from pomexport.runtime.api import generate
     from pomexport.runtime.backend import Backend, StepBuffers
     from pomexport.runtime.generator import Frame, VideoGenerator, frame_noise
+    from pomexport.runtime.loading import choose_backend, load_backend
+    from pomexport.runtime.ort_backend import OrtBackend
     from pomexport.runtime.sampler import (
         SAMPLERS,
         euler_update,

@@ -101,7 +101,8 @@ def _check_out(out: Path) -> None:
 
 def _staging_dir(out: Path) -> Path:
     """An empty directory beside ``out`` with the mode a plain mkdir gives (mkdtemp: 0700)."""
-    staging = _staging_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)

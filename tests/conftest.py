@@ -40,3 +40,16 @@ def _seed_and_threads():
 def make_model():
     """Factory: ``make_model(variant, seed=0, **config_changes) -> PoMDiT`` (eval mode)."""
     return _make_model
+
+
+@pytest.fixture(scope="session")
+def ort_artifact(tmp_path_factory):
+    """One fp32 artifact (both flavors) built once per session by ``pomexport.runtime.build``:
+    the bundled model when its weights are installed, else the ``tiny`` preset (seed 0).
+    Returns ``(artifact, model_name)``; tests that modify it copy it first."""
+    from pomexport.models.registry import DEFAULT_MODEL, bundled_path
+    from pomexport.runtime.build import build
+
+    name = DEFAULT_MODEL if bundled_path(DEFAULT_MODEL).is_file() else "tiny"
+    out = tmp_path_factory.mktemp("ort") / "artifact"
+    return build(name, out, precision="fp32", backend="ort").artifact, name

@@ -72,3 +72,66 @@ def test_backend_choices_are_only_existing_ones():
     assert result.exit_code == 0
     assert "[auto|torch|ort|ort-cuda|ort-trt]" in result.output
     assert torch  # the torch backend is importable here
+
+
+# -- from an artifact (ONNX Runtime) ------------------------------------------------------
+def test_artifact_npy_equals_the_python_api(ort_artifact, tmp_path):
+    from pomexport.runtime.ort_backend import OrtBackend
+
+    artifact = ort_artifact[0]
+    out = tmp_path / "clip.npy"
+    result = _run(str(artifact.root), *FAST, "--seed", "3", "-l", "2", "--backend", "auto",
+                  "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "backend: ort-cpu on cpu (auto: " in result.output
+    expected = generate(OrtBackend(artifact), [2], frames=2, steps=2, cfg_scale=2.0, seed=3)
+    assert np.array_equal(np.load(out), expected.numpy())
+
+
+def _copy_artifact(artifact, tmp_path):
+    import shutil
+
+    return shutil.copytree(artifact.root, tmp_path / "artifact")
+
+
+def _corrupt(root, resign: bool) -> None:
+    import json
+
+    from pomexport.export.artifact import write_manifest
+
+    onnx_file = root / "model.onnx"
+    onnx_file.write_bytes(onnx_file.read_bytes().replace(b"MatMul", b"MatMuX"))
+    if resign:
+        write_manifest(root, json.loads((root / "manifest.json").read_text()))
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "no such artifact directory"),
+        ("not-an-artifact", "manifest.json: missing (not a pomexport artifact)"),
+        ("hash-mismatch", "model.onnx: sha256 mismatch"),
+        ("corrupt-resigned", "ONNX Runtime cannot load it"),
+        ("label", f"label {N} out of range [0, {N})"),
+        ("frames", "--frames must be >= 1"),
+        ("torch-backend", "an artifact holds ONNX graphs, not torch weights"),
+    ],
+)
+def test_bad_artifact_input_is_one_line_and_nonzero_exit(ort_artifact, tmp_path, case, message):
+    root = _copy_artifact(ort_artifact[0], tmp_path)
+    args = [str(root)]
+    if case == "missing":
+        args = [str(tmp_path / "no" / "such-artifact")]
+    elif case == "not-an-artifact":
+        (root / "manifest.json").unlink()
+    elif case in ("hash-mismatch", "corrupt-resigned"):
+        _corrupt(root, resign=case == "corrupt-resigned")
+    extra = {"label": ["--label", str(N)], "frames": ["--frames", "0"]}.get(case, [])
+    extra += ["--backend", "torch"] if case == "torch-backend" else []
+    out = tmp_path / "clip.gif"
+    result = _run(*args, *extra, "--no-progress", "--out", str(out))
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], lines
+    assert "Traceback" not in result.output
+    assert not out.exists()
