@@ -19,7 +19,7 @@ from types import ModuleType
 
 import torch
 
-import pomexport.models.poly_mixer_op  # noqa: F401  (registers torch.ops.pomexport.poly_mixer)
+from pomexport.models.poly_mixer_op import OP_NAME, poly_mixer_reference
 
 logger = logging.getLogger(__name__)
 
@@ -101,3 +101,36 @@ def poly_mixer(
         return _triton_module().poly_mixer_triton(*args)
     _log_fallback(reason)
     return torch.ops.pomexport.poly_mixer(*args)
+
+
+def _cuda_kernel(
+    h: torch.Tensor,
+    g: torch.Tensor,
+    state: torch.Tensor,
+    count: torch.Tensor,
+    coeff: torch.Tensor | None,
+    variant: str,
+    order: int,
+    gate: str,
+    sel_heads: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    args = (h, g, state, count, coeff, variant, order, gate, sel_heads)
+    reason = _triton_module().uncovered_reason(h, g, coeff, variant, order, gate, sel_heads)
+    if reason is not None:
+        _log_fallback(reason)
+        return poly_mixer_reference(*args)  # not the op itself: that would dispatch back here
+    return _triton_module().poly_mixer_triton(*args)
+
+
+def install_cuda_kernel() -> bool:
+    """Make ``torch.ops.pomexport.poly_mixer`` run the Triton kernels for CUDA tensors.
+
+    For the torch CUDA backend (eager or CUDA graphs: the kernels never sync with the host).
+    Autograd keeps working: the op's backward recomputes through ``poly_mixer_reference``.
+    Uncovered cases run the reference. Returns False (and changes nothing) without Triton.
+    """
+    if not triton_available():
+        return False
+    torch.library.register_kernel(OP_NAME, "cuda", _cuda_kernel)
+    logger.info("torch.ops.pomexport.poly_mixer on CUDA now runs the Triton kernels")
+    return True

@@ -197,6 +197,35 @@ def test_dispatcher_keeps_autograd_on_the_torch_op(monkeypatch):
     assert h.grad is not None and torch.isfinite(h.grad).all()
 
 
+def test_install_cuda_kernel_leaves_cpu_on_the_reference():
+    """Installing the Triton CUDA kernel changes nothing for CPU tensors (or without triton)."""
+    assert dispatch.install_cuda_kernel() == HAS_TRITON
+    inputs = make_inputs("moments", 2, 0, torch.float32)
+    y, state_out = torch.ops.pomexport.poly_mixer(*inputs, "moments", 2, "sigmoid", 0)
+    y_ref, state_ref = poly_mixer_reference(*inputs, "moments", 2, "sigmoid", 0)
+    assert torch.equal(y, y_ref) and torch.equal(state_out, state_ref)
+
+
+@pytest.mark.gpu
+@needs_triton
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_installed_cuda_kernel_under_cuda_graph_and_autograd():
+    """The op on CUDA runs Triton, replays inside a CUDA graph, and still differentiates."""
+    assert dispatch.install_cuda_kernel()
+    inputs = make_inputs("powers", 3, 4, torch.float32, device="cuda", shape=(2, 256, 64))
+    attrs = ("powers", 3, "hardsigmoid", 4)
+    torch.ops.pomexport.poly_mixer(*inputs, *attrs)  # compile outside the capture
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y, state_out = torch.ops.pomexport.poly_mixer(*inputs, *attrs)
+    inputs[0].mul_(0.5)  # new data in the captured input buffer, then replay
+    graph.replay()
+    assert_matches_reference(y, state_out, inputs, attrs, torch.float32)
+    h = inputs[0].clone().requires_grad_(True)
+    torch.ops.pomexport.poly_mixer(h, *inputs[1:], *attrs)[0].sum().backward()
+    assert h.grad is not None and torch.isfinite(h.grad).all()
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
