@@ -32,7 +32,7 @@ ENCODINGS = ("int8", "uint8")
 
 def _constant(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
     """Register ``array`` as an initializer named ``name``."""
-    array = np.ascontiguousarray(array)
+    array = np.array(array, order="C")  # not ascontiguousarray: it makes scalars 1-D
     dtype = ir.DataType.from_numpy(array.dtype)
     value = ir.Value(name=name, shape=ir.Shape(array.shape), type=ir.TensorType(dtype))
     value.const_value = ir.Tensor(array, name=name)

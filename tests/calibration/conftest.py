@@ -1,0 +1,37 @@
+"""One fp32 artifact and its int8 calibration, built once per test session (export is the
+slow part). The bundled model when its weights are installed, else the ``tiny`` preset."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from pomexport.models.registry import BUNDLED, bundled_path
+
+BUNDLED_NAME = next(iter(BUNDLED))
+CAPTURE = dict(samples=96, frames=3, steps=4, seeds=(0,))
+
+
+def model_name() -> str:
+    return BUNDLED_NAME if bundled_path(BUNDLED_NAME).is_file() else "tiny"
+
+
+@pytest.fixture(scope="session")
+def calibrated_model() -> str:
+    """The model name the session's artifacts were built from."""
+    return model_name()
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory):
+    """(fp32 Artifact, int8 Artifact) of :func:`model_name`, calibrated with entropy."""
+    from pomexport.calibration import CalibrationOptions, CaptureSettings, quantize_artifact
+    from pomexport.export.api import export_model
+
+    root = tmp_path_factory.mktemp("calibration")
+    fp32 = export_model(model_name(), root / "fp32", "fp32", "both", batch=(1, 2, 8))
+    shutil.copytree(fp32.root, root / "int8")
+    options = CalibrationOptions("entropy", CaptureSettings(**CAPTURE))
+    int8 = quantize_artifact(root / "int8", model_name(), options)
+    return fp32, int8

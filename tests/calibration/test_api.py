@@ -1,0 +1,79 @@
+"""Acceptance: the int8 artifact generates, on ONNX Runtime CPU, what the fp32 one does.
+
+PSNR of the int8 clip against the fp32 clip (same seeds, uint8 pixels) over 16 frames, and
+the bundled model's quality metric (models/quality.py) within 10 % of fp32's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pomexport.calibration.capture import CaptureSettings, capture_model
+from pomexport.models import load_model
+from pomexport.models.registry import DEFAULT_MODEL
+
+FRAMES, STEPS, CFG = 16, 6, 2.0
+MIN_PSNR_DB = 25.0
+QUALITY_TOLERANCE = 0.10
+
+
+def _pixels(clip: torch.Tensor) -> np.ndarray:
+    return np.clip(np.round((clip.numpy().astype(np.float64) + 1.0) * 127.5), 0, 255)
+
+
+def psnr(actual: torch.Tensor, reference: torch.Tensor) -> float:
+    mse = float(np.mean((_pixels(actual) - _pixels(reference)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+@pytest.fixture(scope="module")
+def clips(artifacts):
+    from pomexport.runtime import generate
+    from pomexport.runtime.ort_backend import OrtBackend
+
+    labels = [7, 22]
+    out = {}
+    for artifact in artifacts:
+        backend = OrtBackend(artifact.root, "ort", threads=1)
+        out[artifact.precision] = generate(backend, labels, FRAMES, STEPS, CFG, seed=3)
+    return torch.tensor(labels), out
+
+
+def test_int8_clip_matches_fp32_clip(clips):
+    _, out = clips
+    assert out["int8"].shape == out["fp32"].shape == (2, FRAMES, *out["fp32"].shape[2:])
+    value = psnr(out["int8"], out["fp32"])
+    assert value >= MIN_PSNR_DB, f"int8 vs fp32 PSNR {value:.1f} dB over {FRAMES} frames"
+
+
+def test_int8_quality_metric_within_ten_percent(clips, calibrated_model):
+    if calibrated_model != DEFAULT_MODEL:
+        pytest.skip(f"{DEFAULT_MODEL} weights not installed: the metric needs the trained model")
+    from pomexport.models.quality import score_clips
+
+    labels, out = clips
+    fp32, int8 = (score_clips(out[k], labels) for k in ("fp32", "int8"))
+    for name in ("single_blob", "consistency"):
+        want, got = getattr(fp32, name), getattr(int8, name)
+        assert got >= (1 - QUALITY_TOLERANCE) * want, f"{name}: int8 {got:.3f} vs fp32 {want:.3f}"
+
+
+def test_capture_records_the_sampler_within_the_cap():
+    model = load_model("tiny")
+    settings = CaptureSettings(labels=(1, 5), seeds=(0, 1), frames=2, steps=3, samples=20)
+    data = capture_model(model, settings)
+    assert len(data) == 20  # 2 seeds x 2 streams x 2 frames x (3 + 1 commit) = 32 rows seen
+    feeds = data.feeds
+    assert feeds["state"].shape == (model.cfg.depth, 20, model.cfg.state_width)
+    times = {round(float(t), 6) for t in feeds["t"]}
+    assert times <= {1.0, round(2 / 3, 6), round(1 / 3, 6), 0.0}
+    assert set(feeds["label"].tolist()) <= {1, 5} and set(feeds["frame_index"]) <= {0, 1}
+    # frame 0 reads the empty state; frame 1 the committed one (count = tokens per frame)
+    first = feeds["frame_index"] == 0
+    assert np.all(feeds["state"][:, first] == 0) and np.all(feeds["count"][first] == 0)
+    assert np.all(feeds["count"][~first] == model.cfg.tokens_per_frame)
+    assert np.abs(feeds["state"][:, ~first]).sum() > 0
