@@ -29,12 +29,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def build_dir(tmp_path_factory) -> Path:
+def _build_job(tmp_path_factory):
+    """The cmake build, started in a thread so the export below runs beside it (2 cores)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from pomexport.runtime.capi import build_library
 
     out = tmp_path_factory.mktemp("pomrt-build")
-    build_library(out, with_tensorrt=False, jobs=2, build_type="Debug")
-    return out
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(
+            build_library, out, with_tensorrt=False, jobs=2, build_type="Debug", examples=True
+        )
+
+
+@pytest.fixture(scope="session")
+def build_dir(_build_job) -> Path:
+    return _build_job.result().parent
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +55,7 @@ def lib(build_dir):
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory) -> Path:
+def exported(tmp_path_factory, _build_job) -> Path:
     """The tiny preset (random weights) exported once by the real exporter, fp32 portable."""
     from pomexport.export import export_model
 
@@ -60,18 +70,7 @@ def artifact(exported, tmp_path) -> Path:
     return Path(shutil.copytree(exported, tmp_path / "art"))
 
 
-def test_c_unit_test_passes(build_dir):
-    done = subprocess.run([str(build_dir / "pomrt_test_cpu")], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "all checks passed" in done.stdout
-
-
-def test_library_reports_cpu_only_build(lib):
-    assert not lib.has_tensorrt
-    assert lib.version.startswith("pomrt ")
-
-
-def test_valid_artifact_verifies_and_reads_the_manifest(lib, artifact):
+def test_valid_artifact_verifies_and_reads_the_manifest(artifact, lib):
     lib.verify_artifact(artifact)
     info = lib.artifact_info(artifact)
     cfg = get_preset("tiny")
@@ -81,6 +80,42 @@ def test_valid_artifact_verifies_and_reads_the_manifest(lib, artifact):
     assert info["num_classes"] == cfg.num_classes and info["video"] == 1
     assert (info["batch_min"], info["batch_opt"], info["batch_max"]) == (1, 2, 8)
     assert (info["precision"], info["variant"], info["model_name"]) == ("fp32", "moments", "tiny")
+
+
+def test_c_unit_test_passes(build_dir):
+    done = subprocess.run([str(build_dir / "pomrt_test_cpu")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "all checks passed" in done.stdout
+
+
+def test_example_builds_and_explains_the_cpu_only_build(build_dir, tmp_path):
+    done = subprocess.run(
+        [str(build_dir / "generate_y4m"), str(tmp_path), str(tmp_path / "out.y4m")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "built without TensorRT" in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not found")
+def test_frame_loop_kernels_compile_with_nvcc(tmp_path):
+    """The CUDA half of the runtime (no TensorRT in it) compiles for Orin (sm_87) and Thor."""
+    cpp = REPO / "runtime" / "cpp"
+    arches = ["-gencode", "arch=compute_87,code=sm_87"]
+    arches += ["-gencode", "arch=compute_110,code=sm_110"]
+    done = subprocess.run(
+        ["nvcc", "-std=c++17", *arches, "-Werror", "all-warnings", "-I", str(cpp / "include")]
+        + ["-c", str(cpp / "src" / "kernels.cu"), "-o", str(tmp_path / "kernels.o")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def test_library_reports_cpu_only_build(lib):
+    assert not lib.has_tensorrt
+    assert lib.version.startswith("pomrt ")
 
 
 def test_flipped_byte_refused(lib, artifact):
