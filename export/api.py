@@ -104,14 +104,11 @@ def _prepare(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _fp16(graph: onnx.ModelProto, model: PoMDiT, opts: ExportOptions, progress: Progress):
+def _fp16(graph: onnx.ModelProto, feeds: list, progress: Progress):
     from pomexport.export.fp16 import to_fp16
     from pomexport.export.ranges import overflowing, tensor_absmax
-    from pomexport.export.trajectory import record_trajectory
 
-    progress("recording a sampling trajectory for the fp16 overflow check")
-    feeds = record_trajectory(model, opts.range_frames, opts.range_steps, opts.range_batch)
-    progress(f"running the fp32 graph on {len(feeds)} trajectory steps")
+    progress(f"running the fp32 graph on {len(feeds)} trajectory steps (overflow check)")
     keep = overflowing(tensor_absmax(graph, feeds))
     progress(f"converting to fp16 ({len(keep)} tensors kept in fp32 by the overflow check)")
     return to_fp16(graph, keep), sorted(keep)
@@ -177,7 +174,12 @@ def export_model(
         gates=default_gates_entry(),  # verify's tolerances, per precision
     )
     if opts.precision == "fp16":
-        graph, kept = _fp16(graph, model, opts, progress)
+        from pomexport.export.trajectory import record_trajectory
+
+        progress("recording a sampling trajectory for the fp16 overflow check")
+        feeds = record_trajectory(model, opts.range_frames, opts.range_steps, opts.range_batch)
+        del model  # the graph holds the weights now (frees GBs when we loaded the model)
+        graph, kept = _fp16(graph, feeds, progress)
         manifest["fp16_kept_fp32"] = kept
     _write_flavors(graph, out, opts.flavors, progress)
     progress("hashing files and writing manifest.json")

@@ -47,12 +47,18 @@ def plugin_flavor(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def add_function(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Append the PolyMixer FunctionProto in place (portable flavor) and return ``model``."""
+def function_for(model: onnx.ModelProto) -> onnx.FunctionProto:
+    """The PolyMixer FunctionProto matching the graph's nodes and default opset."""
     variant, gate = mixer_signature(model)
     function = polymixer_function(variant, gate)
     # The body uses no op whose semantics changed after opset 18: import the model's opset.
     function.opset_import[0].version = _onnx_opset(model)
+    return function
+
+
+def add_function(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Append the PolyMixer FunctionProto in place (portable flavor) and return ``model``."""
+    function = function_for(model)
     del model.functions[:]
     model.functions.append(function)
     if not any(e.domain == DOMAIN for e in model.opset_import):

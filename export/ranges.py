@@ -16,7 +16,7 @@ import onnx
 import onnx_ir as ir
 
 from pomexport.errors import ExportError
-from pomexport.export.flavors import add_function, plugin_flavor
+from pomexport.export.flavors import function_for
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,13 @@ OVERFLOW_FRACTION = 0.5
 
 
 def _with_all_outputs(model: onnx.ModelProto) -> ir.Model:
-    """The portable model with every float node output appended to the graph outputs."""
-    irm = ir.serde.deserialize_model(add_function(plugin_flavor(model)))
+    """The portable model with every float node output appended to the graph outputs.
+
+    The IR model wraps ``model``'s tensors without copying them (XL weights are GBs).
+    """
+    irm = ir.serde.deserialize_model(model)
+    function = ir.serde.deserialize_function(function_for(model))
+    irm.functions[function.identifier()] = function
     seen = {v.name for v in irm.graph.outputs}
     for node in irm.graph:
         for value in node.outputs:
@@ -44,6 +49,9 @@ def _session(irm: ir.Model, tmp: Path):
     ir.save(irm, path, external_data="ranges.onnx.data")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    # Every intermediate is an output: no arena, no prepacked weight copies (memory of XL).
+    options.enable_cpu_mem_arena = False
+    options.add_session_config_entry("session.disable_prepacking", "1")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
