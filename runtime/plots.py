@@ -15,7 +15,7 @@ from pomexport.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["plot_bench", "plot_drift"]
+__all__ = ["bench_figure", "drift_figure", "plot_bench", "plot_drift"]
 
 
 def _pyplot():
@@ -45,6 +45,22 @@ def _finite(values: list[float]) -> list[float]:
 
 
 def plot_drift(frames: list[dict], summary: dict, path: str | os.PathLike) -> Path:
+    """Write :func:`drift_figure` as a PNG."""
+    return _write(drift_figure(frames, summary), Path(path))
+
+
+def plot_bench(report: dict, path: str | os.PathLike) -> Path:
+    """Write :func:`bench_figure` of a ``pomexport bench`` JSON report as a PNG."""
+    return _write(bench_figure(report), Path(path))
+
+
+def _write(fig, path: Path) -> Path:
+    _save(fig, path)
+    _pyplot().close(fig)
+    return path
+
+
+def drift_figure(frames: list[dict], summary: dict):
     """Two panels against the frame index: errors (log scale) and PSNR of the decoded frame.
 
     Frames that match exactly (error 0, PSNR infinite) leave gaps, said in the title.
@@ -77,12 +93,10 @@ def plot_drift(frames: list[dict], summary: dict, path: str | os.PathLike) -> Pa
         fontsize=10,
     )
     fig.tight_layout()
-    _save(fig, Path(path))
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
-def plot_bench(report: dict, path: str | os.PathLike) -> Path:
+def bench_figure(report: dict):
     """One panel per preset: frame latency against the frame index, one line per series
     (PoM on each backend, the attention baseline with KV cache and recompute)."""
     plt = _pyplot()
@@ -105,6 +119,4 @@ def plot_bench(report: dict, path: str | os.PathLike) -> Path:
         ax.legend(loc="best", fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    _save(fig, Path(path))
-    plt.close(fig)
-    return Path(path)
+    return fig
