@@ -74,6 +74,14 @@ def _check_writable(out: Path | None) -> None:
 )
 @click.option("--no-baseline", is_flag=True, help="PoM rows only, no attention baseline.")
 @click.option(
+    "--long",
+    "long_frames",
+    type=int,
+    default=None,
+    help="Long-clip mode instead of the rows: generate N frames (bundled model, else tiny) "
+    "on each --backend; per-frame latency flatness and RSS growth from frame 16 to N.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -96,6 +104,7 @@ def command(
     isolation,
     threads,
     no_baseline,
+    long_frames,
     out,
     plot,
 ) -> None:
@@ -131,7 +140,14 @@ def command(
     )
     _check_writable(out)  # before a run of minutes, not after
     _check_writable(plot)
-    report = run_bench(settings, progress=lambda line: click.echo(line, err=True))
+    echo = lambda line: click.echo(line, err=True)  # noqa: E731
+    if long_frames is not None:
+        from pomexport.runtime.bench_long import long_report
+
+        report = long_report(settings.backends, long_frames, steps, threads, progress=echo)
+        plot = None  # the latency-per-frame-index plot is for the rows
+    else:
+        report = run_bench(settings, progress=echo)
     text = json.dumps(report, indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)

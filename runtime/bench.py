@@ -51,9 +51,26 @@ def _torch_backend(model):
     return TorchBackend(model, "cpu")
 
 
+def _ort_backend(model):
+    from pomexport.runtime.bench_ort import ort_cpu
+
+    return ort_cpu(model, "fp32")
+
+
+def _ort_fp16_backend(model):
+    from pomexport.runtime.bench_ort import ort_cpu
+
+    return ort_cpu(model, "fp16")
+
+
 # Backend name -> factory(model: PoMDiT) -> a runtime Backend. Spawned workers re-import this
-# module, so a backend is registered by adding it here (not at run time).
-BACKENDS: dict[str, Callable] = {"torch": _torch_backend}
+# module, so a backend is registered by adding it here (not at run time). The ONNX Runtime
+# rows (CPU EP) export the model once per (weights, precision) into runtime/bench_ort's cache.
+BACKENDS: dict[str, Callable] = {
+    "torch": _torch_backend,
+    "ort": _ort_backend,
+    "ort-fp16": _ort_fp16_backend,
+}
 
 
 @dataclass(frozen=True)
