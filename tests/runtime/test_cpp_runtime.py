@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from pomexport.errors import ArtifactError, BuildError, ConfigError
-from pomexport.export.artifact import MANIFEST
+from pomexport.export.artifact import MANIFEST, load_artifact
 from pomexport.models import get_preset
 from pomexport.runtime.sampler import time_schedule
 
@@ -86,6 +86,29 @@ def test_c_unit_test_passes(build_dir):
     done = subprocess.run([str(build_dir / "pomrt_test_cpu")], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all checks passed" in done.stdout
+
+
+def test_engine_cache_entry_is_read_by_the_python_loader(build_dir, artifact):
+    """The C++ engine cache rewrites manifest.json; the Python loader must accept the result
+    with every other key kept (the C++ unit test runs first in the same binary)."""
+    import hashlib
+    import json
+
+    before = json.loads((artifact / MANIFEST).read_text())
+    name = "engines/orin-sm87-trt10.3.0.plan"
+    done = subprocess.run(
+        [str(build_dir / "pomrt_test_manifest"), str(artifact), name],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    loaded = load_artifact(artifact)
+    digest = hashlib.sha256((artifact / name).read_bytes()).hexdigest()
+    assert loaded.files[name] == {"sha256": digest, "bytes": (artifact / name).stat().st_size}
+    after = dict(loaded.manifest)
+    assert after.pop("files") == {**before.pop("files"), name: loaded.files[name]}
+    assert after == before
+    assert list(after) == list(before)  # key order kept
 
 
 def test_example_builds_and_explains_the_cpu_only_build(build_dir, tmp_path):

@@ -1,0 +1,136 @@
+// C++ unit test of the CPU core: manifest parsing, path safety, sha256, schedule.
+//
+//   pomrt_test_manifest                      the unit checks
+//   pomrt_test_manifest ARTIFACT_DIR NAME    also cache a file NAME into the artifact the way
+//                                            the engine cache does (atomic write + manifest
+//                                            entry), then re-open it verified
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "pomrt/error.hpp"
+#include "pomrt/manifest.hpp"
+#include "pomrt/paths.hpp"
+#include "pomrt/schedule.hpp"
+#include "pomrt/sha256.hpp"
+
+namespace fs = std::filesystem;
+using namespace pomrt;
+
+namespace
+{
+int gFailures = 0;
+
+void check(bool ok, char const* what, int line)
+{
+    if (!ok)
+    {
+        std::fprintf(stderr, "test_manifest.cpp:%d: %s\n", line, what);
+        ++gFailures;
+    }
+}
+
+#define CHECK(cond) check((cond), #cond, __LINE__)
+
+//! True when `body` throws an Error of `status` whose message contains `needle`.
+template <typename Body>
+bool throwsWith(Body&& body, pomrt_status status, std::string const& needle)
+{
+    try
+    {
+        body();
+    }
+    catch (Error const& e)
+    {
+        return e.status() == status && std::string(e.what()).find(needle) != std::string::npos;
+    }
+    return false;
+}
+
+// A manifest as export/artifact.py writes it (keys trimmed to what the parser reads + extras).
+std::string const kManifest = R"({
+  "format": "pomexport-artifact", "format_version": 1,
+  "model": {"name": "tiny", "config": {"input_size": 16, "in_channels": 3, "patch_size": 2,
+    "width": 96, "depth": 4, "order": 2, "expansion": 2, "variant": "moments", "gate": "sigmoid",
+    "sel_heads": 1, "mlp_ratio": 4.0, "num_classes": 36, "video": true, "text_dim": 0,
+    "class_dropout": 0.1}},
+  "variant": "moments", "precision": "fp16", "flavors": {"portable": "model.onnx"}, "opset": 18,
+  "batch": {"min": 1, "opt": 2, "max": 8},
+  "io": {"inputs": [{"name": "x_t", "shape": ["B", 3, 16, 16], "dtype": "float16", "meaning": ""},
+                    {"name": "state", "shape": [4, "B", 384], "dtype": "float32", "meaning": ""}],
+         "outputs": [{"name": "v", "shape": ["B", 3, 16, 16], "dtype": "float16", "meaning": ""}]},
+  "fp16_kept_fp32": [], "versions": {"torch": "2.13.0"},
+  "files": {"model.onnx": {"sha256": "ab", "bytes": 2}}
+})";
+
+void testParse()
+{
+    Manifest const m = parseManifest(kManifest, "manifest.json");
+    CHECK(m.modelName == "tiny" && m.precision == "fp16" && m.variant == "moments");
+    CHECK(m.config.stateWidth() == 384 && m.config.tokensPerFrame() == 64 && m.config.frameElements() == 768);
+    CHECK(m.batchMin == 1 && m.batchOpt == 2 && m.batchMax == 8 && m.opset == 18);
+    CHECK(m.input("state").dims == (std::vector<int64_t>{4, -1, 384}) && m.input("x_t").dtype == "float16");
+    CHECK(m.output("v").dims[0] == -1 && m.files.at("model.onnx").bytes == 2);
+    CHECK(throwsWith([] { parseManifest("[1, 2]", "m.json"); }, POMRT_ERR_ARTIFACT, "m.json: unreadable manifest"));
+    std::string wrongVersion = kManifest;
+    wrongVersion.replace(wrongVersion.find("\"format_version\": 1"), 19, "\"format_version\": 2");
+    CHECK(throwsWith([&] { parseManifest(wrongVersion, "m.json"); }, POMRT_ERR_ARTIFACT, "format_version 2"));
+    std::string wrongType = kManifest;
+    wrongType.replace(wrongType.find("\"opset\": 18"), 11, "\"opset\": \"x\"");
+    CHECK(throwsWith([&] { parseManifest(wrongType, "m.json"); }, POMRT_ERR_ARTIFACT, "'opset' has the wrong type"));
+    CHECK(throwsWith([&] { m.input("text_emb"); }, POMRT_ERR_ARTIFACT, "no input 'text_emb'"));
+}
+
+void testPaths()
+{
+    fs::path const root = fs::temp_directory_path();
+    CHECK(safeMember(root, "engines/a.plan", "m") == root / "engines/a.plan");
+    for (char const* bad : {"../x", "a/../../x", "/etc/passwd", "..\\x", "C:\\x", ""})
+    {
+        CHECK(throwsWith([&] { safeMember(root, bad, "m"); }, POMRT_ERR_ARTIFACT, "m: refusing path"));
+    }
+}
+
+void testHashAndSchedule()
+{
+    CHECK(sha256Bytes("abc", 3) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    std::vector<float> const t = timeSchedule(4, 3.0);
+    CHECK(t.size() == 5 && t[0] == 1.0F && t[4] == 0.0F && t[2] == 0.75F);
+    CHECK(throwsWith([] { timeSchedule(0, 1.0); }, POMRT_ERR_INVALID_ARGUMENT, "steps must be >= 1"));
+}
+
+int cacheInto(fs::path const& dir, std::string const& name)
+{
+    std::string const bytes = "engine bytes cached by pomrt\n";
+    fs::create_directories((dir / name).parent_path());
+    atomicWrite(dir / name, bytes);
+    addManifestFile(dir, name, FileEntry{sha256Bytes(bytes.data(), bytes.size()), bytes.size()});
+    Artifact const artifact = Artifact::open(dir);
+    CHECK(artifact.lists(name) && artifact.manifest().files.at(name).bytes == bytes.size());
+    return 0;
+}
+} // namespace
+
+int main(int argc, char** argv)
+{
+    try
+    {
+        testParse();
+        testPaths();
+        testHashAndSchedule();
+        if (argc == 3)
+        {
+            cacheInto(argv[1], argv[2]);
+        }
+    }
+    catch (std::exception const& e)
+    {
+        std::fprintf(stderr, "unexpected exception: %s\n", e.what());
+        return 1;
+    }
+    if (gFailures == 0)
+    {
+        std::printf("pomrt_test_manifest: all checks passed\n");
+    }
+    return gFailures == 0 ? 0 : 1;
+}
