@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pomexport.errors import ConfigError
 from pomexport.models.pom_dit import PoMDiT
 
 
@@ -28,7 +29,7 @@ def record_trajectory(
     """Step-graph feeds (contract names) of ``frames`` frames x (``steps`` + 1) calls."""
     cfg = model.cfg
     if cfg.text_dim:
-        raise NotImplementedError("trajectories of text-conditioned models need text input")
+        raise ConfigError("fp16 export of text-conditioned models is not supported yet")
     gen = torch.Generator().manual_seed(seed)
     labels = _labels(model, batch, gen)
     state, count = model.zero_state(batch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import onnx
 import pytest
 import torch
 from click.testing import CliRunner
@@ -12,15 +13,16 @@ from pomexport.cli.export import parse_batch
 from pomexport.cli.main import cli
 from pomexport.errors import ConfigError
 from pomexport.export import load_artifact
+from pomexport.export.contract import STEP_INPUTS
 from pomexport.models import PoMDiT, get_preset, save_weights
 from pomexport.models.registry import DEFAULT_MODEL, bundled_path
 
 
 @pytest.fixture
 def small_weights(tmp_path):
-    """A depth-1, 8x8 tiny-shaped model saved as a weights file (fast to export)."""
+    """A depth-1, 8x8 tiny-shaped *image* model saved as a weights file (fast to export)."""
     torch.manual_seed(0)
-    model = PoMDiT(get_preset("tiny").replace(depth=1, input_size=8)).eval()
+    model = PoMDiT(get_preset("tiny").replace(depth=1, input_size=8, video=False)).eval()
     return save_weights(model, tmp_path / "small.safetensors")
 
 
@@ -34,6 +36,9 @@ def test_export_writes_a_verified_artifact(small_weights, tmp_path):
     art = load_artifact(out)
     assert art.flavors == ("plugin",) and art.batch == (1, 2, 4)
     assert art.model_name == "small" and art.precision == "fp32"
+    # Image models export the same graph, frame_index and state included (DESIGN.md §3).
+    graph = onnx.load(str(art.onnx_path("plugin"))).graph
+    assert [i.name for i in graph.input] == [s.name for s in STEP_INPUTS]
 
 
 @pytest.mark.parametrize(
