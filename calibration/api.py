@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -209,26 +208,13 @@ def calibrate(
 ) -> Artifact:
     """Export ``model`` (fp32, both flavors) and calibrate it into the int8 artifact ``out``.
 
-    Built in a temporary directory beside ``out`` and renamed into place when complete.
+    ``pomexport build --precision int8`` with calibration options: built in a temporary
+    directory beside ``out`` and renamed into place when complete.
     """
-    from pomexport.export.api import export_model
+    from pomexport.export.api import resolve_model
+    from pomexport.runtime.build import build
 
-    out = Path(out)
-    if out.exists() and (
-        not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())
-    ):
-        raise ConfigError(f"{out}: exists and is not an artifact directory; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700; the artifact is a plain dir
-    try:
-        export_model(model, staging, "fp32", "both", batch=tuple(batch), progress=progress)
-        quantize_artifact(staging, model, options, progress)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return load_artifact(out)
+    options = options or CalibrationOptions()
+    options.capture.resolve_labels(resolve_model(model)[0].cfg)  # fail before exporting
+    result = build(model, out, "int8", "ort", batch, progress, calibration=options)
+    return result.artifact

@@ -7,7 +7,7 @@ import click
 
 from pomexport.errors import ConfigError
 
-_PRECISIONS = ("fp32", "fp16")  # runtime/build.py's PRECISIONS, without importing torch
+_PRECISIONS = ("fp32", "fp16", "int8")  # runtime/build.py's PRECISIONS, without torch
 _BACKENDS = ("auto", "trt", "ort")
 
 
@@ -25,7 +25,8 @@ def _batch(value: str) -> tuple[int, int, int]:
 @click.argument("model", required=False, default="pom-dit-video-tiny")
 @click.option(
     "--precision", type=click.Choice(_PRECISIONS), default="fp16", show_default=True,
-    help="Precision baked into the ONNX graph (the engine is built strongly typed from it).",
+    help="Precision baked into the ONNX graph (the engine is built strongly typed from it); "
+    "int8 calibrates on the model's own sampling trajectories (options: pomexport calibrate).",
 )  # fmt: skip
 @click.option(
     "--backend", type=click.Choice(_BACKENDS), default="auto", show_default=True,

@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING
 from pomexport.errors import BuildError, ConfigError
 
 if TYPE_CHECKING:
+    from pomexport.calibration.api import CalibrationOptions
     from pomexport.export.artifact import Artifact
     from pomexport.models.pom_dit import PoMDiT
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16")  # int8 arrives with calibration
+PRECISIONS = ("fp32", "fp16", "int8")  # int8: fp32 export + calibration (calibration/api.py)
 BUILD_BACKENDS = ("auto", "trt", "ort")
 DEFAULT_BATCH = (1, 1, 8)
 MANIFEST = "manifest.json"
@@ -127,10 +128,14 @@ def build(
     backend: str = "auto",
     batch: tuple[int, int, int] = DEFAULT_BATCH,
     progress: Progress | None = None,
+    calibration: CalibrationOptions | None = None,
 ) -> BuildResult:
     """Export ``model`` (default: the bundled model) with both flavors into ``out``, then
     build the TensorRT engine when ``backend`` is ``trt`` (or ``auto`` and TensorRT + a GPU
-    are here). Returns the loaded, hash-verified artifact."""
+    are here). Returns the loaded, hash-verified artifact.
+
+    ``int8`` exports fp32 and calibrates it on the model's own sampling trajectories
+    (``calibration``: :class:`pomexport.calibration.CalibrationOptions`, default entropy)."""
     from pomexport.export.api import export_model
     from pomexport.export.artifact import load_artifact
     from pomexport.models.registry import DEFAULT_MODEL
@@ -144,7 +149,12 @@ def build(
     staging = _staging_dir(out)
     try:
         source = DEFAULT_MODEL if model is None else model
-        export_model(source, staging, precision, "both", batch=tuple(batch), progress=progress)
+        exported = "fp32" if precision == "int8" else precision
+        export_model(source, staging, exported, "both", batch=tuple(batch), progress=progress)
+        if precision == "int8":
+            from pomexport.calibration.api import quantize_artifact
+
+            quantize_artifact(staging, source, calibration, progress)
         if target == "trt":
             build_engine(load_artifact(staging), progress)
         _swap_in(staging, out)

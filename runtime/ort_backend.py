@@ -42,6 +42,7 @@ TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
 _MAX_BINDINGS = 8  # the generator needs 4 (ping-pong x {scratch, commit}); keep a few spare
 TRT_CACHE = f"{ENGINES}/onnxruntime-trt"  # ORT's own TensorRT engine cache, in the artifact
+CPU_ENCODING = "ort-cpu"  # int8 artifacts: the CPU EP's flavor (calibration.api.ORT_CPU)
 
 
 def _first_line(error: BaseException) -> str:
@@ -162,6 +163,10 @@ class OrtBackend:
         return TORCH_DTYPES[name]
 
     def _onnx_path(self) -> Path:
+        # An int8 artifact's portable graph has TensorRT's int8 activations; x86 ONNX Runtime
+        # runs its uint8-activation twin faster (DESIGN.md §4, calibration/api.py).
+        if self._backend == "ort" and CPU_ENCODING in self.artifact.flavors:
+            return self.artifact.onnx_path(CPU_ENCODING)
         if "portable" not in self.artifact.flavors:
             raise ArtifactError(
                 f"{self.artifact.root} has only the plugin flavor, which needs the TensorRT "
