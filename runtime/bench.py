@@ -63,6 +63,12 @@ def _ort_fp16_backend(model):
     return ort_cpu(model, "fp16")
 
 
+def _ort_int8_backend(model):
+    from pomexport.calibration.bench import ort_cpu_int8
+
+    return ort_cpu_int8(model)
+
+
 # Backend name -> factory(model: PoMDiT) -> a runtime Backend. Spawned workers re-import this
 # module, so a backend is registered by adding it here (not at run time). The ONNX Runtime
 # rows (CPU EP) export the model once per (weights, precision) into runtime/bench_ort's cache.
@@ -70,6 +76,7 @@ BACKENDS: dict[str, Callable] = {
     "torch": _torch_backend,
     "ort": _ort_backend,
     "ort-fp16": _ort_fp16_backend,
+    "ort-int8": _ort_int8_backend,  # calibrated once per weights (calibration/bench.py)
 }
 
 
