@@ -85,6 +85,8 @@ std::string enginePlanName(int32_t device)
 
 namespace
 {
+constexpr char const* kTimingCacheName = "timing.cache"; // export/artifact.py: TIMING_CACHE
+
 //! (path, sha256) of the plugin library: the option's, or the one the manifest lists under plugins/.
 std::pair<std::string, std::string> pluginSource(Artifact const& artifact, pomrt_options const& options)
 {
@@ -179,8 +181,39 @@ std::unique_ptr<INetworkDefinition> parseOnnx(IBuilder& builder, fs::path const&
     return network;
 }
 
+//! A plan and the timing cache its build produced (both cached into the artifact).
+struct Built
+{
+    std::vector<char> plan;
+    std::vector<char> timingCache;
+};
+
+std::vector<char> bytesOf(IHostMemory const* memory)
+{
+    auto const* data = memory != nullptr ? static_cast<char const*>(memory->data()) : nullptr;
+    return data != nullptr ? std::vector<char>(data, data + memory->size()) : std::vector<char>();
+}
+
+//! The artifact's timing.cache when it lists one, else an empty cache; a cache from another
+//! device or TensorRT version is replaced by an empty one (setTimingCache refuses it).
+std::unique_ptr<ITimingCache> timingCache(Artifact const& artifact, IBuilderConfig& config)
+{
+    std::vector<char> const blob
+        = artifact.lists(kTimingCacheName) ? readBytes(artifact.path(kTimingCacheName)) : std::vector<char>();
+    std::unique_ptr<ITimingCache> cache(config.createTimingCache(blob.data(), blob.size()));
+    if (cache && !config.setTimingCache(*cache, /*ignoreMismatch=*/false))
+    {
+        cache.reset(config.createTimingCache(nullptr, 0));
+        if (cache)
+        {
+            config.setTimingCache(*cache, false);
+        }
+    }
+    return cache;
+}
+
 //! Build a serialised plan from the artifact's ONNX flavor.
-std::vector<char> buildPlan(Artifact const& artifact, std::string const& flavor, pomrt_options const& options, Logger& logger)
+Built buildPlan(Artifact const& artifact, std::string const& flavor, pomrt_options const& options, Logger& logger)
 {
     fs::path const onnx = artifact.path(artifact.manifest().flavors.at(flavor));
     std::unique_ptr<IBuilder> builder(createInferBuilder(logger));
@@ -196,29 +229,34 @@ std::vector<char> buildPlan(Artifact const& artifact, std::string const& flavor,
     {
         config->setMemoryPoolLimit(MemoryPoolType::kWORKSPACE, options.workspace_bytes);
     }
+    std::unique_ptr<ITimingCache> cache = timingCache(artifact, *config);
     std::unique_ptr<IHostMemory> plan(builder->buildSerializedNetwork(*network, *config));
     if (!plan || plan->size() == 0)
     {
         throw Error(POMRT_ERR_TENSORRT, onnx.filename().string() + ": engine build failed (see TensorRT's log above)");
     }
-    auto const* data = static_cast<char const*>(plan->data());
-    return std::vector<char>(data, data + plan->size());
+    std::unique_ptr<IHostMemory> timing(cache ? cache->serialize() : nullptr);
+    return Built{bytesOf(plan.get()), bytesOf(timing.get())};
 }
 
-//! Write the plan into the artifact and list it in the manifest; a read-only artifact only
+//! Write a file into the artifact and list it in the manifest; a read-only artifact only
 //! loses the cache (the engine in memory is still used).
-void cachePlan(Artifact const& artifact, std::string const& name, std::vector<char> const& plan)
+void cacheFile(Artifact const& artifact, std::string const& name, std::vector<char> const& content)
 {
+    if (content.empty())
+    {
+        return;
+    }
     try
     {
-        fs::create_directories(artifact.root() / "engines");
-        std::string const bytes(plan.begin(), plan.end());
+        fs::create_directories((artifact.root() / name).parent_path());
+        std::string const bytes(content.begin(), content.end());
         atomicWrite(artifact.root() / name, bytes);
         addManifestFile(artifact.root(), name, FileEntry{sha256Bytes(bytes.data(), bytes.size()), bytes.size()});
     }
     catch (std::exception const& e)
     {
-        std::fprintf(stderr, "[pomrt] warning: engine not cached (%s)\n", e.what());
+        std::fprintf(stderr, "[pomrt] warning: %s not cached (%s)\n", name.c_str(), e.what());
     }
 }
 
@@ -289,8 +327,10 @@ std::unique_ptr<EngineBundle> loadEngine(Artifact const& artifact, pomrt_options
         }
         std::fprintf(stderr, "[pomrt] building %s from the %s ONNX (first run; cached afterwards)\n",
             bundle->planName.c_str(), flavor.c_str());
-        plan = buildPlan(artifact, flavor, options, logger);
-        cachePlan(artifact, bundle->planName, plan);
+        Built built = buildPlan(artifact, flavor, options, logger);
+        cacheFile(artifact, bundle->planName, built.plan);
+        cacheFile(artifact, kTimingCacheName, built.timingCache);
+        plan = std::move(built.plan);
     }
     else
     {
