@@ -38,7 +38,13 @@ def _batch(value: str) -> tuple[int, int, int]:
     "--batch", default="1:1:8", show_default=True,
     help="MIN:OPT:MAX rows of the dynamic batch (streams, x2 with CFG).",
 )  # fmt: skip
-def command(model: str, precision: str, backend: str, out: str | None, batch: str) -> None:
+@click.option(
+    "--workspace-mb", type=click.IntRange(min=1), default=None,
+    help="Cap of the TensorRT builder's workspace memory in MiB (Jetson: shared memory).",
+)  # fmt: skip
+def command(
+    model: str, precision: str, backend: str, out: str | None, batch: str, workspace_mb: int | None
+) -> None:
     """Build MODEL (bundled name, preset or weights file; default: the bundled
     pom-dit-video-tiny) into an artifact directory: model.onnx (portable, for ONNX Runtime
     and TensorRT), model.plugin.onnx (TensorRT with the PolyMixer plugin), manifest.json."""
@@ -50,6 +56,12 @@ def command(model: str, precision: str, backend: str, out: str | None, batch: st
     name = Path(model).stem if model.endswith(".safetensors") else model.replace("/", "-")
     target = out or str(Path("build") / name)
     result = build(
-        model, target, precision, backend, rows, progress=lambda m: click.echo(m, err=True)
+        model,
+        target,
+        precision,
+        backend,
+        rows,
+        progress=lambda m: click.echo(m, err=True),
+        workspace_mb=workspace_mb,
     )
     click.echo(result.summary)

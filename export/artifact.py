@@ -6,6 +6,7 @@
 <out>/model.plugin.onnx  plugin flavor
 <out>/engines/<gpu>-sm<NN>-trt<ver>.plan
 <out>/timing.cache
+<out>/plugins/libpomexport_plugins.so   (optional: the PolyMixer plugin library)
 ```
 
 Writes are atomic (temp file + fsync + rename) and the manifest is written last, so a reader
@@ -44,6 +45,7 @@ PORTABLE = "model.onnx"
 PLUGIN = "model.plugin.onnx"
 ENGINES = "engines"
 TIMING_CACHE = "timing.cache"
+PLUGINS = "plugins"  # plugin libraries: hashed like every file, verified again before dlopen
 FORMAT = "pomexport-artifact"
 FORMAT_VERSION = 1
 FLAVOR_FILES = {"portable": PORTABLE, "plugin": PLUGIN}
@@ -276,6 +278,18 @@ class Artifact:
     def engines(self) -> list[Path]:
         """TensorRT engine plans listed in the manifest."""
         return [self.path(n) for n in self.files if n.startswith(f"{ENGINES}/")]
+
+    @property
+    def plugin_library(self) -> tuple[Path, str] | None:
+        """(path, manifest sha256) of the plugin library under ``plugins/`` (None: none).
+
+        The hash was checked at load time; a loader hashes the file again right before
+        loading it (it is code), see ``runtime/trt_builder.py::load_plugin_library``.
+        """
+        for name in sorted(self.files):
+            if name.startswith(f"{PLUGINS}/") and name.endswith(".so"):
+                return self.path(name), self.files[name]["sha256"]
+        return None
 
 
 def _read_manifest(root: Path) -> dict:

@@ -58,19 +58,28 @@ def tensorrt_missing() -> str | None:
     return None
 
 
-def build_engine(artifact: Artifact, progress: Progress | None = None) -> Path:
+def build_engine(
+    artifact: Artifact, progress: Progress | None = None, workspace_mb: int | None = None
+) -> Path:
     """Build the TensorRT engine of ``artifact`` into ``<artifact>/engines/`` and return it.
 
-    The hook of the TensorRT builder (issue 6): strongly typed network from the
-    precision-baked ONNX, profiles from the artifact's batch range, timing cache beside it.
+    Strongly typed network from the precision-baked ONNX (plugin flavor when the artifact
+    carries a verified plugin library), profiles from the artifact's batch range, timing
+    cache beside it, ``workspace_mb`` capping the builder's memory
+    (:func:`pomexport.runtime.trt_builder.engine_from_onnx`).
     """
     reason = tensorrt_missing()
     if reason is not None:
         raise BuildError(f"TensorRT is not installed or usable here: {reason}")
-    raise BuildError(
-        "the TensorRT engine builder is not part of this pomexport version yet "
-        "(runtime/build.py::build_engine is its hook); build with --backend ort"
-    )
+    from pomexport.runtime.trt_builder import engine_from_onnx
+
+    if progress is not None:
+        progress("building the TensorRT engine (minutes; the timing cache makes rebuilds fast)")
+    built = engine_from_onnx(artifact, workspace_mb=workspace_mb)
+    if progress is not None:
+        verb = "reused" if built.reused else f"built in {built.seconds:.0f} s"
+        progress(f"TensorRT engine {built.path.name} ({built.flavor} flavor) {verb}")
+    return built.path
 
 
 def _target(backend: str) -> tuple[str, str]:
@@ -129,13 +138,15 @@ def build(
     batch: tuple[int, int, int] = DEFAULT_BATCH,
     progress: Progress | None = None,
     calibration: CalibrationOptions | None = None,
+    workspace_mb: int | None = None,
 ) -> BuildResult:
     """Export ``model`` (default: the bundled model) with both flavors into ``out``, then
     build the TensorRT engine when ``backend`` is ``trt`` (or ``auto`` and TensorRT + a GPU
     are here). Returns the loaded, hash-verified artifact.
 
     ``int8`` exports fp32 and calibrates it on the model's own sampling trajectories
-    (``calibration``: :class:`pomexport.calibration.CalibrationOptions`, default entropy)."""
+    (``calibration``: :class:`pomexport.calibration.CalibrationOptions`, default entropy).
+    ``workspace_mb`` caps the TensorRT builder's workspace (Jetson)."""
     from pomexport.export.api import export_model
     from pomexport.export.artifact import load_artifact
     from pomexport.models.registry import DEFAULT_MODEL
@@ -156,7 +167,7 @@ def build(
 
             quantize_artifact(staging, source, calibration, progress)
         if target == "trt":
-            build_engine(load_artifact(staging), progress)
+            build_engine(load_artifact(staging), progress, workspace_mb)
         _swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
