@@ -8,6 +8,7 @@ trace the step graph (fp32, plugin flavor)
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -163,6 +164,7 @@ def export_model(
     register_schema()
     progress(f"tracing the step graph of {name} (opset {opts.opset})")
     graph = export_step(model, opts.opset, opts.batch)
+    gc.collect()  # the exporter's program (cyclic) holds a second copy of the weights
     flavors = list(opts.flavors)
     manifest = build_manifest(
         model.cfg,
@@ -180,6 +182,7 @@ def export_model(
         feeds = record_trajectory(model, opts.range_frames, opts.range_steps, opts.range_batch)
         del model  # the graph holds the weights now (frees GBs when we loaded the model)
         graph, kept = _fp16(graph, feeds, progress)
+        gc.collect()  # IR graphs are cyclic: free the fp32 weights they wrap before writing
         manifest["fp16_kept_fp32"] = kept
     _write_flavors(graph, out, opts.flavors, progress)
     progress("hashing files and writing manifest.json")

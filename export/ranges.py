@@ -7,6 +7,7 @@ what the fp16 arithmetic adds) is kept in fp32 by :class:`pomexport.export.fp16.
 
 from __future__ import annotations
 
+import gc
 import logging
 import tempfile
 from pathlib import Path
@@ -67,6 +68,8 @@ def tensor_absmax(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) ->
                 if value.size:
                     peak = float(np.max(np.abs(value)))
                     absmax[name] = max(absmax.get(name, 0.0), peak)
+    del session, irm
+    gc.collect()  # release ONNX Runtime's copy of the weights and the cyclic IR graph now
     if any(not np.isfinite(v) for v in absmax.values()):
         raise ExportError("the fp32 step graph produced non-finite values on the trajectory")
     return absmax
