@@ -9,6 +9,14 @@
  *   void setLoggerFinder(nvinfer1::ILoggerFinder*);
  *   nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
  * (getPluginCreators is the older, deprecated name for IPluginCreator V2 creators.)
+ *
+ * getCreators returns the PolyMixer creator twice, identical but for the registry namespace:
+ * "pomexport" (DESIGN.md §2; what TensorRT 10.10+ and 11 use, since their ONNX parser takes the
+ * plugin namespace from the node's domain) and the default namespace "" (what the TensorRT 10.3
+ * parser uses: it reads the node attribute plugin_namespace, default "", and ignores the
+ * domain). So model.plugin.onnx resolves to this plugin on 10.3 and on 11 without a
+ * version-specific attribute. Each plugin reports the namespace of the creator that made it,
+ * so a serialised engine finds the same creator again when it is deserialised.
  */
 #include "PolyMixerPlugin.h"
 #include "polyMixerContract.h"
@@ -185,7 +193,8 @@ void reportPluginError(char const* where, char const* what) noexcept
     }
 }
 
-PolyMixerPluginCreator::PolyMixerPluginCreator()
+PolyMixerPluginCreator::PolyMixerPluginCreator(char const* pluginNamespace)
+    : mNamespace(pluginNamespace != nullptr ? pluginNamespace : contract::kPLUGIN_NAMESPACE)
 {
     mFieldNames.emplace_back(contract::kATTR_VARIANT, nullptr, nvinfer1::PluginFieldType::kCHAR, 0);
     mFieldNames.emplace_back(contract::kATTR_ORDER, nullptr, nvinfer1::PluginFieldType::kINT32, 1);
@@ -201,7 +210,7 @@ nvinfer1::IPluginV3* PolyMixerPluginCreator::createPlugin(
     try
     {
         // Build and runtime phases read the same fields: getFieldsToSerialize writes the attributes.
-        return new PolyMixerPlugin(parseAttributes(fc));
+        return new PolyMixerPlugin(parseAttributes(fc), mNamespace);
     }
     catch (std::exception const& e)
     {
@@ -227,7 +236,7 @@ char const* PolyMixerPluginCreator::getPluginVersion() const noexcept
 
 char const* PolyMixerPluginCreator::getPluginNamespace() const noexcept
 {
-    return contract::kPLUGIN_NAMESPACE;
+    return mNamespace;
 }
 
 } // namespace plugin
@@ -241,12 +250,15 @@ POMEXPORT_PLUGIN_API void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
     pomexport::plugin::gLoggerFinder.store(finder);
 }
 
-//! Entry point of IPluginRegistry::loadLibrary: the creators this library provides.
+//! Entry point of IPluginRegistry::loadLibrary: the creators this library provides -- PolyMixer in
+//! the "pomexport" namespace and, for the TensorRT 10.3 ONNX parser, in the default one (see top).
 POMEXPORT_PLUGIN_API nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
 {
     // Function-local statics: created on first use, after the library is fully loaded.
-    static pomexport::plugin::PolyMixerPluginCreator sPolyMixerCreator;
-    static nvinfer1::IPluginCreatorInterface* const sCreators[] = {&sPolyMixerCreator};
+    static pomexport::plugin::PolyMixerPluginCreator sPolyMixerCreator{pomexport::contract::kPLUGIN_NAMESPACE};
+    static pomexport::plugin::PolyMixerPluginCreator sPolyMixerDefaultNamespaceCreator{""};
+    static nvinfer1::IPluginCreatorInterface* const sCreators[]
+        = {&sPolyMixerCreator, &sPolyMixerDefaultNamespaceCreator};
     nbCreators = static_cast<int32_t>(sizeof(sCreators) / sizeof(sCreators[0]));
     return sCreators;
 }

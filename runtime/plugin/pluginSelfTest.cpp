@@ -163,6 +163,52 @@ void checkBadAttributes(IPluginCreatorV3One* creator)
     check(creator->createPlugin("x", &orderFive.collection, TensorRTPhase::kBUILD) == nullptr, "order outside 1..4");
 }
 
+IPluginCreatorV3One* asCreatorV3One(IPluginCreatorInterface* creator)
+{
+    bool const isV3One = creator != nullptr && std::string(creator->getInterfaceInfo().kind) == "PLUGIN CREATOR_V3ONE";
+    return isV3One ? static_cast<IPluginCreatorV3One*>(creator) : nullptr;
+}
+
+bool sameFields(PluginFieldCollection const* a, PluginFieldCollection const* b)
+{
+    bool same = a != nullptr && b != nullptr && a->nbFields == b->nbFields;
+    for (int32_t i = 0; same && i < a->nbFields; ++i)
+    {
+        same = std::string(a->fields[i].name) == b->fields[i].name && a->fields[i].type == b->fields[i].type
+            && a->fields[i].length == b->fields[i].length;
+    }
+    return same;
+}
+
+char const* pluginNamespaceOf(IPluginV3* plugin)
+{
+    auto* core = static_cast<IPluginV3OneCore*>(plugin->getCapabilityInterface(PluginCapabilityType::kCORE));
+    return core != nullptr ? core->getPluginNamespace() : "(no core capability)";
+}
+
+//! The second creator is the first one registered in the default namespace "": same plugin, same
+//! fields; its plugins (and their clones) report "" so a serialised engine finds it again.
+void checkDefaultNamespaceCreator(IPluginCreatorV3One* creator, IPluginCreatorV3One* defaultCreator)
+{
+    check(std::string(defaultCreator->getPluginName()) == creator->getPluginName()
+            && std::string(defaultCreator->getPluginVersion()) == creator->getPluginVersion()
+            && std::string(defaultCreator->getPluginNamespace()).empty(),
+        "second creator: same name / version, default namespace \"\"");
+    check(sameFields(creator->getFieldNames(), defaultCreator->getFieldNames()), "second creator: same fields");
+
+    int32_t const order = 2;
+    int32_t const heads = 0;
+    Fields fields(contract::kVARIANT_MOMENTS, &order, contract::kGATE_SIGMOID, &heads);
+    std::unique_ptr<IPluginV3> plugin{defaultCreator->createPlugin("mixer", &fields.collection, TensorRTPhase::kBUILD)};
+    std::unique_ptr<IPluginV3> clone{plugin ? plugin->clone() : nullptr};
+    check(plugin != nullptr && clone != nullptr && std::string(pluginNamespaceOf(plugin.get())).empty()
+            && std::string(pluginNamespaceOf(clone.get())).empty(),
+        "its plugins (and clones) report namespace \"\"");
+    std::unique_ptr<IPluginV3> named{creator->createPlugin("mixer", &fields.collection, TensorRTPhase::kBUILD)};
+    check(named != nullptr && std::string(pluginNamespaceOf(named.get())) == contract::kPLUGIN_NAMESPACE,
+        "plugins of the first creator report namespace \"pomexport\"");
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -188,14 +234,24 @@ int main(int argc, char** argv)
     }
     int32_t nbCreators = 0;
     IPluginCreatorInterface* const* creators = getCreators(nbCreators);
-    check(nbCreators == 1 && std::string(creators[0]->getInterfaceInfo().kind) == "PLUGIN CREATOR_V3ONE",
-        "one IPluginCreatorV3One");
-    auto* creator = static_cast<IPluginCreatorV3One*>(creators[0]);
+    check(nbCreators == 2, "two creators: namespaces \"pomexport\" and \"\" (the TensorRT 10.3 parser's)");
+    if (nbCreators != 2)
+    {
+        return 1;
+    }
+    auto* creator = asCreatorV3One(creators[0]);
+    auto* defaultCreator = asCreatorV3One(creators[1]);
+    check(creator != nullptr && defaultCreator != nullptr, "both are IPluginCreatorV3One");
+    if (creator == nullptr || defaultCreator == nullptr)
+    {
+        return 1;
+    }
     check(std::string(creator->getPluginName()) == contract::kPLUGIN_NAME
             && std::string(creator->getPluginVersion()) == contract::kPLUGIN_VERSION
             && std::string(creator->getPluginNamespace()) == contract::kPLUGIN_NAMESPACE,
         "creator name / version / namespace");
     check(creator->getFieldNames()->nbFields == 4, "four attributes");
+    checkDefaultNamespaceCreator(creator, defaultCreator);
 
     int32_t const order = 3;
     int32_t const heads = 4;
