@@ -39,9 +39,12 @@ import json
 import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pomexport.errors import ConfigError
-from pomexport.models.config import PoMDiTConfig
+
+if TYPE_CHECKING:  # importing pomexport.models pulls in torch: `pomexport --help` stays fast
+    from pomexport.models.config import PoMDiTConfig
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -254,6 +257,7 @@ def get_target(name: str, **overrides: int | None) -> Target:
 
 def model_config(name: str) -> PoMDiTConfig:
     """The config of a bundled model (from its weights' metadata), a preset, or a weights file."""
+    from pomexport.models.config import PoMDiTConfig
     from pomexport.models.presets import PRESETS, get_preset
     from pomexport.models.registry import BUNDLED, bundled_path
     from pomexport.models.weights import CONFIG_KEY, read_state_dict
