@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from pomexport.calibration.capture import CaptureSettings
 
 if TYPE_CHECKING:
@@ -64,3 +66,40 @@ def ort_cpu_int8(model: PoMDiT) -> OrtBackend:
     from pomexport.runtime.ort_backend import OrtBackend
 
     return OrtBackend(cached_int8_artifact(model), backend="ort")
+
+
+def interleaved_step_latency(
+    backends: dict[str, OrtBackend], batch: int = 1, repeats: int = 30, warmup: int = 3
+) -> dict[str, dict[str, float]]:
+    """Median and min step latency (ms) of each backend, their steps interleaved.
+
+    One step of each backend in turn, ``repeats`` rounds: on a shared machine, load changes
+    hit every backend alike, so their ratio is fair even when the absolute times drift.
+    Inputs: the step at t = 0.5 of frame 1 over a random committed state.
+    """
+    import time
+
+    import torch
+
+    prepared = {}
+    for label, backend in backends.items():
+        cfg = backend.config
+        io = backend.allocate(batch)
+        gen = torch.Generator().manual_seed(0)
+        io.x_t.copy_(torch.randn(io.x_t.shape, generator=gen))
+        io.t.fill_(0.5)
+        io.frame_index.fill_(1)
+        state = torch.randn(cfg.depth, batch, cfg.state_width, generator=gen)
+        count = torch.full((batch,), float(cfg.tokens_per_frame))
+        prepared[label] = (backend, io, state, count, torch.empty_like(state))
+    times: dict[str, list[float]] = {label: [] for label in backends}
+    for round_ in range(warmup + repeats):
+        for label, (backend, io, state, count, out) in prepared.items():
+            start = time.perf_counter()
+            backend.step(io, state, count, out)
+            if round_ >= warmup:
+                times[label].append((time.perf_counter() - start) * 1e3)
+    return {
+        label: {"median_ms": float(np.median(t)), "min_ms": float(np.min(t))}
+        for label, t in times.items()
+    }

@@ -285,7 +285,7 @@ def _inspect_onnx(path: Path, trt_versions: Iterable[str], batch: int | None) ->
 
 
 def _inspect_directory(root: Path, trt_versions: Iterable[str], batch: int | None):
-    from pomexport.export.artifact import load_artifact
+    from pomexport.export.artifact import FLAVOR_FILES, load_artifact
 
     artifact = load_artifact(root)
     versions = tuple(trt_versions)
@@ -293,6 +293,8 @@ def _inspect_directory(root: Path, trt_versions: Iterable[str], batch: int | Non
     for flavor in artifact.flavors:
         path = artifact.onnx_path(flavor)
         models[flavor] = model = _load(path)
+        if flavor not in FLAVOR_FILES:
+            continue  # not a TensorRT graph (int8's "ort-cpu" has uint8 activations for ORT)
         bounds = _dim_bounds(model, artifact.inputs, artifact.batch)
         lints[path.name] = lint_model(model, versions, dim_bounds=bounds)
     flavor = "portable" if "portable" in models else next(iter(models))

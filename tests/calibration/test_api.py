@@ -35,7 +35,7 @@ def clips(artifacts):
     from pomexport.runtime import generate
     from pomexport.runtime.ort_backend import OrtBackend
 
-    labels = [7, 22]
+    labels = [0, 7, 13, 22]
     out = {}
     for artifact in artifacts:
         backend = OrtBackend(artifact.root, "ort", threads=1)
@@ -48,7 +48,7 @@ def clips(artifacts):
 
 def test_int8_clip_matches_fp32_clip(clips):
     _, out = clips
-    assert out["int8"].shape == out["fp32"].shape == (2, FRAMES, *out["fp32"].shape[2:])
+    assert out["int8"].shape == out["fp32"].shape == (4, FRAMES, *out["fp32"].shape[2:])
     value = psnr(out["int8"], out["fp32"])
     assert value >= MIN_PSNR_DB, f"int8 vs fp32 PSNR {value:.1f} dB over {FRAMES} frames"
 
