@@ -113,3 +113,23 @@ def test_overflowing_tensors_stay_fp32(models, fp32_artifacts):
     v16, _ = session.run(None, _fp16_feed(feeds[0]))
     v32, _ = _session(fp32_artifacts["moments"].onnx_path("portable")).run(None, feeds[0])
     assert float(np.abs(v16.astype(np.float32) - v32).max()) <= V_ATOL
+
+
+def test_fp16_pass_powers_variant(models, fp32_artifacts):
+    """The powers graph (hardsigmoid gate, selection heads, fp32 coeff) through the same pass."""
+    from pomexport.export.flavors import add_function
+    from pomexport.export.fp16 import to_fp16
+
+    fp32 = onnx.load(str(fp32_artifacts["powers"].onnx_path("plugin")))
+    fp16 = add_function(to_fp16(fp32))
+    onnx.checker.check_model(fp16, full_check=True)
+    types = _types(fp16)
+    mixers = [n for n in fp16.graph.node if n.op_type == "PolyMixer"]
+    assert all(types[n.input[4]] == TensorProto.FLOAT for n in mixers)  # coeff stays fp32
+    s16 = ort.InferenceSession(fp16.SerializeToString(), providers=["CPUExecutionProvider"])
+    s32 = _session(fp32_artifacts["powers"].onnx_path("portable"))
+    for feed in record_trajectory(models["powers"], frames=2, steps=1, batch=2, seed=3):
+        v32, st32 = s32.run(None, feed)
+        v16, st16 = s16.run(None, _fp16_feed(feed))
+        assert float(np.abs(v16.astype(np.float32) - v32).max()) <= V_ATOL
+        assert float(np.abs(st16 - st32).max() / np.abs(st32).max()) <= STATE_RTOL
