@@ -25,8 +25,8 @@ def _summary_lines(summary: dict, layerwise: dict | None) -> list[str]:
         f"{'PASS' if summary['passed'] else 'FAIL'}",
         f"gates: {summary['gates_source']}",
         f"worst step: v max abs {_fmt(worst['v_max_abs'])}, v rel {_fmt(worst['v_rel'])}, "
-        f"state rel {_fmt(worst['state_out_rel'])}, cosine min "
-        f"{_fmt(min(worst['v_cosine_min'], worst['state_out_cosine_min']))}, "
+        f"state rel {_fmt(worst['state_out_rel'])}, 1 - cosine "
+        f"{_fmt(1.0 - min(worst['v_cosine_min'], worst['state_out_cosine_min']))}, "
         f"NaN steps {worst['nan_steps']}",
         "PSNR (dB) at frame: "
         + ", ".join(f"{k}: {_fmt(v)}" for k, v in summary["psnr_db_at_frame"].items())

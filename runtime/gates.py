@@ -12,10 +12,24 @@ Per frame (both sides generating on their own from the same noise: accumulated d
   ``psnr_min_db``: PSNR of the decoded uint8 frame, every frame.
 ``layer_rel``: bound used by the layerwise search for the first layer that goes wrong.
 
-How the defaults were chosen (``pomexport verify`` on the tiny model, 2 CPU threads, see the
-issue-8 report): fp32 ONNX Runtime vs torch differs by float reordering only (v max abs
-~1e-6, decoded frames identical); fp16 steps differ by ~1e-3 relative; the bounds leave about
-10x headroom over what was measured and stay tight enough that one perturbed weight fails.
+How the defaults were chosen: ``pomexport verify --frames 256 --steps 4 --seeds 2`` (ONNX
+Runtime CPU vs torch, 256 frames x 5 evaluations = 1280 compared steps of 2 streams) on the
+``tiny`` preset (random weights) and on a step-300 checkpoint of the demo model's training;
+worst step over the run and worst frame PSNR, as ``tiny / checkpoint``:
+
+======  ==================  ==================  ==================  ===========  =========
+        v max abs           v rel               state rel           1 - cosine   PSNR min
+======  ==================  ==================  ==================  ===========  =========
+fp32    1.3e-5 / 5.6e-6     3.8e-6 / 2.0e-6     5.8e-6 / 3.3e-7     < 1e-11      77 / 77 dB
+fp16    2.6e-3 / 1.2e-2     7.6e-4 / 4.6e-3     4.2e-4 / 8.9e-4     1e-7/3e-6    62 / 62 dB
+int8    0.57 / 1.24         0.19 / 0.39         0.020 / 0.041       9e-4/6e-3    43 / 31 dB
+======  ==================  ==================  ==================  ===========  =========
+
+fp32 differs from torch by float reordering only: the bounds sit ~8x above it (state 1e-5 is
+tight on purpose: the state is exact sums) and one perturbed weight fails them. fp16: ~4x
+above the trained checkpoint. int8 (the calibrated Q/DQ graph, run by ONNX Runtime): per-step
+errors are large near t = 0, so the step bounds sit ~1.5x above what was measured and the
+decoded frame's PSNR carries the verdict.
 """
 
 from __future__ import annotations
@@ -70,16 +84,16 @@ DEFAULT_GATES: dict[str, Gates] = {
         v_rel=2e-2,
         state_rel=5e-3,
         cosine_min=0.9995,
-        psnr_min_db=30.0,
+        psnr_min_db=40.0,
         layer_rel=3e-2,
     ),
     "int8": Gates(
-        v_max_abs=0.5,
-        v_rel=0.25,
+        v_max_abs=2.0,
+        v_rel=0.6,
         state_rel=0.1,
-        cosine_min=0.95,
-        psnr_min_db=20.0,
-        layer_rel=0.3,
+        cosine_min=0.99,
+        psnr_min_db=28.0,
+        layer_rel=0.5,
     ),
 }
 
