@@ -1,11 +1,13 @@
 """Pick and load a backend for what the user named (``--backend``/``--device``).
 
 A *source* is either a built artifact directory (``pomexport build``/``export`` output,
-recognised by its ``manifest.json``), run by ONNX Runtime, or a model — bundled name,
-preset (random init by ``seed``), weights file or ``PoMDiT`` — run by torch.
+recognised by its ``manifest.json``), run by ONNX Runtime or TensorRT, or a model — bundled
+name, preset (random init by ``seed``), weights file or ``PoMDiT`` — run by torch.
 
-``auto`` picks the best backend available: for an artifact, ONNX Runtime's CUDA EP when
-onnxruntime-gpu and a GPU are here, else its CPU EP; for a model, torch (on ``device``).
+``auto`` picks the best backend available: for an artifact, TensorRT when it is installed, a
+GPU is here and the artifact holds a TensorRT engine (``pomexport build --backend trt``), else
+ONNX Runtime's CUDA EP when onnxruntime-gpu and a GPU are here, else its CPU EP; for a model,
+torch (on ``device``).
 :func:`choose_backend` says what it picked and why; :func:`load_backend` loads it.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pomexport.errors import ArtifactError, ConfigError
-from pomexport.runtime._choices import BACKENDS, ORT_BACKENDS
+from pomexport.runtime._choices import ARTIFACT_BACKENDS, BACKENDS, TRT_BACKEND
 from pomexport.runtime.providers import Choice
 
 if TYPE_CHECKING:
@@ -48,7 +50,7 @@ def choose_backend(source: object, backend: str = "auto", device: str = "auto") 
     if backend not in ("auto", *BACKENDS):
         raise ConfigError(f"unknown backend {backend!r}; available: auto, {', '.join(BACKENDS)}")
     if not is_artifact(source):
-        if backend in ORT_BACKENDS:
+        if backend in ARTIFACT_BACKENDS:
             raise ConfigError(
                 f"--backend {backend} runs a built artifact, and {source!s} is a model: "
                 f"run `pomexport build {source!s} --out DIR`, then generate from DIR"
@@ -58,15 +60,31 @@ def choose_backend(source: object, backend: str = "auto", device: str = "auto") 
     if backend == "torch":
         raise ConfigError(
             f"{source}: an artifact holds ONNX graphs, not torch weights; "
-            f"use --backend {' or '.join(('auto', *ORT_BACKENDS))}, or give the model name"
+            f"use --backend {' or '.join(('auto', *ARTIFACT_BACKENDS))}, or give the model name"
         )
-    if backend in ORT_BACKENDS:
+    if backend in ARTIFACT_BACKENDS:
         return Choice(backend, "requested")
     if device == "cpu":
         return Choice("ort", "auto with --device cpu")
+    trt_engine = _trt_engine_reason(source)
+    if trt_engine is not None:
+        return Choice(TRT_BACKEND, trt_engine)
     from pomexport.runtime.providers import pick_ort_backend
 
     return pick_ort_backend()
+
+
+def _trt_engine_reason(source: str | os.PathLike) -> str | None:
+    """Why ``auto`` runs the artifact on TensorRT (None: it does not): TensorRT and a GPU are
+    here and the artifact lists an engine plan (built by ``pomexport build --backend trt``)."""
+    from pomexport.runtime.build import tensorrt_missing
+
+    if tensorrt_missing() is not None:
+        return None
+    plans = sorted((_artifact_root(source) / "engines").glob("*.plan"))
+    if not plans:
+        return None
+    return f"auto: TensorRT and a CUDA GPU are available and the artifact has {plans[0].name}"
 
 
 def load_backend(
@@ -81,6 +99,8 @@ def load_backend(
     choice = choose_backend(source, backend, device)
     if choice.backend == "torch":
         picked = _torch_backend(source, device, seed)
+    elif choice.backend == TRT_BACKEND:
+        picked = _trt_backend(source, device)
     else:
         picked = _ort_backend(source, choice.backend, device)
     logger.info("backend %s on %s (%s)", picked.name, picked.device, choice.reason)
@@ -103,6 +123,14 @@ def _ort_backend(source, backend: str, device: str) -> Backend:
     from pomexport.runtime.ort_backend import OrtBackend
 
     return OrtBackend(_artifact_root(source), backend=backend)
+
+
+def _trt_backend(source, device: str) -> Backend:
+    if device == "cpu":
+        raise ConfigError("--backend trt runs on a GPU; use --backend ort with --device cpu")
+    from pomexport.runtime.trt_backend import TrtBackend
+
+    return TrtBackend(_artifact_root(source))
 
 
 def _load_model(source: str | os.PathLike, seed: int):

@@ -19,6 +19,7 @@ What a build does (DESIGN.md §4, §6):
   :class:`~pomexport.runtime.trt_cache.EngineKey` (ONNX sha256, TensorRT version, GPU name
   and SM, profile) is unchanged.
 - ``workspace_mb`` caps the builder's workspace pool (Jetson: shared CPU/GPU memory).
+- TF32 off: an fp32 tensor of the ONNX is computed in fp32.
 - a tqdm bar per builder phase (:class:`IProgressMonitor`).
 
 TensorRT is imported lazily: importing this module needs neither TensorRT nor a GPU.
@@ -274,11 +275,7 @@ class EngineFromOnnx:
             builder = trt.Builder(trt_logger)
             network = create_network(trt, builder)
             parser = parse_onnx(trt, network, onnx_path, trt_logger)
-            config = builder.create_builder_config()
-            if self.workspace_mb is not None:
-                config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_mb << 20)
-            add_profile(trt, builder, config, network, profile_shapes(self.artifact))
-            set_timing_cache(config, self._timing_cache_bytes())
+            config = self._config(trt, builder, network)
             config.progress_monitor = monitor
             plan = builder.build_serialized_network(network, config)
             del parser  # the network's weights are the parser's until here
@@ -287,6 +284,19 @@ class EngineFromOnnx:
                 raise BuildError(f"TensorRT could not build {onnx_path.name}: " + "; ".join(errors))
             timing = config.get_timing_cache().serialize()
         return bytes(plan), bytes(timing)
+
+    def _config(self, trt, builder, network):
+        """Builder config: workspace cap, profile, timing cache; no TF32 and no precision flags,
+        because every tensor's type comes from the ONNX (DESIGN.md §4): TF32 would silently run
+        the graph's fp32 GEMMs (fp32 artifacts, the fp32 islands of fp16 ones) at 10-bit
+        mantissa precision."""
+        config = builder.create_builder_config()
+        config.clear_flag(trt.BuilderFlag.TF32)
+        if self.workspace_mb is not None:
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_mb << 20)
+        add_profile(trt, builder, config, network, profile_shapes(self.artifact))
+        set_timing_cache(config, self._timing_cache_bytes())
+        return config
 
     def _timing_cache_bytes(self) -> bytes | None:
         if TIMING_CACHE not in self.artifact.files:

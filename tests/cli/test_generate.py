@@ -70,7 +70,7 @@ def test_bad_input_is_one_line_and_nonzero_exit(args, message, tmp_path):
 def test_backend_choices_are_only_existing_ones():
     result = _run("--help")
     assert result.exit_code == 0
-    assert "[auto|torch|ort|ort-cuda|ort-trt]" in result.output
+    assert "[auto|torch|ort|ort-cuda|ort-trt|trt]" in result.output
     assert torch  # the torch backend is importable here
 
 

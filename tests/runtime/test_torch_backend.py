@@ -50,7 +50,7 @@ def test_resolve_device():
 
 
 def test_load_backend_lists_only_existing_backends(make_model):
-    assert BACKENDS == ("torch", "ort", "ort-cuda", "ort-trt")
+    assert BACKENDS == ("torch", "ort", "ort-cuda", "ort-trt", "trt")
     backend = load_backend(make_model(), backend="auto", device="cpu")
     assert backend.name == "torch" and backend.device == torch.device("cpu")
     with pytest.raises(ConfigError, match="unknown backend"):
