@@ -67,6 +67,12 @@ def _check_writable(out: Path | None) -> None:
     "process, peak RSS reset per row (faster).",
 )
 @click.option(
+    "--min-seconds",
+    default=2.0,
+    show_default=True,
+    help="Repeat cheap rows until this much was timed (steadier medians).",
+)
+@click.option(
     "--threads",
     default=0,
     show_default=True,
@@ -102,6 +108,7 @@ def command(
     warmup,
     max_seconds,
     isolation,
+    min_seconds,
     threads,
     no_baseline,
     long_frames,
@@ -136,6 +143,7 @@ def command(
         max_seconds=max_seconds,
         isolation=isolation,
         threads=threads,
+        min_seconds=min_seconds,
         baseline=not no_baseline,
     )
     _check_writable(out)  # before a run of minutes, not after

@@ -28,6 +28,7 @@ from pomexport.runtime import _rss
 from pomexport.runtime.sampler import time_schedule
 
 MODES = {"pom": ("state",), "attention": ("kv_cache", "recompute")}
+MAX_REPEATS = 200
 
 # A frame runner calls the model for one whole frame and appends, per call,
 # (kind, wall seconds, CPU seconds of this process over all its threads).
@@ -48,6 +49,7 @@ class Case:
     warmup: int
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0: torch's default
+    min_seconds: float = 0.0  # keep repeating (up to MAX_REPEATS) until this much was timed
 
     @property
     def series(self) -> str:
@@ -194,8 +196,10 @@ def measure(case: Case, make_backend: Callable | None = None, reset_peak: bool =
             prepared = _prepare_attention(case, model)
         for _ in range(case.warmup):
             prepared.run_frame([])
-        runs = []
-        for _ in range(case.repeats):
+        runs, timed = [], time.perf_counter()
+        while len(runs) < case.repeats or (
+            time.perf_counter() - timed < case.min_seconds and len(runs) < MAX_REPEATS
+        ):
             times: list = []
             prepared.run_frame(times)
             runs.append(times)
@@ -220,6 +224,7 @@ def _row(case, prepared, runs, baseline, peak, peak_reset, wall) -> dict:
         "frame_ms": _median_ms(frames),
         "frame_ms_min": 1000.0 * min(frames),
         "frame_ms_runs": [round(1000.0 * f, 3) for f in frames],
+        "frames_timed": len(frames),
         "frame_cpu_ms": _median_ms(cpu),
         "held_bytes": prepared.held_bytes,
         "held": prepared.held,

@@ -95,6 +95,7 @@ class BenchSettings:
     baseline: bool = True
     seed: int = 0
     threads: int = 0  # torch intra-op threads in every row; 0: torch's default
+    min_seconds: float = 2.0  # cheap rows repeat until this much was timed (a steadier median)
 
     def __post_init__(self) -> None:
         for preset in self.presets:
@@ -108,6 +109,8 @@ class BenchSettings:
             raise ConfigError("steps and repeats must be >= 1, warmup >= 0")
         if not self.max_seconds > 0:
             raise ConfigError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if self.min_seconds < 0:
+            raise ConfigError(f"min_seconds must be >= 0, got {self.min_seconds}")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
         if self.isolation not in ISOLATIONS:
@@ -129,6 +132,7 @@ def plan(settings: BenchSettings) -> list[list[Case]]:
                 settings.warmup,
                 settings.seed,
                 settings.threads,
+                settings.min_seconds,
             )
             series.append([Case(preset, model, mode, backend, n, *run) for n in frames])
     return series
@@ -147,7 +151,8 @@ def estimate_seconds(case: Case, done: list[dict]) -> float | None:
     last = measured[-1]
     cfg = get_preset(case.preset)
     scale = call_flops(cfg, case.mode, case.frame) / call_flops(cfg, case.mode, last["frame"])
-    return last["frame_ms"] / 1000.0 * scale * (case.warmup + case.repeats)
+    frame_s = last["frame_ms"] / 1000.0 * scale
+    return frame_s * case.warmup + max(frame_s * case.repeats, case.min_seconds)
 
 
 def _skipped(case: Case, estimate: float, settings: BenchSettings) -> dict:
@@ -240,7 +245,8 @@ def summarize(rows: list[dict]) -> dict:
 METHOD = {
     "frame_numbering": "frame n (1-based) is generated after n - 1 committed frames "
     "(frame_index n - 1); batch of one stream; fp32; CPU",
-    "frame_latency": "median over `repeats` (after `warmup`) of one whole frame: `steps` "
+    "frame_latency": "median over the timed frames (`repeats`, more while less than "
+    "`min_seconds` was timed; after `warmup` frames) of one whole frame: `steps` "
     "denoising calls + 1 commit call (PoM, KV cache); full recompute has no commit call "
     "(the clean latent is appended to the clip). frame_ms_min: the fastest repeat, less "
     "sensitive to other processes on a shared machine; `latency_min_ratio` uses it. "

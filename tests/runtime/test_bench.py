@@ -19,7 +19,13 @@ REL = 1e-9  # ratios are recomputed from the same floats: only rounding differs
 @pytest.fixture(scope="module")
 def report() -> dict:
     settings = BenchSettings(
-        presets=("tiny",), frames=(1, 2), steps=1, repeats=1, warmup=1, isolation="none"
+        presets=("tiny",),
+        frames=(1, 2),
+        steps=1,
+        repeats=1,
+        warmup=1,
+        isolation="none",
+        min_seconds=0.0,
     )
     return run_bench(settings)
 
@@ -78,7 +84,7 @@ def test_estimate_extrapolates_by_flops():
 def test_cli_budget_skip_and_file(tmp_path):
     out = tmp_path / "bench.json"
     args = "bench --presets tiny --frames 1,2 --steps 1 --repeats 1 --warmup 0 "
-    args += f"--isolation none --no-baseline --max-seconds 1e-6 --out {out}"
+    args += f"--isolation none --no-baseline --max-seconds 1e-6 --min-seconds 0 --out {out}"
     result = CliRunner().invoke(cli, args.split())
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())["rows"]
@@ -94,7 +100,29 @@ def test_cli_bad_input_is_one_line():
 
 def test_process_isolation_runs_a_row_in_a_fresh_process():
     settings = BenchSettings(
-        presets=("tiny",), frames=(1,), steps=1, repeats=1, warmup=0, baseline=False
+        presets=("tiny",),
+        frames=(1,),
+        steps=1,
+        repeats=1,
+        warmup=0,
+        baseline=False,
+        min_seconds=0.0,
     )
     (row,) = run_bench(settings)["rows"]
     assert row["frame_ms"] > 0 and row["peak_rss_mib"] > 0 and row["peak_rss_reset"] is False
+
+
+def test_cheap_rows_repeat_until_min_seconds():
+    settings = BenchSettings(
+        presets=("tiny",),
+        frames=(1,),
+        steps=1,
+        repeats=1,
+        warmup=0,
+        baseline=False,
+        isolation="none",
+        min_seconds=0.3,
+    )
+    (row,) = run_bench(settings)["rows"]
+    assert row["frames_timed"] == len(row["frame_ms_runs"]) > 1
+    assert sum(row["frame_ms_runs"]) >= 300.0 * 0.99
