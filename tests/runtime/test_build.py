@@ -61,7 +61,7 @@ def test_build_engine_hook_says_tensorrt_is_missing(ort_artifact):
 
 def test_bad_arguments_are_refused_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="precision must be one of"):
-        build("tiny", tmp_path / "a", precision="int8")
+        build("tiny", tmp_path / "a", precision="int4")
     with pytest.raises(ConfigError, match="backend must be one of"):
         build("tiny", tmp_path / "a", backend="tvm")
     (tmp_path / "foreign").mkdir()
