@@ -132,7 +132,7 @@ def build_library(
     """Configure and build ``runtime/cpp`` with cmake into ``build_dir``; returns the .so path.
 
     ``with_tensorrt=None`` lets CMake decide (ON when TensorRT and CUDA are found);
-    ``build_type="Debug"`` compiles faster (what the tests use).
+    ``build_type="None"`` (no optimisation, no debug info) compiles fastest (the tests use it).
     """
     if shutil.which("cmake") is None:
         raise BuildError("cmake not found: install cmake and a C++17 compiler to build libpomrt")

@@ -38,7 +38,7 @@ def _build_job(tmp_path_factory):
     out = tmp_path_factory.mktemp("pomrt-build")
     with ThreadPoolExecutor(max_workers=1) as pool:
         yield pool.submit(
-            build_library, out, with_tensorrt=False, jobs=2, build_type="Debug", examples=True
+            build_library, out, with_tensorrt=False, jobs=2, build_type="None", examples=True
         )
 
 
@@ -94,8 +94,11 @@ def test_engine_cache_entry_is_read_by_the_python_loader(build_dir, artifact):
     import hashlib
     import json
 
-    before = json.loads((artifact / MANIFEST).read_text())
     name = "engines/orin-sm87-trt10.3.0.plan"
+    # A Python builder's record of an earlier plan of that name: replaced files drop it.
+    before = json.loads((artifact / MANIFEST).read_text())
+    records = {name: {"key": {"onnx_sha256": "0" * 64}}, "engines/other.plan": {"key": {}}}
+    (artifact / MANIFEST).write_text(json.dumps({**before, "engines": records}, indent=2))
     done = subprocess.run(
         [str(build_dir / "pomrt_test_manifest"), str(artifact), name],
         capture_output=True,
@@ -106,6 +109,7 @@ def test_engine_cache_entry_is_read_by_the_python_loader(build_dir, artifact):
     digest = hashlib.sha256((artifact / name).read_bytes()).hexdigest()
     assert loaded.files[name] == {"sha256": digest, "bytes": (artifact / name).stat().st_size}
     after = dict(loaded.manifest)
+    assert after.pop("engines") == {"engines/other.plan": {"key": {}}}
     assert after.pop("files") == {**before.pop("files"), name: loaded.files[name]}
     assert after == before
     assert list(after) == list(before)  # key order kept

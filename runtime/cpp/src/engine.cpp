@@ -315,7 +315,12 @@ std::unique_ptr<EngineBundle> loadEngine(Artifact const& artifact, pomrt_options
     std::string const flavor = usePlugin ? "plugin" : "portable";
     bundle->planName = options.engine_path != nullptr ? std::string(options.engine_path) : enginePlanName(options.device);
     std::vector<char> plan;
-    if (artifact.lists(bundle->planName))
+    bool const stale = m.staleEngine(bundle->planName);
+    if (stale)
+    {
+        std::fprintf(stderr, "[pomrt] %s was built from an earlier ONNX: rebuilding\n", bundle->planName.c_str());
+    }
+    if (artifact.lists(bundle->planName) && !stale)
     {
         plan = readBytes(artifact.path(bundle->planName)); // hash verified by Artifact::open
     }
@@ -334,7 +339,9 @@ std::unique_ptr<EngineBundle> loadEngine(Artifact const& artifact, pomrt_options
     }
     else
     {
-        throw artifactError(bundle->planName + ": no such engine in the artifact (and building is disabled)");
+        throw artifactError(bundle->planName
+            + (stale ? ": built from an earlier ONNX" : ": no such engine in the artifact")
+            + " (and building is disabled)");
     }
     bundle->runtime.reset(createInferRuntime(logger));
     if (bundle->runtime)

@@ -105,6 +105,23 @@ void parseFiles(json const& files, Manifest& m, std::string const& where)
     }
 }
 
+void parseEngineRecords(json const& doc, Manifest& m)
+{
+    auto const records = doc.find("engines");
+    if (records == doc.end() || !records->is_object())
+    {
+        return;
+    }
+    for (auto const& [name, record] : records->items())
+    {
+        json const sha = record.is_object() ? record.value("key", json::object()).value("onnx_sha256", json()) : json();
+        if (sha.is_string())
+        {
+            m.engineOnnxSha256[name] = sha.get<std::string>();
+        }
+    }
+}
+
 std::string readText(fs::path const& path)
 {
     std::ifstream in(path, std::ios::binary);
@@ -159,6 +176,24 @@ TensorSpec const& Manifest::output(std::string const& name) const
     throw artifactError(std::string(kManifestName) + ": the IO contract has no output '" + name + "'");
 }
 
+bool Manifest::staleEngine(std::string const& plan) const
+{
+    auto const record = engineOnnxSha256.find(plan);
+    if (record == engineOnnxSha256.end())
+    {
+        return false;
+    }
+    for (auto const& [flavor, file] : flavors)
+    {
+        auto const entry = files.find(file);
+        if (entry != files.end() && entry->second.sha256 == record->second)
+        {
+            return false;
+        }
+    }
+    return true;
+}
+
 Manifest parseManifest(std::string const& text, std::string const& where)
 {
     json const doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -190,6 +225,7 @@ Manifest parseManifest(std::string const& text, std::string const& where)
     m.inputs = parseTensors(object(io, "inputs", where), where);
     m.outputs = parseTensors(object(io, "outputs", where), where);
     parseFiles(object(doc, "files", where), m, where);
+    parseEngineRecords(doc, m);
     return m;
 }
 
@@ -202,6 +238,10 @@ void addManifestFile(fs::path const& root, std::string const& name, FileEntry co
         throw artifactError(path.string() + ": unreadable manifest");
     }
     doc["files"][name] = ordered_json{{"sha256", entry.sha256}, {"bytes", entry.bytes}};
+    if (doc.contains("engines") && doc["engines"].is_object())
+    {
+        doc["engines"].erase(name);
+    }
     atomicWrite(path, doc.dump(2) + "\n"); // the same layout as json.dumps(indent=2)
 }
 

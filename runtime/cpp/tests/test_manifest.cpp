@@ -60,6 +60,7 @@ std::string const kManifest = R"({
                     {"name": "state", "shape": [4, "B", 384], "dtype": "float32", "meaning": ""}],
          "outputs": [{"name": "v", "shape": ["B", 3, 16, 16], "dtype": "float16", "meaning": ""}]},
   "fp16_kept_fp32": [], "versions": {"torch": "2.13.0"},
+  "engines": {"engines/a.plan": {"key": {"onnx_sha256": "ab"}}, "engines/b.plan": {"key": {"onnx_sha256": "cd"}}},
   "files": {"model.onnx": {"sha256": "ab", "bytes": 2}}
 })";
 
@@ -71,6 +72,7 @@ void testParse()
     CHECK(m.batchMin == 1 && m.batchOpt == 2 && m.batchMax == 8 && m.opset == 18);
     CHECK(m.input("state").dims == (std::vector<int64_t>{4, -1, 384}) && m.input("x_t").dtype == "float16");
     CHECK(m.output("v").dims[0] == -1 && m.files.at("model.onnx").bytes == 2);
+    CHECK(!m.staleEngine("engines/a.plan") && m.staleEngine("engines/b.plan") && !m.staleEngine("engines/c.plan"));
     CHECK(throwsWith([] { parseManifest("[1, 2]", "m.json"); }, POMRT_ERR_ARTIFACT, "m.json: unreadable manifest"));
     std::string wrongVersion = kManifest;
     wrongVersion.replace(wrongVersion.find("\"format_version\": 1"), 19, "\"format_version\": 2");

@@ -63,6 +63,13 @@ struct Manifest
     std::vector<TensorSpec> inputs;
     std::vector<TensorSpec> outputs;
     std::map<std::string, FileEntry> files;
+    //! Plan name -> sha256 of the ONNX it was built from, from the Python builder's records
+    //! (manifest["engines"][name]["key"]["onnx_sha256"], runtime/trt_cache.py).
+    std::map<std::string, std::string> engineOnnxSha256;
+
+    //! Whether a listed plan was recorded as built from an ONNX that is no longer in the
+    //! artifact (re-exported since): false when there is no record.
+    bool staleEngine(std::string const& plan) const;
 
     TensorSpec const& input(std::string const& name) const;
     TensorSpec const& output(std::string const& name) const;
@@ -76,7 +83,8 @@ inline constexpr int32_t kFormatVersion = 1;
 Manifest parseManifest(std::string const& text, std::string const& where);
 
 //! Add (or replace) one file's entry in `root`/manifest.json, keeping every other key and
-//! their order, and rewrite it atomically (used to cache a freshly built engine).
+//! their order, and rewrite it atomically (used to cache a freshly built engine). A Python
+//! builder's record of an engine of that name is dropped: it described the previous file.
 void addManifestFile(std::filesystem::path const& root, std::string const& name, FileEntry const& entry);
 
 struct VerifyOptions
