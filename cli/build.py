@@ -42,8 +42,19 @@ def _batch(value: str) -> tuple[int, int, int]:
     "--workspace-mb", type=click.IntRange(min=1), default=None,
     help="Cap of the TensorRT builder's workspace memory in MiB (Jetson: shared memory).",
 )  # fmt: skip
+@click.option(
+    "--plugin-library", type=click.Path(exists=True, dir_okay=False), default=None,
+    help="libpomexport_plugins.so to ship in the artifact (plugins/, sha256 in the manifest); "
+    "TensorRT engines are then built from the plugin flavor.",
+)  # fmt: skip
 def command(
-    model: str, precision: str, backend: str, out: str | None, batch: str, workspace_mb: int | None
+    model: str,
+    precision: str,
+    backend: str,
+    out: str | None,
+    batch: str,
+    workspace_mb: int | None,
+    plugin_library: str | None,
 ) -> None:
     """Build MODEL (bundled name, preset or weights file; default: the bundled
     pom-dit-video-tiny) into an artifact directory: model.onnx (portable, for ONNX Runtime
@@ -63,5 +74,6 @@ def command(
         rows,
         progress=lambda m: click.echo(m, err=True),
         workspace_mb=workspace_mb,
+        plugin_library=plugin_library,
     )
     click.echo(result.summary)

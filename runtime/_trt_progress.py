@@ -46,6 +46,18 @@ class TrtLogger(trt.ILogger):
         return errors
 
 
+_LOGGER: TrtLogger | None = None
+
+
+def trt_logger() -> TrtLogger:
+    """The process's one TensorRT logger (TensorRT uses the logger of the first builder or
+    runtime for the whole process, so every builder and runtime here shares this one)."""
+    global _LOGGER
+    if _LOGGER is None:
+        _LOGGER = TrtLogger()
+    return _LOGGER
+
+
 class TqdmProgressMonitor(trt.IProgressMonitor):
     """One tqdm bar per builder phase, nested bars for nested phases.
 

@@ -139,6 +139,7 @@ def build(
     progress: Progress | None = None,
     calibration: CalibrationOptions | None = None,
     workspace_mb: int | None = None,
+    plugin_library: str | os.PathLike | None = None,
 ) -> BuildResult:
     """Export ``model`` (default: the bundled model) with both flavors into ``out``, then
     build the TensorRT engine when ``backend`` is ``trt`` (or ``auto`` and TensorRT + a GPU
@@ -146,7 +147,9 @@ def build(
 
     ``int8`` exports fp32 and calibrates it on the model's own sampling trajectories
     (``calibration``: :class:`pomexport.calibration.CalibrationOptions`, default entropy).
-    ``workspace_mb`` caps the TensorRT builder's workspace (Jetson)."""
+    ``workspace_mb`` caps the TensorRT builder's workspace (Jetson); ``plugin_library``: the
+    PolyMixer plugin library to ship in ``plugins/`` (engines are then built from the plugin
+    flavor)."""
     from pomexport.export.api import export_model
     from pomexport.export.artifact import load_artifact
     from pomexport.models.registry import DEFAULT_MODEL
@@ -155,6 +158,10 @@ def build(
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     progress = progress or (lambda message: logger.info("%s", message))
     target, why = _target(backend)
+    if plugin_library is not None:
+        from pomexport.runtime.trt_builder import add_plugin_library, check_plugin_library
+
+        check_plugin_library(plugin_library)  # before minutes of export
     out = Path(out)
     _check_out(out)
     staging = _staging_dir(out)
@@ -166,6 +173,8 @@ def build(
             from pomexport.calibration.api import quantize_artifact
 
             quantize_artifact(staging, source, calibration, progress)
+        if plugin_library is not None:
+            add_plugin_library(staging, plugin_library)
         if target == "trt":
             build_engine(load_artifact(staging), progress, workspace_mb)
         _swap_in(staging, out)

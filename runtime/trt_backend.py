@@ -78,7 +78,7 @@ class TrtBackend:
         cuda_graphs: bool = True,
     ) -> None:
         self._trt = import_tensorrt()
-        from pomexport.runtime._trt_progress import TrtLogger
+        from pomexport.runtime._trt_progress import trt_logger
 
         loader = source if callable(source) else EngineFromOnnx(source, device=device)
         build: EngineBuild = loader()
@@ -88,7 +88,7 @@ class TrtBackend:
             raise ConfigError("the TensorRT backend drives class-conditional models only")
         self._device = torch.device(f"cuda:{device}")
         self._dtype = self._model_dtype()
-        self._logger = TrtLogger()
+        self._logger = trt_logger()
         self.cuda_graphs = cuda_graphs
         with torch.cuda.device(self._device):
             self._engine = self._deserialize()

@@ -36,7 +36,13 @@ from pathlib import Path
 
 from pomexport.errors import ArtifactError, BuildError, ConfigError, PluginError
 from pomexport.export._paths import sha256_file
-from pomexport.export.artifact import TIMING_CACHE, Artifact, load_artifact, write_manifest
+from pomexport.export.artifact import (
+    PLUGINS,
+    TIMING_CACHE,
+    Artifact,
+    load_artifact,
+    write_manifest,
+)
 from pomexport.models.weights import atomic_write
 from pomexport.runtime.trt_cache import (
     EngineKey,
@@ -114,6 +120,36 @@ def load_plugin_library(path: str | os.PathLike, sha256: str):
     return handle
 
 
+def check_plugin_library(library: str | os.PathLike) -> Path:
+    """``library`` if it looks like the plugin library (an ELF ``.so`` file), else PluginError."""
+    library = Path(library)
+    if not library.is_file() or library.suffix != ".so":
+        raise PluginError(f"{library}: not a shared library file (libpomexport_plugins.so)")
+    with open(library, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            raise PluginError(f"{library}: not an ELF shared library")
+    return library
+
+
+def add_plugin_library(
+    artifact: Artifact | str | os.PathLike, library: str | os.PathLike
+) -> Artifact:
+    """Copy the PolyMixer plugin library into ``<artifact>/plugins/`` (replacing an earlier
+    one) and record its sha256 in the manifest: from then on the builder, the backend and the
+    C++ runtime load it only when it still has that hash. Needs no TensorRT."""
+    import shutil
+
+    root = artifact.root if isinstance(artifact, Artifact) else Path(artifact)
+    manifest = load_artifact(root).manifest
+    library = check_plugin_library(library)
+    for old in (root / PLUGINS).glob("*.so"):
+        old.unlink()
+    atomic_write(root / PLUGINS / library.name, lambda tmp: shutil.copyfile(library, tmp))
+    write_manifest(root, {k: v for k, v in manifest.items() if k != "files"})
+    logger.info("added %s to %s", library.name, root / PLUGINS)
+    return load_artifact(root)
+
+
 def _parser_error_text(error) -> str:
     """One parser error as ``node 12 (Name, Op): description``."""
     where = []
@@ -128,15 +164,15 @@ def _parser_error_text(error) -> str:
     return f"{prefix + ': ' if prefix else ''}{error.desc()} [{error.code()}]"
 
 
-def parse_onnx(trt, network, path: Path, trt_logger):
+def parse_onnx(trt, network, path: Path, log):
     """Parse ``path`` into ``network``; all parser errors in one BuildError. Returns the
-    parser, which owns the weights and must outlive the build."""
-    parser = trt.OnnxParser(network, trt_logger)
+    parser, which owns the weights and must outlive the build. ``log``: the TrtLogger."""
+    parser = trt.OnnxParser(network, log)
     # parse_from_file resolves external data (model.onnx.data) relative to the model.
     if parser.parse_from_file(str(path)):
         return parser
     errors = [_parser_error_text(parser.get_error(i)) for i in range(parser.num_errors)]
-    errors = errors or trt_logger.take_errors() or ["no error reported"]
+    errors = errors or log.take_errors() or ["no error reported"]
     raise BuildError(
         f"{path.name}: TensorRT's ONNX parser failed with {len(errors)} error(s): "
         + "; ".join(errors)
@@ -268,19 +304,20 @@ class EngineFromOnnx:
         """(serialized plan, serialized timing cache) of ``onnx_path`` on ``target``."""
         import torch
 
-        from pomexport.runtime._trt_progress import TqdmProgressMonitor, TrtLogger
+        from pomexport.runtime._trt_progress import TqdmProgressMonitor, trt_logger
 
-        trt_logger, monitor = TrtLogger(), TqdmProgressMonitor(self.progress)
+        log, monitor = trt_logger(), TqdmProgressMonitor(self.progress)
+        log.take_errors()  # forget errors of earlier work: only this build's explain it
         with torch.cuda.device(target.index):
-            builder = trt.Builder(trt_logger)
+            builder = trt.Builder(log)
             network = create_network(trt, builder)
-            parser = parse_onnx(trt, network, onnx_path, trt_logger)
+            parser = parse_onnx(trt, network, onnx_path, log)
             config = self._config(trt, builder, network)
             config.progress_monitor = monitor
             plan = builder.build_serialized_network(network, config)
             del parser  # the network's weights are the parser's until here
             if plan is None:
-                errors = trt_logger.take_errors() or ["no error logged"]
+                errors = log.take_errors() or ["no error logged"]
                 raise BuildError(f"TensorRT could not build {onnx_path.name}: " + "; ".join(errors))
             timing = config.get_timing_cache().serialize()
         return bytes(plan), bytes(timing)

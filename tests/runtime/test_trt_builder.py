@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pomexport.errors import BuildError, ConfigError, PluginError
+from pomexport.errors import ArtifactError, BuildError, ConfigError, PluginError
 from pomexport.export.artifact import TIMING_CACHE, load_artifact, write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +87,42 @@ def test_builder_options_are_checked_before_tensorrt(ort_artifact):
         EngineFromOnnx(ort_artifact[0], flavor="fast")
     with pytest.raises(ConfigError, match="workspace-mb must be >= 1"):
         EngineFromOnnx(ort_artifact[0], workspace_mb=0)
+
+
+def test_plugin_library_is_shipped_hashed_and_refused_when_tampered(ort_artifact, tmp_path):
+    """No TensorRT needed: the copy, its manifest hash, and the checks before any dlopen."""
+    from pomexport.runtime.trt_builder import add_plugin_library
+
+    root = shutil.copytree(ort_artifact[0].root, tmp_path / "artifact")
+    library = tmp_path / "libpomexport_plugins.so"
+    library.write_bytes(b"\x7fELF" + bytes(range(64)))
+    artifact = add_plugin_library(root, library)
+    path, sha256 = artifact.plugin_library
+    assert path == root / "plugins" / library.name and path.read_bytes() == library.read_bytes()
+    assert sha256 == artifact.files["plugins/libpomexport_plugins.so"]["sha256"]
+    text = tmp_path / "notes.so"
+    text.write_text("not a library")
+    with pytest.raises(PluginError, match="not an ELF shared library"):
+        add_plugin_library(root, text)
+    path.write_bytes(b"\x7fELF tampered")
+    with pytest.raises(ArtifactError, match="plugins/libpomexport_plugins.so: sha256 mismatch"):
+        load_artifact(root)
+
+
+def test_cli_build_refuses_a_non_library_before_exporting(tmp_path):
+    from click.testing import CliRunner
+
+    from pomexport.cli.main import cli
+
+    fake = tmp_path / "libfake.so"
+    fake.write_text("#!/bin/sh\n")
+    out = tmp_path / "a"
+    args = ["build", "tiny", "--backend", "ort", "--plugin-library", str(fake), "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code != 0 and len(lines) == 1, result.output
+    assert lines[0].startswith("Error:") and "not an ELF shared library" in lines[0]
+    assert not out.exists()
 
 
 # -- with TensorRT and a GPU --------------------------------------------------------------
