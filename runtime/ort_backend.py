@@ -278,7 +278,7 @@ class OrtBackend:
 
     def _check_buffer(self, name: str, tensor: torch.Tensor) -> None:
         """A bound buffer is read/written in place: right device, dtype and layout."""
-        if tensor.device != self._device and not (tensor.device.type == self._device.type == "cpu"):
+        if tensor.device != self._device:
             raise StateError(f"{name} is on {tensor.device}, the session on {self._device}")
         expected = self._dtype if name in ("x_t", "v") else None
         if expected is not None and tensor.dtype != expected:

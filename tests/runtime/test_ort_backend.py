@@ -3,6 +3,7 @@ batch, IO binding reused across steps, bad artifacts refused with one clear erro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -106,6 +107,21 @@ def test_bindings_are_made_once_per_buffer_set(ort_artifact):
     gen.run([2], frames=5)
     assert len(backend._bindings) == 4
     assert gen.io.v.data_ptr() == v_buffer and gen.io.v.abs().sum() > 0
+
+
+def test_misfit_buffers_are_refused_before_the_run(backend):
+    from pomexport.errors import StateError
+    from pomexport.runtime.state import StateBuffers
+
+    io, state = backend.allocate(2), StateBuffers(backend.config, 2, backend.device)
+    with pytest.raises(StateError, match="must not alias"):
+        backend.step(io, state.read, state.count, state.read)
+    half = dataclasses.replace(io, x_t=io.x_t.half())
+    with pytest.raises(StateError, match="x_t is torch.float16"):
+        backend.step(half, state.read, state.count, state.scratch)
+    strided = state.read.transpose(0, 1).contiguous().transpose(0, 1)  # same shape, not contiguous
+    with pytest.raises(StateError, match="contiguous"):
+        backend.step(io, strided, state.count, state.scratch)
 
 
 def test_batch_outside_the_artifact_range_is_refused(backend, ort_artifact):
