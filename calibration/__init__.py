@@ -1,7 +1,7 @@
 """INT8 calibration (DESIGN.md §4): trajectory capture, calibrators, Q/DQ insertion, report.
 
     from pomexport.calibration import calibrate, CalibrationOptions
-    artifact = calibrate("pom-dit-video-tiny", "build/int8", CalibrationOptions(method="entropy"))
+    artifact = calibrate("pom-dit-video-tiny", "build/int8", CalibrationOptions("percentile"))
 
 Heavy modules (onnx, onnxruntime, the exporter) load on first use.
 """

@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import onnx
@@ -39,7 +39,7 @@ class CalibrationOptions:
     """How to calibrate. ``keep_float`` > 0 runs the sensitivity sweep and keeps that many
     of the worst layers in float; ``sweep`` runs it for the report only."""
 
-    method: str = "entropy"
+    method: str = "percentile"
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     keep_float: int = 0
     sweep: bool = False
@@ -104,19 +104,13 @@ def quantize_graph(
         sens = sensitivity.sweep(fp32, targets, ranges, data)
         keep = sensitivity.worst(sens, options.keep_float)
         for node, value in sens.items():
-            layers[node] = _replace(layers[node], sensitivity=value, quantized=node not in keep)
+            layers[node] = replace(layers[node], sensitivity=value, quantized=node not in keep)
     chosen = [t for t in targets if t.node not in keep]
     trt = quantize_model(fp32, chosen, ranges, "int8")
     cpu = quantize_model(fp32, chosen, ranges, "uint8")
     report = CalibrationReport(options.method, len(data), list(layers.values()), excluded)
     report.accuracy = _accuracy(fp32, {"int8": trt, "uint8": cpu}, data)
     return QuantizedGraphs(trt, cpu, report)
-
-
-def _replace(layer, **changes):
-    from dataclasses import replace
-
-    return replace(layer, **changes)
 
 
 def calibration_data(model, options: CalibrationOptions) -> CalibrationSet:

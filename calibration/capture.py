@@ -10,11 +10,11 @@ sample of at most ``samples`` rows whatever the run length.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -100,12 +100,12 @@ class RecordingBackend:
     def allocate(self, batch: int) -> StepBuffers:
         return self.inner.allocate(batch)
 
-    def step(self, io_: StepBuffers, state, count, state_out) -> None:
+    def step(self, io: StepBuffers, state, count, state_out) -> None:
         values = {
-            "x_t": io_.x_t,
-            "t": io_.t,
-            "label": io_.label,
-            "frame_index": io_.frame_index,
+            "x_t": io.x_t,
+            "t": io.t,
+            "label": io.label,
+            "frame_index": io.frame_index,
             "state": state,
             "count": count,
         }
@@ -115,11 +115,11 @@ class RecordingBackend:
             else v.detach().cpu().numpy()
             for k, v in values.items()
         }
-        for row in range(io_.batch):
+        for row in range(io.batch):
             self.reservoir.offer(
                 {k: np.take(a, row, axis=batch_axis(k)).copy() for k, a in arrays.items()}
             )
-        self.inner.step(io_, state, count, state_out)
+        self.inner.step(io, state, count, state_out)
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ class CalibrationSet:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write an ``.npz`` atomically."""
-        buffer = io.BytesIO()
+        buffer = BytesIO()
         np.savez(buffer, **self.feeds)
         path = Path(path)
         atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))

@@ -25,13 +25,13 @@ def calibrated_model() -> str:
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory):
-    """(fp32 Artifact, int8 Artifact) of :func:`model_name`, calibrated with entropy."""
+    """(fp32 Artifact, int8 Artifact) of :func:`model_name`, default method (percentile)."""
     from pomexport.calibration import CalibrationOptions, CaptureSettings, quantize_artifact
     from pomexport.export.api import export_model
 
     root = tmp_path_factory.mktemp("calibration")
     fp32 = export_model(model_name(), root / "fp32", "fp32", "both", batch=(1, 2, 8))
     shutil.copytree(fp32.root, root / "int8")
-    options = CalibrationOptions("entropy", CaptureSettings(**CAPTURE))
+    options = CalibrationOptions("percentile", CaptureSettings(**CAPTURE))
     int8 = quantize_artifact(root / "int8", model_name(), options)
     return fp32, int8

@@ -43,7 +43,7 @@ def test_manifest_lists_the_three_int8_graphs_and_the_report(artifacts):
     assert int8.onnx_path(ORT_CPU).name == ORT_CPU_FILE
     assert {"calibration.json", "calibration.txt"} <= set(int8.files)
     quant = int8.manifest["quantization"]
-    assert quant["method"] == "entropy" and quant["quantized_layers"] > 0
+    assert quant["method"] == "percentile" and quant["quantized_layers"] > 0
     assert [e["dtype"] for e in int8.inputs if e["name"] == "x_t"] == ["float32"]
 
 
