@@ -22,14 +22,14 @@ worst step over the run and worst frame PSNR, as ``tiny / checkpoint``:
 ======  ==================  ==================  ==================  ===========  =========
 fp32    1.3e-5 / 5.6e-6     3.8e-6 / 2.0e-6     5.8e-6 / 3.3e-7     < 1e-11      77 / 77 dB
 fp16    2.6e-3 / 1.2e-2     7.6e-4 / 4.6e-3     4.2e-4 / 8.9e-4     1e-7/3e-6    62 / 62 dB
-int8    0.57 / 1.24         0.19 / 0.39         0.020 / 0.041       9e-4/6e-3    43 / 31 dB
+int8    0.57 / 1.24         0.19 / 0.39         0.020 / 0.041       9e-4/9e-3    43 / 31 dB
 ======  ==================  ==================  ==================  ===========  =========
 
 fp32 differs from torch by float reordering only: the bounds sit ~8x above it (state 1e-5 is
 tight on purpose: the state is exact sums) and one perturbed weight fails them. fp16: ~4x
 above the trained checkpoint. int8 (the calibrated Q/DQ graph, run by ONNX Runtime): per-step
-errors are large near t = 0, so the step bounds sit ~1.5x above what was measured and the
-decoded frame's PSNR carries the verdict.
+errors are large near t = 0, so the step bounds sit ~1.5-2x above what was measured and the
+decoded frame's PSNR carries the verdict. (1 - cosine: the worse of v and state_out.)
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ DEFAULT_GATES: dict[str, Gates] = {
         v_max_abs=2.0,
         v_rel=0.6,
         state_rel=0.1,
-        cosine_min=0.99,
+        cosine_min=0.98,
         psnr_min_db=28.0,
         layer_rel=0.5,
     ),
