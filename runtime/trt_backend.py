@@ -58,6 +58,7 @@ from pomexport.runtime.trt_builder import (
 logger = logging.getLogger(__name__)
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+_BUFFER_DTYPES = {**TORCH_DTYPES, "int64": torch.int64}
 _TRT_DTYPES = {"float32": "FLOAT", "float16": "HALF", "int64": "INT64"}
 _STATIC = ("x_t", "t", "label", "frame_index", "count", "v")
 _MAX_GRAPHS = 8  # the generator needs 4 (ping-pong x {scratch, commit}); keep a few spare
@@ -97,6 +98,7 @@ class TrtBackend:
             self._stream = torch.cuda.Stream(self._device)
         if self._context is None:
             raise StateError(f"{self.plan.name}: TensorRT could not create an execution context")
+        self._io = {e["name"]: e for e in (*self.artifact.inputs, *self.artifact.outputs)}
         self._bound: dict[str, int] = {}  # tensor name -> address currently set
         self._batch: int | None = None
         self._graphs: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
@@ -215,10 +217,17 @@ class TrtBackend:
         self._graphs.clear()
 
     def _check_buffer(self, name: str, tensor: torch.Tensor) -> None:
+        """TensorRT trusts an address blindly: check device, dtype, shape and layout once per
+        new address (a short buffer would be overrun on the GPU)."""
+        entry = self._io[name]
+        dtype = _BUFFER_DTYPES[entry["dtype"]]
+        shape = tuple(self._batch if d == "B" else int(d) for d in entry["shape"])
         if tensor.device != self._device:
             raise StateError(f"{name} is on {tensor.device}, the engine on {self._device}")
-        if name in ("x_t", "v") and tensor.dtype != self._dtype:
-            raise StateError(f"{name} is {tensor.dtype}, the engine wants {self._dtype}")
+        if tensor.dtype != dtype or tuple(tensor.shape) != shape:
+            raise StateError(
+                f"{name} is {tensor.dtype} {tuple(tensor.shape)}, the engine wants {dtype} {shape}"
+            )
         if not tensor.is_contiguous():
             raise StateError(f"{name} must be a contiguous buffer (TensorRT binds by address)")
 
