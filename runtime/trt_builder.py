@@ -47,7 +47,6 @@ from pomexport.models.weights import atomic_write
 from pomexport.runtime.trt_cache import (
     EngineKey,
     cached_engine,
-    engine_record,
     profile_shapes,
     with_engine_record,
 )
@@ -361,8 +360,3 @@ def engine_from_onnx(artifact: Artifact | str | os.PathLike, **options) -> Engin
 
 
 EngineLoader = Callable[[], EngineBuild]
-
-
-def flavor_of(artifact: Artifact, plan_name: str) -> str:
-    """The ONNX flavor a listed plan was built from (``portable`` when unrecorded)."""
-    return engine_record(artifact, plan_name).get("flavor", "portable")

@@ -10,7 +10,8 @@ engines::
 
 and the manifest records, per engine, the :class:`EngineKey` it was built under (key
 ``"engines"``). A builder reuses a plan only when the recorded key equals the current one, so
-re-exporting the ONNX or changing the batch range rebuilds, and nothing else does.
+re-exporting the ONNX or changing the batch range rebuilds, and nothing else does. A plan
+without a record (the C++ runtime writes none) counts as stale and is rebuilt once.
 
 Nothing here imports TensorRT: the key, the names and the profile shapes are plain data, tested
 on any machine.
@@ -126,12 +127,6 @@ def cached_engine(artifact: Artifact, key: EngineKey) -> Path | None:
     if record.get("digest") != key.digest():
         return None
     return artifact.path(name)
-
-
-def engine_record(artifact: Artifact, name: str) -> dict:
-    """The manifest's record of engine ``name`` ({} when it has none, e.g. a C++ build)."""
-    record = artifact.manifest.get(ENGINE_RECORDS, {}).get(name)
-    return record if isinstance(record, dict) else {}
 
 
 def with_engine_record(manifest: dict, key: EngineKey, flavor: str, built_utc: str) -> dict:
