@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Build this pomexport bundle ON THE DEVICE: verify every file, compile the PolyMixer plugin
+# and the C++ runtime, build the TensorRT engine with trtexec, register plugin and engine in
+# artifact/manifest.json. See README.md.
+#
+#   ./build.sh
+#
+# Environment (all optional):
+#   TENSORRT_ROOT   TensorRT prefix when not in system paths (JetPack: system paths)
+#   TRTEXEC         trtexec binary (default: on PATH, else /usr/src/tensorrt/bin/trtexec)
+#   WORKSPACE_MIB   builder workspace cap in MiB (default: the target's; 0 = no cap)
+#   JOBS            parallel compile jobs (default: nproc; lower it on an Orin Nano)
+#   SKIP_ENGINE=1   compile only; the C++ runtime then builds the engine on its first run
+set -euo pipefail
+
+# @CONFIG@
+
+log() { printf '[build.sh] %s\n' "$*" >&2; }
+die() {
+    printf '[build.sh] error: %s\n' "$*" >&2
+    exit 1
+}
+
+verify_files() {
+    command -v sha256sum >/dev/null || die "sha256sum not found (coreutils)"
+    if [[ -f build/manifest.bundle.json ]]; then
+        # A rebuild: put back the manifest as shipped, drop what a previous run added.
+        cp build/manifest.bundle.json artifact/manifest.json
+        rm -rf artifact/plugins artifact/engines artifact/timing.cache
+    fi
+    log "verifying the sha256 of every file (SHA256SUMS, itself hashed in bundle.json)"
+    sha256sum --quiet --strict -c SHA256SUMS ||
+        die "a file does not match SHA256SUMS: the bundle was modified or is corrupt"
+}
+
+find_trt_include() {
+    local dir
+    for dir in "${TENSORRT_ROOT:-/usr}/include" /usr/include/aarch64-linux-gnu \
+        /usr/include/x86_64-linux-gnu /usr/include; do
+        if [[ -f "$dir/NvInferRuntime.h" ]]; then
+            printf '%s\n' "$dir"
+            return 0
+        fi
+    done
+    die "NvInferRuntime.h not found: install TensorRT (JetPack: nvidia-tensorrt-dev) or set TENSORRT_ROOT"
+}
+
+build_plugin() {
+    log "compiling the PolyMixer plugin for sm ${CUDA_ARCHS}"
+    cmake -S src/plugin -B build/plugin -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCHS" -DTENSORRT_INCLUDE_DIR="$1"
+    cmake --build build/plugin -j "$JOBS"
+}
+
+build_runtime() {
+    log "compiling the C++ runtime (libpomrt.so, generate_y4m)"
+    cmake -S src/cpp -B build/pomrt -DCMAKE_BUILD_TYPE=Release -DPOMRT_WITH_TENSORRT=ON \
+        -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCHS" -DTENSORRT_ROOT="${TENSORRT_ROOT:-/usr}"
+    cmake --build build/pomrt -j "$JOBS"
+    ctest --test-dir build/pomrt --output-on-failure
+}
+
+build_engine() {
+    local trtexec="${TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}"
+    [[ -x "$trtexec" ]] || die "trtexec not found (set TRTEXEC, or SKIP_ENGINE=1)"
+    local cap=()
+    if [[ "${WORKSPACE_MIB}" -gt 0 ]]; then
+        cap=("--memPoolSize=workspace:${WORKSPACE_MIB}")
+    fi
+    log "building the engine from artifact/${ENGINE_ONNX} (workspace cap: ${WORKSPACE_MIB} MiB)"
+    "$trtexec" --onnx="artifact/${ENGINE_ONNX}" --stronglyTyped \
+        --dynamicPlugins=build/plugin/libpomexport_plugins.so \
+        --minShapes="$MIN_SHAPES" --optShapes="$OPT_SHAPES" --maxShapes="$MAX_SHAPES" \
+        "${cap[@]}" --timingCacheFile=build/timing.cache --saveEngine=build/model.plan \
+        --skipInference 2>&1 | tee build/trtexec.log
+}
+
+# Add the plugin library (and the engine, named after the device like the runtimes name it:
+# engines/<gpu>-sm<NN>-trt<x.y.z>.plan) to artifact/manifest.json with their sha256, so the
+# C++ and Python runtimes load them after verifying them. Python 3 stdlib only.
+register() {
+    command -v python3 >/dev/null || die "python3 not found: cannot register the engine"
+    python3 - "$@" <<'PY'
+import hashlib, json, os, re, shutil, sys
+
+root, with_engine = "artifact", sys.argv[1] == "1"
+manifest_path = os.path.join(root, "manifest.json")
+if not os.path.exists("build/manifest.bundle.json"):  # as shipped, for a rebuild
+    shutil.copyfile(manifest_path, "build/manifest.bundle.json")
+manifest = json.load(open(manifest_path))
+
+def add(src, name):
+    dst = os.path.join(root, name)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    shutil.copyfile(src, dst + ".tmp")
+    os.replace(dst + ".tmp", dst)
+    digest = hashlib.sha256(open(dst, "rb").read()).hexdigest()
+    manifest["files"][name] = {"sha256": digest, "bytes": os.path.getsize(dst)}
+    print(f"[build.sh] registered {root}/{name}", file=sys.stderr)
+
+add("build/plugin/libpomexport_plugins.so", "plugins/libpomexport_plugins.so")
+if with_engine:
+    log = open("build/trtexec.log").read()
+    gpu = re.search(r"Selected Device: (.+)", log)
+    cc = re.search(r"Compute Capability: (\d+)\.(\d+)", log)
+    trt = re.search(r"TensorRT version: (\d+)\.(\d+)\.(\d+)", log)
+    if not (gpu and cc and trt):
+        sys.exit("[build.sh] error: device name/SM/TensorRT version not in build/trtexec.log")
+    slug = re.sub(r"[^a-z0-9]+", "-", gpu.group(1).strip().lower()).strip("-")
+    sm = int(cc.group(1)) * 10 + int(cc.group(2))
+    add("build/model.plan", f"engines/{slug}-sm{sm}-trt{'.'.join(trt.groups())}.plan")
+tmp = manifest_path + ".tmp"
+with open(tmp, "w") as f:
+    f.write(json.dumps(manifest, indent=2) + "\n")
+os.replace(tmp, manifest_path)
+PY
+}
+
+main() {
+    cd "$(dirname "${BASH_SOURCE[0]}")"
+    export PATH="/usr/local/cuda/bin:$PATH" # JetPack installs nvcc here, off the default PATH
+    JOBS="${JOBS:-$(nproc)}"
+    log "target ${TARGET}: CUDA archs ${CUDA_ARCHS}, ${JOBS} compile jobs"
+    verify_files
+    local include
+    include="$(find_trt_include)"
+    mkdir -p build
+    build_plugin "$include"
+    build_runtime
+    if [[ "${SKIP_ENGINE:-0}" == "1" ]]; then
+        register 0
+        log "done (no engine: the runtime builds it on its first run)"
+        return 0
+    fi
+    build_engine
+    register 1
+    log "done: build/pomrt/generate_y4m artifact out.y4m --frames 16"
+}
+
+# Sourcing defines the steps without running them (tests call them one by one).
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi
