@@ -38,6 +38,13 @@ class Frame:
     latent: torch.Tensor
 
 
+class _NoBar:
+    """A progress bar that shows nothing (for :meth:`VideoGenerator.advance`)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+
 class _Cancelled(Exception):
     """Raised inside a frame when :meth:`VideoGenerator.cancel` was called."""
 
@@ -182,6 +189,30 @@ class VideoGenerator:
             frames.append(Frame(i, item.stream, item.frame, x[i].clone()))
             self._slots[i] = item.advanced()
         return frames
+
+    def advance(self, slots: Sequence[int]) -> list[Frame]:
+        """Denoise and commit one frame of the given active ``slots`` only: the other active
+        slots keep their state, count and frame position (a server whose streams' requests
+        arrive at different times runs each arrival group as one batched step)."""
+        chosen = {s for s in slots if self._rows(s)}  # _rows checks the range
+        if not chosen or any(self._slots[s] is None for s in chosen):
+            raise StateError(f"advance() needs active slots, got {sorted(chosen)}")
+        parked = [s for s, item in enumerate(self._slots) if item is not None and s not in chosen]
+        saved = {s: self._slots[s] for s in parked}
+        rows = [r for s in parked for r in self._rows(s)]
+        for s in parked:
+            self._slots[s] = None
+        self._active[rows] = 0.0
+        try:
+            frames = self._frame(_NoBar())
+            # The commit zeroed the parked rows of the new front buffer; the old front (now
+            # ``write``) still holds their committed state.
+            self.state.read[:, rows] = self.state.write[:, rows]
+            return frames
+        finally:
+            self._active[rows] = 1.0
+            for s, item in saved.items():
+                self._slots[s] = item
 
     def _check_cancelled(self) -> None:
         if self._cancel.is_set():
