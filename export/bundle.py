@@ -79,7 +79,7 @@ class BundleResult:
         return (
             f"wrote {self.path} ({self.files} files, {self.bytes / 2**20:.1f} MiB, sha256 "
             f"{self.sha256[:12]}...) for {self.target.name}; on the device: "
-            f"tar xzf {self.path.name} && ./build.sh"
+            f"mkdir m && tar xzf {self.path.name} -C m && cd m && ./build.sh"
         )
 
 
