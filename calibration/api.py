@@ -6,7 +6,8 @@ fp32 artifact (export_model, both flavors)
 -> ranges (minmax | percentile | entropy), optional sensitivity sweep
 -> model.onnx / model.plugin.onnx: symmetric int8 Q/DQ (TensorRT)
    model.ort-cpu.onnx: uint8 activations, int8 weights (ONNX Runtime x86 CPU, portable)
--> calibration.json + calibration.txt; manifest rewritten through export/artifact.py
+-> calibration.json + calibration.txt + calibration-set.npz; manifest rewritten through
+   export/artifact.py
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 ORT_CPU = "ort-cpu"  # manifest flavor of the ONNX Runtime CPU encoding
 ORT_CPU_FILE = "model.ort-cpu.onnx"
+CALIBRATION_SET = "calibration-set.npz"  # the captured step inputs the scales came from
 Progress = Callable[[str], None]
 
 
@@ -171,6 +173,7 @@ def quantize_artifact(
     manifest["flavors"] = {**artifact.manifest["flavors"], ORT_CPU: ORT_CPU_FILE}
     manifest["quantization"] = _summary(graphs.report, options)
     _write_graphs(artifact.root, artifact.manifest["flavors"], graphs)
+    data.save(artifact.root / CALIBRATION_SET)  # provenance: re-calibrate or re-check later
     write_manifest(artifact.root, manifest)
     progress("int8: " + ", ".join(f"{k} {v:.3g}" for k, v in graphs.report.accuracy.items()))
     return load_artifact(artifact.root)
@@ -190,6 +193,7 @@ def _summary(report: CalibrationReport, options: CalibrationOptions) -> dict:
         "float_layers": sorted(report.excluded)
         + sorted(x.node for x in report.layers if not x.quantized),
         "report": [REPORT_JSON, REPORT_TEXT],
+        "calibration_set": CALIBRATION_SET,
     }
 
 

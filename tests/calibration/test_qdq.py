@@ -11,6 +11,7 @@ import pytest
 from onnx import numpy_helper
 
 from pomexport.calibration.api import ORT_CPU, ORT_CPU_FILE
+from pomexport.calibration.capture import CalibrationSet
 from pomexport.calibration.placement import find_targets_proto, token_path
 from pomexport.export.contract import DOMAIN, OP_TYPE
 from pomexport.export.trt_lint import lint_model
@@ -41,8 +42,10 @@ def test_manifest_lists_the_three_int8_graphs_and_the_report(artifacts):
     assert int8.precision == "int8"
     assert int8.flavors == ("portable", "plugin", ORT_CPU)
     assert int8.onnx_path(ORT_CPU).name == ORT_CPU_FILE
-    assert {"calibration.json", "calibration.txt"} <= set(int8.files)
     quant = int8.manifest["quantization"]
+    assert {"calibration.json", "calibration.txt", "calibration-set.npz"} <= set(int8.files)
+    data = CalibrationSet.load(int8.path("calibration-set.npz"))
+    assert len(data) == quant["samples"] > 0
     assert quant["method"] == "percentile" and quant["quantized_layers"] > 0
     assert [e["dtype"] for e in int8.inputs if e["name"] == "x_t"] == ["float32"]
 
