@@ -92,8 +92,9 @@ manifest = json.load(open(manifest_path))
 def add(src, name):
     dst = os.path.join(root, name)
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    shutil.copyfile(src, dst + ".tmp")
-    os.replace(dst + ".tmp", dst)
+    tmp = os.path.join(os.path.dirname(dst), "." + os.path.basename(dst) + ".tmp")
+    shutil.copyfile(src, tmp)  # dot-named: the runtimes ignore it if this is interrupted
+    os.replace(tmp, dst)
     digest = hashlib.sha256(open(dst, "rb").read()).hexdigest()
     manifest["files"][name] = {"sha256": digest, "bytes": os.path.getsize(dst)}
     print(f"[build.sh] registered {root}/{name}", file=sys.stderr)
@@ -109,7 +110,7 @@ if with_engine:
     slug = re.sub(r"[^a-z0-9]+", "-", gpu.group(1).strip().lower()).strip("-")
     sm = int(cc.group(1)) * 10 + int(cc.group(2))
     add("build/model.plan", f"engines/{slug}-sm{sm}-trt{'.'.join(trt.groups())}.plan")
-tmp = manifest_path + ".tmp"
+tmp = os.path.join(root, ".manifest.json.tmp")
 with open(tmp, "w") as f:
     f.write(json.dumps(manifest, indent=2) + "\n")
 os.replace(tmp, manifest_path)
