@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "pomdit_stream"
 STRATEGIES = ("direct", "oldest")
 
-MODEL_PY = '''"""Triton Python-backend entry point written by `pomexport serve-repo` (do not edit)."""
+MODEL_PY = '''"""Triton Python-backend entry point, written by `pomexport serve-repo`."""
 
 import triton_python_backend_utils as pb_utils
 

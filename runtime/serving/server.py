@@ -179,8 +179,9 @@ class TritonServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServerError(f"tritonserver exited ({self.process.returncode}):\n"
-                                  + self.log_tail())
+                raise ServerError(
+                    f"tritonserver exited ({self.process.returncode}):\n" + self.log_tail()
+                )
             if self.ready():
                 return
             time.sleep(0.25)
