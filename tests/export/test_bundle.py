@@ -303,3 +303,30 @@ def test_package_data_ships_every_bundled_source():
             if path.is_file() and "__pycache__" not in path.parts:
                 rel = path.relative_to(runtime).as_posix()
                 assert any(fnmatch.fnmatch(rel, p) for p in patterns), rel
+
+
+def test_only_tensorrt_flavors_are_shipped(ort_artifact, tmp_path):
+    """An int8 artifact's ort-cpu flavor, engines and other files stay out of the bundle; the
+    bundled manifest lists exactly what is shipped (the C++ runtime refuses unlisted files)."""
+    from pomexport.export.artifact import write_manifest
+
+    artifact, _ = ort_artifact
+    root = tmp_path / "art"
+    shutil.copytree(artifact.root, root)
+    shutil.copy(root / "model.onnx", root / "model.ort-cpu.onnx")
+    (root / "engines").mkdir()
+    (root / "engines" / "gpu-sm90-trt10.3.0.plan").write_bytes(b"plan")
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["flavors"]["ort-cpu"] = "model.ort-cpu.onnx"
+    write_manifest(root, manifest)
+    out = package(root, "x86-trt10", tmp_path / "b.tar.gz")
+    names = set(verify_bundle(out.path).files)
+    assert {n for n in names if n.startswith("artifact/")} == {
+        "artifact/manifest.json",
+        "artifact/model.onnx",
+        "artifact/model.plugin.onnx",
+    }
+    with tarfile.open(out.path, "r:gz") as tar:
+        inner = json.loads(tar.extractfile("artifact/manifest.json").read())
+    assert inner["flavors"] == {"portable": "model.onnx", "plugin": "model.plugin.onnx"}
+    assert set(inner["files"]) == {"model.onnx", "model.plugin.onnx"}
