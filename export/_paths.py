@@ -7,6 +7,7 @@ plain relative path that stays inside the artifact directory after symlinks are 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pomexport.errors import ArtifactError
@@ -28,32 +29,68 @@ def safe_member(root: Path, name: str, what: str) -> Path:
 
     ``what`` names the file that carried ``name`` (for the error message).
     """
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ArtifactError(f"{what}: refusing path {name!r} (empty, not text, or a NUL byte)")
     pure = PurePosixPath(name.replace("\\", "/"))
-    if not name or pure.is_absolute() or Path(name).is_absolute() or ".." in pure.parts:
+    if pure.is_absolute() or Path(name).is_absolute() or ".." in pure.parts:
         raise ArtifactError(f"{what}: refusing path {name!r} (must stay inside {root})")
     candidate = root / pure
-    resolved_root = root.resolve()
-    resolved = candidate.resolve()
+    try:
+        resolved_root = root.resolve()
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError) as e:  # symlink loop, name too long
+        raise ArtifactError(f"{what}: refusing path {name!r} ({e})") from e
     if resolved != resolved_root and resolved_root not in resolved.parents:
         raise ArtifactError(f"{what}: {name!r} leaves the artifact directory (via a symlink)")
     return candidate
 
 
-def external_data_locations(model_path: Path) -> set[str]:
-    """Every external-data ``location`` named by an ONNX file (graph, subgraphs, functions)."""
+def read_onnx_graph(model_path: Path):
+    """The ModelProto of an ONNX file without its external data (nothing else is read)."""
     import onnx
 
     try:
-        model = onnx.load(str(model_path), load_external_data=False)
+        return onnx.load(str(model_path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError, OSError, ...: one clear line
         raise ArtifactError(f"{model_path.name}: not a readable ONNX file ({e})") from e
-    return {
-        entry.value
-        for tensor in _tensors(model)
-        if tensor.data_location == onnx.TensorProto.EXTERNAL
-        for entry in tensor.external_data
-        if entry.key == "location"
-    }
+
+
+def external_data_locations(model_path: Path) -> set[str]:
+    """Every external-data ``location`` named by an ONNX file (graph, subgraphs, functions)."""
+    return {ref.location for ref in external_data_refs(read_onnx_graph(model_path))}
+
+
+@dataclass(frozen=True)
+class ExternalRef:
+    """One tensor's external-data entry: file, byte offset and length (-1: to the end)."""
+
+    tensor: str
+    location: str
+    offset: int
+    length: int
+
+
+def external_data_refs(model) -> list[ExternalRef]:
+    """The external-data entries of every tensor of ``model`` (a ModelProto).
+
+    Raises ArtifactError for an entry without a location or with a non-integer offset or
+    length (what ``onnx`` would otherwise turn into an exception deep inside a load).
+    """
+    import onnx
+
+    refs = []
+    for tensor in _tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        entries = {e.key: e.value for e in tensor.external_data}
+        if "location" not in entries:
+            raise ArtifactError(f"tensor {tensor.name!r}: external data without a location")
+        try:
+            offset, length = int(entries.get("offset", 0)), int(entries.get("length", -1))
+        except ValueError as e:
+            raise ArtifactError(f"tensor {tensor.name!r}: bad external-data offset/length") from e
+        refs.append(ExternalRef(tensor.name, entries["location"], offset, length))
+    return refs
 
 
 def _tensors(model):

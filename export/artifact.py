@@ -21,12 +21,19 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from pomexport.errors import ArtifactError
-from pomexport.export._paths import external_data_locations, safe_member, sha256_file
+from pomexport.export._paths import (
+    external_data_refs,
+    read_onnx_graph,
+    safe_member,
+    sha256_file,
+)
 from pomexport.export.contract import (
     DOMAIN,
     OP_TYPE,
@@ -162,6 +169,35 @@ def write_manifest(root: str | os.PathLike, manifest: dict) -> Path:
     atomic_write(root / MANIFEST, lambda tmp: tmp.write_text(text))
     log.info("wrote %s (%d files)", root / MANIFEST, len(files))
     return root / MANIFEST
+
+
+@contextmanager
+def artifact_lock(out: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive ``fcntl.flock`` on ``<parent>/.<name>.lock`` while writing ``out``.
+
+    Two builds into one directory then run one after the other (the second waits) instead
+    of interleaving their renames. The lock file stays (removing it would race a waiter that
+    opened it already); it is a dot-file beside the artifact, never inside it. The kernel
+    drops the lock when its holder dies, SIGKILL included. No-op where fcntl is missing.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.parent / f".{out.name}.lock"
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks
+        yield lock
+        return
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("%s: another build holds %s; waiting", out, lock.name)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield lock
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # Keep every single protobuf under the 2 GiB limit, with room for the graph itself.
@@ -300,22 +336,54 @@ def _read_manifest(root: Path) -> dict:
         raise ArtifactError(f"{path}: missing (not a pomexport artifact)")
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ArtifactError(f"{path}: unreadable manifest ({e})") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ArtifactError(f"{path}: unreadable manifest ({str(e)[:200]})") from e
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"{path}: not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"{path}: format_version {manifest.get('format_version')} unsupported")
-    if not isinstance(manifest.get("files"), dict):
-        raise ArtifactError(f"{path}: has no 'files' table")
+    _check_shape(path, manifest)
     return manifest
 
 
-def _verify_file(root: Path, name: str, entry: dict) -> None:
+def _check_shape(path: Path, manifest: dict) -> None:
+    """The tables loaders index blindly must have the types they expect."""
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise ArtifactError(f"{path}: has no 'files' table")
+    for name, entry in files.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise ArtifactError(f"{path}: files entry {name!r} has no sha256 string")
+    flavors = manifest.get("flavors", {})
+    if not isinstance(flavors, dict) or not all(isinstance(v, str) for v in flavors.values()):
+        raise ArtifactError(f"{path}: 'flavors' must map flavor names to file names")
+    io = manifest.get("io")
+    if io is not None:
+        ok = isinstance(io, dict) and all(
+            isinstance(io.get(k), list)
+            and all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in io[k])
+            for k in ("inputs", "outputs")
+        )
+        if not ok:
+            raise ArtifactError(f"{path}: 'io' must list named inputs and outputs")
+
+
+def _verify_file(root: Path, name: str, entry: dict, verify: bool) -> None:
     path = safe_member(root, name, MANIFEST)
-    if not path.is_file():
+    try:
+        info = path.stat() if path.is_file() else None
+    except OSError as e:
+        raise ArtifactError(f"{name}: cannot read it ({e.strerror})") from e
+    if info is None:
         raise ArtifactError(f"{name}: listed in {MANIFEST} but missing from {root}")
-    expected = entry.get("sha256") if isinstance(entry, dict) else None
+    if info.st_nlink > 1:
+        # A hard link shares its bytes with a file elsewhere: who else can write them?
+        raise ArtifactError(
+            f"{name}: has {info.st_nlink} hard links; copy the artifact (cp -r) instead of linking"
+        )
+    if not verify:
+        return
+    expected = entry.get("sha256")
     actual = sha256_file(path)
     if actual != expected:
         raise ArtifactError(
@@ -324,13 +392,58 @@ def _verify_file(root: Path, name: str, entry: dict) -> None:
         )
 
 
-def _verify_external_data(root: Path, name: str, files: dict) -> None:
-    for location in sorted(external_data_locations(root / name)):
-        base = Path(name).parent.as_posix()
-        member = location if base == "." else f"{base}/{location}"
-        safe_member(root, member, name)
+def _verify_onnx(root: Path, name: str, manifest: dict) -> None:
+    """External data inside the directory, listed, in bounds; graph I/O as the manifest says."""
+    files = manifest["files"]
+    model = read_onnx_graph(root / name)
+    base = Path(name).parent.as_posix()
+    for ref in external_data_refs(model):
+        member = ref.location if base == "." else f"{base}/{ref.location}"
+        path = safe_member(root, member, name)
         if member not in files:
-            raise ArtifactError(f"{name}: external data {location!r} is not listed in {MANIFEST}")
+            raise ArtifactError(
+                f"{name}: external data {ref.location!r} is not listed in {MANIFEST}"
+            )
+        size = path.stat().st_size
+        end = size if ref.length == -1 else ref.offset + ref.length
+        if ref.offset < 0 or ref.length < -1 or end > size:
+            raise ArtifactError(
+                f"{name}: tensor {ref.tensor!r} reads bytes {ref.offset}..{end} of "
+                f"{ref.location!r}, which has {size}"
+            )
+    _check_graph_io(name, model, manifest)
+
+
+_ONNX_DTYPES = {"float32": 1, "float16": 10, "int64": 7}
+
+
+def _check_graph_io(name: str, model, manifest: dict) -> None:
+    """Graph input/output names (in order), dtypes and ranks against the manifest's ``io``."""
+    io = manifest.get("io")
+    if io is None:
+        return
+    model_entry = manifest.get("model")
+    config = model_entry.get("config") if isinstance(model_entry, dict) else None
+    text = isinstance(config, dict) and bool(config.get("text_dim"))
+    for kind, values in (("inputs", model.graph.input), ("outputs", model.graph.output)):
+        want = [e for e in io[kind] if not (text and e["name"] == "label")]
+        names = [v.name for v in values if not (text and v.name == "text_emb")]
+        if names != [e["name"] for e in want]:
+            raise ArtifactError(
+                f"{name}: graph {kind} {names} differ from {MANIFEST}'s {[e['name'] for e in want]}"
+            )
+        for value, entry in zip([v for v in values if v.name in names], want, strict=True):
+            tensor = value.type.tensor_type
+            dtype = _ONNX_DTYPES.get(entry.get("dtype"))
+            rank = len(entry["shape"]) if isinstance(entry.get("shape"), list) else None
+            if dtype is not None and tensor.elem_type != dtype:
+                raise ArtifactError(
+                    f"{name}: {value.name} is not {entry['dtype']} as {MANIFEST} says"
+                )
+            if rank is not None and tensor.HasField("shape") and len(tensor.shape.dim) != rank:
+                raise ArtifactError(
+                    f"{name}: {value.name} has rank {len(tensor.shape.dim)}, not {rank}"
+                )
 
 
 def load_artifact(path: str | os.PathLike, verify: bool = True) -> Artifact:
@@ -339,20 +452,45 @@ def load_artifact(path: str | os.PathLike, verify: bool = True) -> Artifact:
     Raises ArtifactError (one line naming the offending file) for a missing or malformed
     manifest, a path leaving the directory (``..``, absolute, escaping symlink) in the
     manifest or in an ONNX file's external-data locations, a missing file, or a sha256
-    mismatch. ``verify=False`` skips the hashes (paths are always checked).
+    mismatch, or a file (or symlink) present but not listed, dot-files excepted.
+    ``verify=False`` skips the hashes (paths and the listing are always checked).
     """
     root = Path(path)
     manifest = _read_manifest(root)
     files = manifest["files"]
     for name, entry in files.items():
-        if verify:
-            _verify_file(root, name, entry)
-        else:
-            safe_member(root, name, MANIFEST)
+        _verify_file(root, name, entry, verify)
     for flavor, name in manifest.get("flavors", {}).items():
         if name not in files:
             raise ArtifactError(f"{name}: the {flavor} flavor is not listed in {MANIFEST}")
+    _refuse_unlisted(root, files)
     for name in files:
         if name.endswith(".onnx"):
-            _verify_external_data(root, name, files)
+            _verify_onnx(root, name, manifest)
     return Artifact(root=root, manifest=manifest)
+
+
+def _hidden(rel: str) -> bool:
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+def _refuse_unlisted(root: Path, files: dict) -> None:
+    """Every entry but manifest.json and dot-files must be listed (runtime/cpp agrees).
+
+    Dot-files are exempt because they are what an interrupted atomic write leaves behind
+    (``.name.XXXX.tmp``); no loader ever opens one. Symlinks are not followed: an unlisted
+    one is refused like any unlisted file, a directory symlink as one entry.
+    """
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        base = Path(dirpath).relative_to(root).as_posix()
+        for entry in sorted(dirnames + filenames):
+            rel = entry if base == "." else f"{base}/{entry}"
+            if _hidden(rel) or rel == MANIFEST:
+                continue
+            path = root / rel
+            if path.is_symlink() or not path.is_dir():
+                if rel not in files:
+                    raise ArtifactError(f"{rel}: present in {root} but not listed in {MANIFEST}")
+        dirnames[:] = [
+            d for d in dirnames if not (d.startswith(".") or (Path(dirpath) / d).is_symlink())
+        ]

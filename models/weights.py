@@ -61,20 +61,38 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise ArtifactError(f"refusing {path.name}: not a weights-only checkpoint ({e})") from e
+            raise ArtifactError(
+                f"refusing {path.name}: not a weights-only checkpoint ({_why(e)})"
+            ) from e
         if isinstance(data, dict) and "state_dict" in data:
             data = data["state_dict"]
         if not isinstance(data, dict):
             raise ArtifactError(f"{path.name} does not hold a state dict")
-        return data, {}
+        return _finite(path, data), {}
     try:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        return load_file(str(path)), meta
+        return _finite(path, load_file(str(path))), meta
     except (SafetensorError, OSError, ValueError) as e:
         raise ArtifactError(f"cannot read weights {path.name}: {e}") from e
+
+
+def _why(error: Exception) -> str:
+    """One line of torch's multi-paragraph refusal: the offending global when it names one."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    named = [line for line in lines if "Unsupported global" in line]
+    return (named or lines or [type(error).__name__])[0][:300]
+
+
+def _finite(path: Path, tensors: dict) -> dict:
+    """Refuse NaN/inf weights: they would only surface as NaN frames much later."""
+    for name, tensor in tensors.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            if not bool(torch.isfinite(tensor).all()):
+                raise ArtifactError(f"{path.name}: tensor {name!r} holds NaN or inf values")
+    return tensors
 
 
 def load_weights(path: str | os.PathLike, cfg: PoMDiTConfig | None = None) -> PoMDiT:

@@ -119,6 +119,17 @@ def _staging_dir(out: Path) -> Path:
     return staging
 
 
+def _clear_leftovers(out: Path) -> None:
+    """Remove staging folders of builds of ``out`` that died (SIGKILL, power loss).
+
+    Called with the build lock held, so no live build owns them.
+    """
+    for pattern in (f".{out.name}.building-*", f".{out.name}.old-*"):
+        for stale in out.parent.glob(pattern):
+            logger.info("removing %s (left by an interrupted build)", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def _swap_in(built: Path, out: Path) -> None:
     """Rename the finished ``built`` directory to ``out``, replacing an old artifact."""
     old = None
@@ -151,7 +162,7 @@ def build(
     PolyMixer plugin library to ship in ``plugins/`` (engines are then built from the plugin
     flavor)."""
     from pomexport.export.api import export_model
-    from pomexport.export.artifact import load_artifact
+    from pomexport.export.artifact import artifact_lock, load_artifact
     from pomexport.models.registry import DEFAULT_MODEL
 
     if precision not in PRECISIONS:
@@ -163,24 +174,27 @@ def build(
 
         check_plugin_library(plugin_library)  # before minutes of export
     out = Path(out)
-    _check_out(out)
-    staging = _staging_dir(out)
-    try:
-        source = DEFAULT_MODEL if model is None else model
-        exported = "fp32" if precision == "int8" else precision
-        export_model(source, staging, exported, "both", batch=tuple(batch), progress=progress)
-        if precision == "int8":
-            from pomexport.calibration.api import quantize_artifact
+    # One build at a time per output directory (export/artifact.py::artifact_lock).
+    with artifact_lock(out):
+        _check_out(out)
+        _clear_leftovers(out)
+        staging = _staging_dir(out)
+        try:
+            source = DEFAULT_MODEL if model is None else model
+            exported = "fp32" if precision == "int8" else precision
+            export_model(source, staging, exported, "both", batch=tuple(batch), progress=progress)
+            if precision == "int8":
+                from pomexport.calibration.api import quantize_artifact
 
-            quantize_artifact(staging, source, calibration, progress)
-        if plugin_library is not None:
-            add_plugin_library(staging, plugin_library)
-        if target == "trt":
-            build_engine(load_artifact(staging), progress, workspace_mb)
-        _swap_in(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    artifact = load_artifact(out)
+                quantize_artifact(staging, source, calibration, progress)
+            if plugin_library is not None:
+                add_plugin_library(staging, plugin_library)
+            if target == "trt":
+                build_engine(load_artifact(staging), progress, workspace_mb)
+            _swap_in(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        artifact = load_artifact(out)
     return BuildResult(artifact, target, _summary(artifact, target, why))
 
 

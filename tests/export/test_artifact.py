@@ -22,17 +22,26 @@ from pomexport.export.artifact import (
 from pomexport.models import get_preset
 
 
+# The step contract's I/O (load_artifact checks graph I/O against the manifest).
+_IO = {
+    "inputs": [("x_t", 1, 4), ("t", 1, 1), ("label", 7, 1), ("frame_index", 7, 1)]
+    + [("state", 1, 3), ("count", 1, 1)],
+    "outputs": [("v", 1, 4), ("state_out", 1, 3)],
+}
+
+
 def _small_model() -> onnx.ModelProto:
-    """y = x + w with a 4 KiB initializer (big enough to go to external data)."""
+    """v = x_t, state_out = state, with a 4 KiB initializer (big enough to go external)."""
     w = numpy_helper.from_array(np.arange(1024, dtype=np.float32), "w")
-    node = helper.make_node("Add", ["x", "w"], ["y"])
-    graph = helper.make_graph(
-        [node],
-        "g",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1024])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1024])],
-        initializer=[w],
+    nodes = [
+        helper.make_node("Identity", ["x_t"], ["v"]),
+        helper.make_node("Identity", ["state"], ["state_out"]),
+    ]
+    inputs, outputs = (
+        [helper.make_tensor_value_info(n, dtype, [None] * rank) for n, dtype, rank in _IO[kind]]
+        for kind in ("inputs", "outputs")
     )
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=[w])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 

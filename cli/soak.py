@@ -1,0 +1,71 @@
+"""``pomexport soak``: a long generation run watching memory, state and drift.
+A thin layer over :func:`pomexport.runtime.soak.soak`."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("soak")
+@click.argument("source", default="pom-dit-video-tiny")
+@click.option(
+    "--frames", "-n", type=click.IntRange(min=2), required=True, help="Frames to generate."
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Sample memory, state and drift every K frames.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Denoising steps per frame (few steps: more frames per hour).",
+)
+@click.option("--cfg-scale", default=1.0, show_default=True, help="Classifier-free guidance.")
+@click.option("--label", default=1, show_default=True, help="Class label of the stream.")
+@click.option("--seed", default=0, show_default=True, help="Noise seed (and preset init).")
+@click.option(
+    "--backend", default="auto", show_default=True, help="auto, torch, ort, ort-cuda, trt."
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory for soak.json and soak.png.",
+)
+def command(
+    source: str,
+    frames: int,
+    every: int,
+    steps: int,
+    cfg_scale: float,
+    label: int,
+    seed: int,
+    backend: str,
+    device: str,
+    out: str,
+) -> None:
+    """Generate FRAMES frames of one stream from SOURCE (an artifact directory or a model)
+    continuously, sampling process RSS (and CUDA memory), state finiteness and drift against
+    an fp32 torch reference every K frames. Exit status 1 when the state went non-finite."""
+    from pomexport.runtime.soak import SoakOptions, check_finite, soak
+
+    options = SoakOptions(frames, every, steps, cfg_scale, label, seed, backend, device)
+    report = soak(source, options, out, progress=click.echo)
+    s = report.summary
+    slope = s["rss_slope_kib_per_1000_frames"]
+    click.echo(
+        f"{s['frames_done']} frames in {s['elapsed_s']:.0f} s ({s['frames_per_s']:.1f} frames/s); "
+        f"RSS {s['rss_mib_after_warmup']:.1f} -> {s['rss_mib_last']:.1f} MiB, slope after "
+        f"warm-up {slope if slope is None else f'{slope:.2f}'} KiB/1000 frames; state finite: "
+        f"{s['state_finite_throughout']}; state rel err max {s['state_rel_max']}"
+    )
+    for kind, path in report.paths.items():
+        click.echo(f"{kind}: {path}")
+    check_finite(report)

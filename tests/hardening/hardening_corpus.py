@@ -1,0 +1,387 @@
+"""Adversarial corpus for the hardening tests: every bad artifact, weights file and bundle is
+generated here at test time (no committed binaries).
+
+Layout of one case's world (``tmp``)::
+
+    tmp/art/       the artifact (or tmp/w.* the weights file, tmp/bundle.tar.gz the bundle)
+    tmp/outside/   files an attack points at; must be byte-identical after the refusal
+    tmp/dest/      where a bundle would be extracted
+
+Each case builder returns a :class:`Case`: ``load()`` runs the loader under test, ``match``
+is a regex the one-line error must contain (it names the offending entry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import struct
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from pomexport.export.artifact import MANIFEST, PORTABLE, build_manifest, write_manifest
+from pomexport.models import get_preset
+
+DATA = "model.onnx.data"
+WEIGHTS = 1024  # floats in the toy initializer (4 KiB: goes to external data)
+
+# The step contract's I/O (name, ONNX elem type, rank).
+IO = {
+    "inputs": [("x_t", 1, 4), ("t", 1, 1), ("label", 7, 1), ("frame_index", 7, 1)]
+    + [("state", 1, 3), ("count", 1, 1)],
+    "outputs": [("v", 1, 4), ("state_out", 1, 3)],
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One corpus entry: what loads it and the error it must produce."""
+
+    load: Callable[[], object]
+    match: str
+
+
+def toy_model(weights: int = WEIGHTS, rename: dict | None = None) -> onnx.ModelProto:
+    """v = x_t, state_out = state with one float initializer ``w`` of ``weights`` floats."""
+    rename = rename or {}
+    w = numpy_helper.from_array(np.arange(weights, dtype=np.float32), "w")
+    nodes = [
+        helper.make_node("Identity", [rename.get("x_t", "x_t")], ["v"]),
+        helper.make_node("Identity", ["state"], ["state_out"]),
+    ]
+    inputs, outputs = (
+        [
+            helper.make_tensor_value_info(rename.get(n, n), dtype, [None] * rank)
+            for n, dtype, rank in IO[kind]
+        ]
+        for kind in ("inputs", "outputs")
+    )
+    graph = helper.make_graph(nodes, "toy", inputs, outputs, initializer=[w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def manifest(name: str = "tiny") -> dict:
+    return build_manifest(get_preset("tiny"), name, "fp32", ["portable"], 18, (1, 1, 4))
+
+
+def write_artifact(root: Path, name: str = "tiny", model: onnx.ModelProto | None = None) -> Path:
+    """A valid artifact: model.onnx with its weights in model.onnx.data, then the manifest."""
+    root.mkdir(parents=True, exist_ok=True)
+    model = model or toy_model()
+    onnx.save_model(model, str(root / PORTABLE), save_as_external_data=True, location=DATA)
+    write_manifest(root, manifest(name))
+    return root
+
+
+def edit_external(root: Path, **entries: str) -> None:
+    """Set external-data keys (location, offset, length) of ``w``; re-hash the manifest."""
+    model = onnx.load(str(root / PORTABLE), load_external_data=False)
+    tensor = model.graph.initializer[0]
+    current = {e.key: e.value for e in tensor.external_data}
+    current.update(entries)
+    del tensor.external_data[:]
+    for key, value in current.items():
+        tensor.external_data.add(key=key, value=str(value))
+    (root / PORTABLE).write_bytes(model.SerializeToString())
+    rehash(root)
+
+
+def rehash(root: Path) -> None:
+    """Rewrite the manifest's hashes for the files as they are now (symlinks kept listed)."""
+    data = json.loads((root / MANIFEST).read_text())
+    for name in data["files"]:
+        path = root / name
+        if path.is_file():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            data["files"][name] = {"sha256": digest, "bytes": path.stat().st_size}
+    (root / MANIFEST).write_text(json.dumps(data))
+
+
+def unlist(root: Path, name: str) -> None:
+    data = json.loads((root / MANIFEST).read_text())
+    del data["files"][name]
+    (root / MANIFEST).write_text(json.dumps(data))
+
+
+def listing_add(root: Path, name: str, path: Path) -> None:
+    data = json.loads((root / MANIFEST).read_text())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    data["files"][name] = {"sha256": digest, "bytes": path.stat().st_size}
+    (root / MANIFEST).write_text(json.dumps(data))
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int, str]]:
+    """(size, mtime_ns, sha256) of every file under ``folder``: proof nothing changed."""
+    state = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            state[path.relative_to(folder).as_posix()] = (path.stat().st_size, 0, digest)
+    return state
+
+
+# -- artifacts ---------------------------------------------------------------------------------
+def _art(tmp: Path) -> Path:
+    return write_artifact(tmp / "art")
+
+
+def _load(root: Path) -> Callable[[], object]:
+    from pomexport.export.artifact import load_artifact
+
+    return lambda: load_artifact(root)
+
+
+def _move_data_outside(tmp: Path, root: Path) -> Path:
+    target = tmp / "outside" / "w.bin"
+    os.replace(root / DATA, target)
+    return target
+
+
+def ext_dotdot(tmp: Path) -> Case:
+    root = _art(tmp)
+    edit_external(root, location="../../x")
+    return Case(_load(root), r"model\.onnx: refusing path '\.\./\.\./x'")
+
+
+def ext_subdir_dotdot(tmp: Path) -> Case:
+    root = _art(tmp)
+    edit_external(root, location="subdir/../../x")
+    return Case(_load(root), r"model\.onnx: refusing path 'subdir/\.\./\.\./x'")
+
+
+def ext_absolute(tmp: Path) -> Case:
+    root = _art(tmp)
+    target = _move_data_outside(tmp, root)
+    unlist(root, DATA)
+    edit_external(root, location=str(target))
+    return Case(_load(root), rf"model\.onnx: refusing path '{target}'")
+
+
+def ext_symlink_final(tmp: Path) -> Case:
+    root = _art(tmp)
+    os.symlink(_move_data_outside(tmp, root), root / DATA)  # manifest still lists DATA
+    return Case(_load(root), r"'model\.onnx\.data' leaves the artifact directory")
+
+
+def ext_symlink_parent(tmp: Path) -> Case:
+    root = _art(tmp)
+    target = _move_data_outside(tmp, root)
+    unlist(root, DATA)
+    os.symlink(target.parent, root / "sub")
+    edit_external(root, location="sub/w.bin")
+    listing_add(root, "sub/w.bin", target)
+    return Case(_load(root), r"'sub/w\.bin' leaves the artifact directory")
+
+
+def ext_hard_link(tmp: Path) -> Case:
+    root = _art(tmp)
+    os.link(_move_data_outside(tmp, root), root / DATA)
+    return Case(_load(root), r"model\.onnx\.data: has 2 hard links")
+
+
+def ext_negative_offset(tmp: Path) -> Case:
+    root = _art(tmp)
+    edit_external(root, offset="-16")
+    return Case(
+        _load(root), r"model\.onnx: tensor 'w' reads bytes -16\.\..* of 'model\.onnx\.data'"
+    )
+
+
+def ext_length_past_end(tmp: Path) -> Case:
+    root = _art(tmp)
+    edit_external(root, offset="0", length=str(4 * WEIGHTS + 64))
+    return Case(
+        _load(root), r"model\.onnx: tensor 'w' reads bytes 0\.\.4160 of 'model\.onnx\.data'"
+    )
+
+
+def tampered_sha256(tmp: Path) -> Case:
+    root = _art(tmp)
+    data = json.loads((root / MANIFEST).read_text())
+    data["files"][DATA]["sha256"] = "0" * 64
+    (root / MANIFEST).write_text(json.dumps(data))
+    return Case(_load(root), r"model\.onnx\.data: sha256 mismatch")
+
+
+def extra_file(tmp: Path) -> Case:
+    root = _art(tmp)
+    (root / "plugins").mkdir()
+    (root / "plugins" / "libevil.so").write_bytes(b"\x7fELF")
+    return Case(_load(root), r"plugins/libevil\.so: present in .* but not listed in manifest\.json")
+
+
+def missing_file(tmp: Path) -> Case:
+    root = _art(tmp)
+    (root / DATA).unlink()
+    return Case(_load(root), r"model\.onnx\.data: listed in manifest\.json but missing")
+
+
+def truncated_onnx(tmp: Path) -> Case:
+    root = _art(tmp)
+    raw = (root / PORTABLE).read_bytes()
+    (root / PORTABLE).write_bytes(raw[: len(raw) // 2])
+    rehash(root)
+    return Case(_load(root), r"model\.onnx: not a readable ONNX file")
+
+
+def wrong_io_contract(tmp: Path) -> Case:
+    root = write_artifact(tmp / "art", model=toy_model(rename={"x_t": "image"}))
+    return Case(_load(root), r"model\.onnx: graph inputs \['image', .*differ from manifest")
+
+
+# -- weights -----------------------------------------------------------------------------------
+def _weights(path: Path) -> Callable[[], object]:
+    from pomexport.models.weights import load_weights
+
+    return lambda: load_weights(path)
+
+
+def _safetensors(path: Path, header: dict, data: bytes) -> Path:
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+    return path
+
+
+def st_header_2_63(tmp: Path) -> Case:
+    path = tmp / "huge.safetensors"
+    path.write_bytes(struct.pack("<Q", 2**63) + b"{}")
+    return Case(_weights(path), r"cannot read weights huge\.safetensors: .*header too large")
+
+
+def st_overlapping_offsets(tmp: Path) -> Case:
+    header = {
+        "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+        "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]},
+    }
+    path = _safetensors(tmp / "overlap.safetensors", header, bytes(24))
+    return Case(_weights(path), r"overlap\.safetensors: .*invalid offset for tensor `b`")
+
+
+def st_nan_weights(tmp: Path) -> Case:
+    import torch
+    from safetensors.torch import save_file
+
+    path = tmp / "nan.safetensors"
+    save_file({"ok": torch.ones(3), "bad": torch.tensor([1.0, float("nan")])}, str(path))
+    return Case(_weights(path), r"nan\.safetensors: tensor 'bad' holds NaN or inf")
+
+
+class _Canary:
+    """Pickles to ``exec(...)`` that writes the canary file when unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.path)!r}, 'w').write('pwned')",))
+
+
+def canary_path(tmp: Path) -> Path:
+    return tmp / "outside" / "canary"
+
+
+def pt_pickle_canary(tmp: Path) -> Case:
+    import torch
+
+    path = tmp / "evil.pt"
+    torch.save({"w": torch.zeros(2), "payload": _Canary(canary_path(tmp))}, path)
+    return Case(_weights(path), r"refusing evil\.pt: not a weights-only checkpoint")
+
+
+# -- bundles -----------------------------------------------------------------------------------
+def _bundle(tmp: Path, extra: list[tuple[tarfile.TarInfo, bytes | None]]) -> Callable:
+    """A bundle whose listing is valid for its one regular file; ``extra`` members after it."""
+    from pomexport.export.bundle import BUNDLE_MANIFEST, FORMAT, FORMAT_VERSION
+    from pomexport.export.bundle_check import verify_bundle
+
+    body = b"hello\n"
+    files = {"README.md": {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}}
+    listing = {"format": FORMAT, "format_version": FORMAT_VERSION, "files": files}
+    members = [(_info("README.md"), body), (_info(BUNDLE_MANIFEST), json.dumps(listing).encode())]
+    path = tmp / "bundle.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members + extra:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return lambda: verify_bundle(path, extract=tmp / "dest")
+
+
+def _info(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, link, 0o644
+    return info
+
+
+def tar_dotdot(tmp: Path) -> Case:
+    load = _bundle(tmp, [(_info("../outside/evil"), b"x")])
+    return Case(load, r"member '\.\./outside/evil' refused: '\.\.' component")
+
+
+def tar_absolute(tmp: Path) -> Case:
+    target = str(tmp / "outside" / "evil")
+    load = _bundle(tmp, [(_info(target), b"x")])
+    return Case(load, rf"member '{target}' refused: absolute path")
+
+
+def tar_symlink_outside(tmp: Path) -> Case:
+    link = _info("link", tarfile.SYMTYPE, str(tmp / "outside"))
+    load = _bundle(tmp, [(link, None), (_info("link/evil"), b"x")])
+    return Case(load, r"member 'link' refused: a symlink")
+
+
+def tar_hard_link_outside(tmp: Path) -> Case:
+    link = _info("hard", tarfile.LNKTYPE, "../outside/w.bin")
+    load = _bundle(tmp, [(link, None)])
+    return Case(load, r"member 'hard' refused: a hard link")
+
+
+def tar_device_node(tmp: Path) -> Case:
+    dev = _info("null", tarfile.CHRTYPE)
+    dev.devmajor, dev.devminor = 1, 3
+    load = _bundle(tmp, [(dev, None)])
+    return Case(load, r"member 'null' refused: a device node")
+
+
+ARTIFACT_CASES = {
+    f.__name__: f
+    for f in (
+        ext_dotdot,
+        ext_subdir_dotdot,
+        ext_absolute,
+        ext_symlink_final,
+        ext_symlink_parent,
+        ext_hard_link,
+        ext_negative_offset,
+        ext_length_past_end,
+        tampered_sha256,
+        extra_file,
+        missing_file,
+        truncated_onnx,
+        wrong_io_contract,
+    )
+}
+WEIGHTS_CASES = {
+    f.__name__: f
+    for f in (st_header_2_63, st_overlapping_offsets, st_nan_weights, pt_pickle_canary)
+}
+BUNDLE_CASES = {
+    f.__name__: f
+    for f in (tar_dotdot, tar_absolute, tar_symlink_outside, tar_hard_link_outside, tar_device_node)
+}
+ALL_CASES = {**ARTIFACT_CASES, **WEIGHTS_CASES, **BUNDLE_CASES}
+
+
+def world(tmp: Path) -> Path:
+    """Create tmp/outside with a file attacks aim at; return tmp."""
+    (tmp / "outside").mkdir(parents=True, exist_ok=True)
+    (tmp / "outside" / "keep.txt").write_text("must stay as it is\n")
+    return tmp
