@@ -125,4 +125,4 @@ def test_cheap_rows_repeat_until_min_seconds():
     )
     (row,) = run_bench(settings)["rows"]
     assert row["frames_timed"] == len(row["frame_ms_runs"]) > 1
-    assert sum(row["frame_ms_runs"]) >= 300.0 * 0.99
+    assert row["wall_s"] >= 0.3  # the loop's clock also counts the untimed Euler updates
