@@ -119,11 +119,22 @@ def calibration_data(model, options: CalibrationOptions) -> CalibrationSet:
     """The calibration set: loaded from ``options.calibration_set`` or captured now."""
     if options.calibration_set:
         data = CalibrationSet.load(options.calibration_set)
+        _check_shapes(data, model.cfg, options.calibration_set)
     else:
         data = capture_model(model, options.capture)
     if options.save_set:
         data.save(options.save_set)
     return data
+
+
+def _check_shapes(data: CalibrationSet, cfg, where) -> None:
+    want = {
+        "x_t": (cfg.in_channels, cfg.input_size, cfg.input_size),
+        "state": (cfg.depth, cfg.state_width),
+    }
+    got = {"x_t": data.feeds["x_t"].shape[1:], "state": data.feeds["state"].shape[::2]}
+    if got != want:
+        raise ConfigError(f"{where}: calibration set of another model ({got} vs {want})")
 
 
 def _write_graphs(root: Path, flavors: dict, graphs: QuantizedGraphs) -> None:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pomexport.calibration.capture import CaptureSettings, capture_model
-from pomexport.models import load_model
+from pomexport.models import PoMDiT, load_model
 from pomexport.models.registry import DEFAULT_MODEL
 
 FRAMES, STEPS, CFG = 16, 6, 2.0
@@ -80,3 +80,20 @@ def test_capture_records_the_sampler_within_the_cap():
     assert np.all(feeds["state"][:, first] == 0) and np.all(feeds["count"][first] == 0)
     assert np.all(feeds["count"][~first] == model.cfg.tokens_per_frame)
     assert np.abs(feeds["state"][:, ~first]).sum() > 0
+
+
+def test_calibration_set_round_trips_and_is_checked_against_the_model(tmp_path):
+    from pomexport.calibration.api import CalibrationOptions, calibration_data
+    from pomexport.errors import ConfigError
+
+    model = load_model("tiny")
+    path = tmp_path / "set.npz"
+    settings = CaptureSettings(seeds=(0,), frames=1, steps=1, samples=6)
+    saved = calibration_data(model, CalibrationOptions(capture=settings, save_set=str(path)))
+    loaded = calibration_data(model, CalibrationOptions(calibration_set=str(path)))
+    assert saved.feeds.keys() == loaded.feeds.keys()
+    for name, value in saved.feeds.items():
+        np.testing.assert_array_equal(loaded.feeds[name], value)
+    other = PoMDiT(model.cfg.replace(depth=2))
+    with pytest.raises(ConfigError, match="calibration set of another model"):
+        calibration_data(other, CalibrationOptions(calibration_set=str(path)))
