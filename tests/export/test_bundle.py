@@ -48,7 +48,7 @@ def entries(bundle) -> list[tuple[tarfile.TarInfo, bytes]]:
 
 
 def _write(path: Path, entries: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
-    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+    with tarfile.open(path, "w:gz", compresslevel=0) as tar:
         for info, data in entries:
             info = copy.copy(info)
             info.size = len(data) if info.isreg() else 0
