@@ -11,6 +11,9 @@ Layout::
     REPO/pomdit_stream/config.pbtxt
     REPO/pomdit_stream/1/model.py        # a small template importing pomexport
     REPO/pomdit_stream/1/artifact/       # a verified copy of the artifact
+
+With ``kind="KIND_GPU"`` the repository also holds the implicit-state step model and its BLS
+frame loop (:mod:`pomexport.runtime.serving.gpu_repository`).
 """
 
 from __future__ import annotations
@@ -99,6 +102,12 @@ def _tensor(name: str, dtype: str, dims: list[int], optional: bool = False) -> s
     return f'  {{ name: "{name}", data_type: {dtype}, dims: {dims}{extra} }}'
 
 
+def _params(params: dict) -> str:
+    return ",\n".join(
+        f'  {{ key: "{k}", value: {{ string_value: "{v}" }} }}' for k, v in params.items()
+    )
+
+
 def model_config(opts: RepoOptions, in_channels: int, size: int) -> str:
     """The ``config.pbtxt`` text of the stream model."""
     controls = [
@@ -121,9 +130,7 @@ def model_config(opts: RepoOptions, in_channels: int, size: int) -> str:
         "idle_timeout_s": opts.idle_timeout_s,
         "threads": opts.threads,
     }
-    param_lines = ",\n".join(
-        f'  {{ key: "{k}", value: {{ string_value: "{v}" }} }}' for k, v in params.items()
-    )
+    param_lines = _params(params)
     idle_us = int(opts.idle_timeout_s * 1e6)
     return (
         f'name: "{MODEL_NAME}"\nbackend: "python"\nmax_batch_size: {opts.max_streams}\n'
@@ -170,7 +177,12 @@ def write_repository(
         shutil.copytree(art.root, version / "artifact")
         (version / "model.py").write_text(MODEL_PY)
         cfg = art.config
-        (model / "config.pbtxt").write_text(model_config(opts, cfg.in_channels, cfg.input_size))
+        stream_config = model_config(opts, cfg.in_channels, cfg.input_size)
+        (model / "config.pbtxt").write_text(stream_config)
+        if opts.kind == "KIND_GPU":
+            from pomexport.runtime.serving.gpu_repository import write_gpu_models
+
+            write_gpu_models(art, tmp, opts, stream_config)
         if out.exists():
             out.rmdir()
         tmp.rename(out)

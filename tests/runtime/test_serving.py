@@ -160,3 +160,80 @@ def test_idle_sequence_is_reaped_and_its_slot_reused(server, ort_artifact):
     specs = [StreamSpec(2, seed=20 + i) for i in range(SLOTS)]
     got = stream_videos(server.url, specs, 2, first_sequence_id=200, timeout_s=TIMEOUT_S)
     np.testing.assert_allclose(got, _reference(ort_artifact[0], specs, 2), atol=1e-5, rtol=0)
+
+
+def _implicit_session(artifact):
+    import onnxruntime as ort
+
+    from pomexport.runtime.serving.implicit_state import implicit_state_model
+
+    cfg = artifact.config
+    model = implicit_state_model(
+        artifact.onnx_path("portable"),
+        cfg.depth,
+        cfg.state_width,
+        cfg.in_channels,
+        cfg.input_size,
+        cfg.tokens_per_frame,
+    )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), options, ["CPUExecutionProvider"])
+
+
+def test_implicit_state_frame_loop_matches_local_generator(ort_artifact):
+    """What Triton does with `sequence_batching.state` (each output state fed back as the next
+    input) and the BLS loop (Euler steps with COMMIT=0, then the t=0 step with COMMIT=1),
+    run on ONNX Runtime: the frames equal the local generator's, and denoising steps leave
+    the state alone."""
+    from pomexport.runtime.generator import frame_noise
+    from pomexport.runtime.sampler import time_schedule
+    from pomexport.runtime.serving.client import StreamSpec
+
+    artifact, _ = ort_artifact
+    cfg, session = artifact.config, _implicit_session(artifact)
+    specs = [StreamSpec(3, seed=7), StreamSpec(5, seed=7, stream=1)]
+    b, frames, times = len(specs), 3, [float(t) for t in time_schedule(STEPS)]
+    state = {
+        "STATE_IN": np.zeros((b, cfg.depth, cfg.state_width), np.float32),
+        "COUNT_IN": np.zeros((b, 1), np.float32),
+        "FRAME_IN": np.zeros((b, 1), np.int64),
+    }
+    labels = np.array([[s.label] for s in specs], np.int64)
+    got = np.zeros((b, frames, cfg.in_channels, cfg.input_size, cfg.input_size), np.float32)
+
+    def step(x, t, commit):
+        feed = dict(state, X_T=x, T=np.full((b, 1), t, np.float32), LABEL=labels)
+        v, *outs = session.run(None, dict(feed, COMMIT=np.full((b, 1), commit, np.float32)))
+        return v, dict(zip(state, outs, strict=True))
+
+    for f in range(frames):
+        x = np.stack([frame_noise(s.seed, s.stream, f, got.shape[2:]) for s in specs])
+        for t, t_next in zip(times[:-1], times[1:], strict=True):
+            v, kept = step(x, t, 0.0)
+            assert all(np.array_equal(kept[k], state[k]) for k in state)
+            x = x + (t_next - t) * v
+        state = step(x, 0.0, 1.0)[1]
+        got[:, f] = x
+    assert state["FRAME_IN"].ravel().tolist() == [frames] * b
+    assert state["COUNT_IN"].ravel().tolist() == [frames * cfg.tokens_per_frame] * b
+    want = _reference(artifact, specs, frames)
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_gpu_repository_has_the_implicit_state_models(ort_artifact, tmp_path):
+    import onnx
+
+    artifact, _ = ort_artifact
+    opts = RepoOptions(max_streams=4, instances=2, kind="KIND_GPU", backend="ort-cuda")
+    write_repository(artifact.root, tmp_path / "repo", opts)
+    step = (tmp_path / "repo" / "pomdit_step" / "config.pbtxt").read_text()
+    assert 'backend: "onnxruntime"' in step and 'input_name: "STATE_IN"' in step
+    assert "count: 2, kind: KIND_GPU" in step
+    onnx.checker.check_model(str(tmp_path / "repo" / "pomdit_step" / "1" / "model.onnx"))
+    frames = (tmp_path / "repo" / "pomdit_frames" / "config.pbtxt").read_text()
+    assert 'name: "pomdit_frames"' in frames and '"step_model"' in frames
+    with pytest.raises(ConfigError, match="CFG"):
+        write_repository(
+            artifact.root, tmp_path / "r2", RepoOptions(max_streams=2, kind="KIND_GPU", cfg_scale=2)
+        )

@@ -1,0 +1,34 @@
+"""``pomexport serve``: run tritonserver on a model repository (loopback by default)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("serve")
+@click.argument("repo", type=click.Path(exists=True, file_okay=False))
+@click.option("--http-port", type=int, default=8000, show_default=True)
+@click.option("--grpc-port", type=int, default=8001, show_default=True)
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address both endpoints bind to (0.0.0.0 exposes them to the network).",
+)
+@click.option("--ready-timeout-s", type=float, default=300.0, show_default=True)
+def command(
+    repo: str, http_port: int, grpc_port: int, address: str, ready_timeout_s: float
+) -> None:
+    """Start a Triton server on REPO and run until interrupted (Ctrl-C stops it)."""
+    from pomexport.runtime.serving.server import TritonServer
+
+    with TritonServer(repo, http_port, grpc_port, address) as server:
+        server.wait_ready(ready_timeout_s)
+        click.echo(f"ready: http://{server.url}  grpc://{server.grpc_url}  (Ctrl-C stops)")
+        try:
+            server.process.wait()
+        except KeyboardInterrupt:
+            click.echo("stopping", err=True)
+        else:
+            click.echo(server.log_tail(), err=True)
+            raise click.ClickException(f"tritonserver exited ({server.process.returncode})")
