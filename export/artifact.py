@@ -28,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 from pomexport.errors import ArtifactError
+from pomexport.export._manifest_schema import check_manifest
 from pomexport.export._paths import (
     external_data_refs,
     read_onnx_graph,
@@ -176,9 +177,10 @@ def artifact_lock(out: str | os.PathLike) -> Iterator[Path]:
     """Hold an exclusive ``fcntl.flock`` on ``<parent>/.<name>.lock`` while writing ``out``.
 
     Two builds into one directory then run one after the other (the second waits) instead
-    of interleaving their renames. The lock file stays (removing it would race a waiter that
-    opened it already); it is a dot-file beside the artifact, never inside it. The kernel
-    drops the lock when its holder dies, SIGKILL included. No-op where fcntl is missing.
+    of interleaving their renames. The kernel drops the lock when its holder dies (SIGKILL
+    included). The holder deletes the lock file when done; a waiter that locked a file
+    deleted meanwhile retries on the new one, so two holders never coexist. No-op where
+    fcntl is missing.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -188,16 +190,29 @@ def artifact_lock(out: str | os.PathLike) -> Iterator[Path]:
     except ImportError:  # not POSIX: no advisory locks
         yield lock
         return
-    with open(lock, "a") as handle:
+    handle = _locked(lock, fcntl)
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)  # before unlocking: a waiter then sees a stale inode
+        handle.close()
+
+
+def _locked(lock: Path, fcntl):
+    """An open handle holding the flock of the file currently at ``lock``."""
+    while True:
+        handle = open(lock, "a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.info("%s: another build holds %s; waiting", out, lock.name)
+            log.info("another build holds %s; waiting", lock)
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield lock
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()  # locked a file its holder deleted: lock the new one
 
 
 # Keep every single protobuf under the 2 GiB limit, with room for the graph itself.
@@ -342,30 +357,8 @@ def _read_manifest(root: Path) -> dict:
         raise ArtifactError(f"{path}: not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"{path}: format_version {manifest.get('format_version')} unsupported")
-    _check_shape(path, manifest)
+    check_manifest(path, manifest)
     return manifest
-
-
-def _check_shape(path: Path, manifest: dict) -> None:
-    """The tables loaders index blindly must have the types they expect."""
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        raise ArtifactError(f"{path}: has no 'files' table")
-    for name, entry in files.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
-            raise ArtifactError(f"{path}: files entry {name!r} has no sha256 string")
-    flavors = manifest.get("flavors", {})
-    if not isinstance(flavors, dict) or not all(isinstance(v, str) for v in flavors.values()):
-        raise ArtifactError(f"{path}: 'flavors' must map flavor names to file names")
-    io = manifest.get("io")
-    if io is not None:
-        ok = isinstance(io, dict) and all(
-            isinstance(io.get(k), list)
-            and all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in io[k])
-            for k in ("inputs", "outputs")
-        )
-        if not ok:
-            raise ArtifactError(f"{path}: 'io' must list named inputs and outputs")
 
 
 def _verify_file(root: Path, name: str, entry: dict, verify: bool) -> None:
