@@ -26,7 +26,7 @@ METHODS = ("minmax", "percentile", "entropy")
 BINS = 2048
 LEVELS = 128  # int8 magnitudes 0..127 (symmetric)
 INT8_MAX = 127
-PERCENTILE = 99.99
+PERCENTILE = 99.999  # 99.99 clipped the trained model's GELU tails (v error 4.9 vs 3.2 %)
 _TINY = 1e-12  # an all-zero tensor or channel still gets a valid (positive) scale
 
 

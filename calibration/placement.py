@@ -8,7 +8,9 @@ from ``x_t`` (the token path). Left in float, with the reason recorded:
   exactly what must stay exact;
 - GEMMs reading a PolyMixer output (the mixer's ``y`` into ``proj_out``): nothing touches
   the PolyMixer's inputs or outputs, so its state path stays fp32 end to end;
-- GEMMs reading a LayerNormalization output directly (the statistics stay unquantized).
+- GEMMs reading a LayerNormalization output directly (the statistics stay unquantized);
+- the patch embedding, which reads the input latent ``x_t`` itself: under 0.1 % of the
+  FLOPs, and the most sensitive layer of the trained tiny model (its input is the noise).
 
 The PolyMixer's ``state``/``count`` inputs are never MatMul inputs, so they are never
 quantized by construction; the lint test reads the graph to prove it.
@@ -25,6 +27,7 @@ from pomexport.export.contract import DOMAIN, OP_TYPE
 
 QUANTIZED_OPS = ("MatMul", "Gemm", "Conv")
 TOKEN_INPUT = "x_t"
+_SHAPE_OPS = frozenset({"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Transpose", "Identity"})
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,18 @@ def _weight_axis(node: ir.Node, weight: ir.Value) -> int | None:
     return 1
 
 
+def reads_input_latent(value: ir.Value | None) -> bool:
+    """True when ``value`` is ``x_t`` up to shape-only ops (the patch embedding's input)."""
+    while value is not None:
+        if value.is_graph_input():
+            return value.name == TOKEN_INPUT
+        producer = value.producer()
+        if producer is None or producer.op_type not in _SHAPE_OPS:
+            return False
+        value = producer.inputs[0]
+    return False
+
+
 def _exclusion(node: ir.Node, tokens: set[str]) -> str | None:
     """Why ``node`` stays in float, or None when it is a target."""
     activation, weight = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else None
@@ -80,6 +95,8 @@ def _exclusion(node: ir.Node, tokens: set[str]) -> str | None:
         return "unsupported weight layout"
     if activation is None or activation.name not in tokens:
         return "conditioning path (timestep/frame/label embedding, adaLN)"
+    if reads_input_latent(activation):
+        return "patch embedding: reads the input latent x_t (tiny FLOPs, most sensitive)"
     producer = activation.producer()
     if _is_mixer(producer):
         return "reads a PolyMixer output"

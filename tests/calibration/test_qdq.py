@@ -111,9 +111,11 @@ def test_every_token_gemm_outside_the_mixer_is_quantized(artifacts):
     fp32, int8 = artifacts
     targets, excluded = find_targets_proto(_load(fp32, "plugin"))
     cfg = fp32.config
-    # Conv + per block: proj_h, proj_g, mlp fc1, fc2; + the final projection.
-    assert len(targets) == 1 + 4 * cfg.depth + 1
+    # Per block: proj_h, proj_g, mlp fc1, fc2; + the final projection.
+    assert len(targets) == 4 * cfg.depth + 1
     assert sum("PolyMixer" in why for why in excluded.values()) == cfg.depth
+    (patch,) = [node for node, why in excluded.items() if "patch embedding" in why]
+    assert patch.startswith("node_conv")
     report = json.loads((int8.root / "calibration.json").read_text())
     assert {x["node"] for x in report["layers"]} == {t.node for t in targets}
     for layer in report["layers"]:

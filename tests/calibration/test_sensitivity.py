@@ -19,9 +19,9 @@ def test_keeping_the_most_sensitive_layer_in_float_reduces_the_error(
 
     fp32, _ = artifacts
     graph = onnx.load(str(fp32.onnx_path("plugin")))
-    # The patch conv, a mixer projection and the final projection.
+    # A mixer projection, an MLP input and the final projection.
     targets, _ = find_targets_proto(graph)
-    subset = [targets[0], targets[1], targets[-1]]
+    subset = [targets[0], targets[2], targets[-1]]
     data = capture_model(
         load_model(calibrated_model), CaptureSettings(samples=24, frames=2, steps=2)
     )
