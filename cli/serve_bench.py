@@ -17,6 +17,7 @@ import click
     "--strategy", type=click.Choice(["direct", "oldest"]), default="oldest", show_default=True
 )
 @click.option("--threads", type=int, default=0, help="Intra-op threads of the model (0: auto).")
+@click.option("--max-queue-delay-us", type=int, default=2000, show_default=True)
 @click.option("--out", "-o", type=click.Path(), help="Also write the JSON report here.")
 def command(
     artifact: str,
@@ -26,6 +27,7 @@ def command(
     protocol: str,
     strategy: str,
     threads: int,
+    max_queue_delay_us: int,
     out: str | None,
 ) -> None:
     """Measure served frames/s on ARTIFACT (its batch range must cover the largest count)."""
@@ -36,7 +38,9 @@ def command(
         counts = [int(s) for s in streams.split(",") if s.strip()]
     except ValueError as e:
         raise ConfigError(f"--streams: not a comma list of integers: {streams!r}") from e
-    report = serve_bench(artifact, counts, frames, steps, protocol, threads, strategy)
+    report = serve_bench(
+        artifact, counts, frames, steps, protocol, threads, strategy, max_queue_delay_us
+    )
     text = json.dumps(report, indent=2)
     if out:
         from pathlib import Path

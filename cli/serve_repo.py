@@ -53,6 +53,13 @@ import click
     help="Instance kind; gpu runs the artifact on ONNX Runtime's CUDA EP.",
 )
 @click.option("--threads", type=int, default=0, help="Intra-op threads per instance (0: auto).")
+@click.option(
+    "--max-queue-delay-us",
+    type=int,
+    default=2000,
+    show_default=True,
+    help="How long the sequence batcher waits to fill a batch.",
+)
 def command(
     artifact: str,
     out: str,
@@ -64,6 +71,7 @@ def command(
     cfg_scale: float,
     kind: str,
     threads: int,
+    max_queue_delay_us: int,
 ) -> None:
     """Write a Triton model repository serving ARTIFACT: one request = next frame of a stream."""
     from pomexport.runtime.serving.repository import RepoOptions, write_repository
@@ -76,6 +84,7 @@ def command(
         steps=steps,
         cfg_scale=cfg_scale,
         threads=threads,
+        max_queue_delay_us=max_queue_delay_us,
         kind=f"KIND_{kind.upper()}",
         backend="ort" if kind == "cpu" else "ort-cuda",
     )

@@ -12,5 +12,7 @@ if command -v apt-get >/dev/null 2>&1 && { [[ ! -f /usr/include/nlohmann/json.hp
 fi
 # The CPU build of torch first: a plain `pip install torch` pulls a multi-GB CUDA build.
 python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-python -m pip install --quiet --disable-pip-version-check -e ".[onnx,test,triton,plots]"
+python -m pip install --quiet --disable-pip-version-check -e ".[onnx,test,triton,plots,serve]"
+# tritonserver for tests/runtime/test_serving.py (55 MB wheel); --no-deps: its Python API pins numpy<2.
+python -m pip install --quiet --disable-pip-version-check --no-deps nvidia-pytriton==0.7.0
 pytest -q

@@ -61,6 +61,7 @@ def serve_bench(
     protocol: str = "grpc",
     threads: int = 0,
     strategy: str = "oldest",
+    max_queue_delay_us: int = 2000,
 ) -> dict:
     """Run the benchmark (see the module doc) and return its JSON-ready report."""
     from pomexport.runtime.serving.repository import RepoOptions, write_repository
@@ -69,7 +70,13 @@ def serve_bench(
     if not concurrencies or min(concurrencies) < 1 or frames < 1:
         raise ConfigError("serve-bench needs concurrencies >= 1 and frames >= 1")
     slots = max(concurrencies)
-    opts = RepoOptions(max_streams=slots, steps=steps, threads=threads, strategy=strategy)
+    opts = RepoOptions(
+        max_streams=slots,
+        steps=steps,
+        threads=threads,
+        strategy=strategy,
+        max_queue_delay_us=max_queue_delay_us,
+    )
     rows = []
     with tempfile.TemporaryDirectory(prefix="pomexport-serve-bench-") as tmp:
         write_repository(artifact, Path(tmp) / "repo", opts)
@@ -89,6 +96,7 @@ def serve_bench(
         "artifact": str(artifact),
         "protocol": protocol,
         "strategy": strategy,
+        "max_queue_delay_us": max_queue_delay_us,
         "slots": slots,
         "steps": steps,
         "frames": frames,

@@ -237,3 +237,37 @@ def test_gpu_repository_has_the_implicit_state_models(ort_artifact, tmp_path):
         write_repository(
             artifact.root, tmp_path / "r2", RepoOptions(max_streams=2, kind="KIND_GPU", cfg_scale=2)
         )
+
+
+def test_no_tritonserver_is_one_clear_error(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from pomexport.cli.main import cli
+    from pomexport.runtime.serving import server
+
+    monkeypatch.delenv("POMEXPORT_TRITONSERVER", raising=False)
+    monkeypatch.setattr(server, "_pytriton_root", lambda: None)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no tritonserver on PATH either
+    with pytest.raises(ConfigError, match="no tritonserver found"):
+        server.find_tritonserver(tmp_path)
+    monkeypatch.setenv("POMEXPORT_TRITONSERVER", str(tmp_path / "missing"))
+    result = CliRunner().invoke(cli, ["serve", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "Error: POMEXPORT_TRITONSERVER=" in result.output and "Traceback" not in result.output
+
+
+def test_serve_repo_cli_writes_the_repository(ort_artifact, tmp_path):
+    from click.testing import CliRunner
+
+    from pomexport.cli.main import cli
+
+    artifact, _ = ort_artifact
+    out = tmp_path / "repo"
+    args = ["serve-repo", str(artifact.root), "--out", str(out), "--max-streams", "2"]
+    result = CliRunner().invoke(cli, [*args, "--strategy", "direct", "--idle-timeout-s", "5"])
+    assert result.exit_code == 0, result.output
+    config = (out / "pomdit_stream" / "config.pbtxt").read_text()
+    assert "direct {" in config and "max_batch_size: 2" in config
+    assert (out / "pomdit_stream" / "1" / "artifact" / "manifest.json").is_file()
+    result = CliRunner().invoke(cli, [*args])  # out is not empty now
+    assert result.exit_code == 1 and "not empty" in result.output
