@@ -92,6 +92,7 @@ class VideoGenerator:
         self._active = torch.zeros(rows, device=backend.device)
         self._slots: list[StreamSlot | None] = [None] * slots
         self._cancel = threading.Event()
+        self._broken: str | None = None  # set by a device error: every later call refuses
 
     # -- slots ----------------------------------------------------------------------------
     @property
@@ -110,6 +111,7 @@ class VideoGenerator:
         ``stream`` (default: the slot index) and ``seed`` pick the noise; ``label`` in
         ``[0, num_classes]`` (``num_classes`` = unconditional).
         """
+        self._check_usable()
         rows = self._rows(slot)
         if self._slots[slot] is not None:
             raise StateError(f"slot {slot} is busy; reset it before starting a new stream")
@@ -153,6 +155,7 @@ class VideoGenerator:
         """
         if frames < 1:
             raise ConfigError(f"frames must be >= 1, got {frames}")
+        self._check_usable()
         from tqdm.auto import tqdm
 
         self._cancel.clear()
@@ -164,7 +167,26 @@ class VideoGenerator:
                 except _Cancelled:
                     logger.info("generation cancelled; the unfinished frame was discarded")
                     return
+                except (RuntimeError, StateError) as e:
+                    self._refuse_after_device_error(e)
+                    raise
                 yield from done
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise StateError(self._broken)
+
+    def _refuse_after_device_error(self, error: Exception) -> None:
+        """A CUDA error is sticky (the context is lost, buffers hold garbage): raise a clear
+        StateError and refuse all later work rather than return frames computed after it."""
+        if self.backend.device.type != "cuda":
+            return
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        self._broken = (
+            f"CUDA error during generation ({first}); the CUDA context is unusable, so this "
+            "generator refuses further work: restart the process"
+        )
+        raise StateError(self._broken) from error
 
     def _frame(self, bar) -> list[Frame]:
         """Denoise and commit one frame of every active slot."""

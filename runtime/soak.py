@@ -156,7 +156,7 @@ def _load(source, options: SoakOptions):
     return backend, model, f"model {source}"
 
 
-def _run(gen, ref: _Reference | None, options: SoakOptions, progress: Progress) -> list[dict]:
+def _run(gen, ref, options: SoakOptions, progress: Progress, checkpoint=None) -> list[dict]:
     samples: list[dict] = []
     start = time.perf_counter()
     clock = {"start": start, "t": start, "frames": 0}
@@ -169,6 +169,8 @@ def _run(gen, ref: _Reference | None, options: SoakOptions, progress: Progress) 
                 progress(f"frame {done}: the committed state is not finite; stopping")
                 break
             if done % (options.every * 10) == 0:
+                if checkpoint is not None:
+                    checkpoint(samples)
                 s = samples[-1]
                 progress(
                     f"frame {done}/{options.frames}: {s['fps']:.1f} frames/s, RSS "
@@ -196,13 +198,25 @@ def soak(
     gen = VideoGenerator(backend, slots=1, steps=options.steps, cfg_scale=options.cfg_scale)
     gen.start(0, label=options.label, seed=options.seed)
     ref = _Reference(model, options.label) if model is not None else None
+    checkpoint = None if out is None else _checkpointer(Path(out))
     with torch.inference_mode():
-        samples = _run(gen, ref, options, progress)
+        samples = _run(gen, ref, options, progress, checkpoint)
     summary = summarize(samples, options, described, backend.name, str(backend.device))
     report = SoakReport(summary, samples, {})
     if out is not None:
         report.paths = write_soak(report, Path(out))
     return report
+
+
+def _checkpointer(out: Path) -> Callable[[list[dict]], None]:
+    """Writes the samples so far to ``soak.partial.json``: a killed soak still has its data."""
+    from pomexport.models.weights import atomic_write
+
+    def write(samples: list[dict]) -> None:
+        text = json.dumps({"samples": samples}) + "\n"
+        atomic_write(out / "soak.partial.json", lambda tmp: tmp.write_text(text))
+
+    return write
 
 
 def _slope(samples: list[dict], key: str) -> float | None:

@@ -16,7 +16,7 @@ def _series(samples: list[dict], key: str) -> tuple[list[int], list[float]]:
 def soak_figure(samples: list[dict], summary: dict):
     """Four panels sharing the frame axis (matplotlib Figure)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(4, 1, figsize=(8, 10), sharex=True)
+    fig, axes = plt.subplots(4, 1, figsize=(8, 10), sharex=True, layout="constrained")
     x, rss = _series(samples, "rss_mib")
     axes[0].plot(x, rss, label="process RSS")
     if any(s.get("device_mib") is not None for s in samples):
@@ -49,7 +49,6 @@ def soak_figure(samples: list[dict], summary: dict):
         f"soak: {summary.get('source')} on {summary.get('backend')} "
         f"({summary.get('frames_done')} frames, {summary['options']['steps']} steps/frame)"
     )
-    fig.tight_layout()
     return fig
 
 
