@@ -20,8 +20,13 @@ def command(
     repo: str, http_port: int, grpc_port: int, address: str, ready_timeout_s: float
 ) -> None:
     """Start a Triton server on REPO and run until interrupted (Ctrl-C stops it)."""
+    import signal
+    import sys
+
     from pomexport.runtime.serving.server import TritonServer
 
+    # SIGTERM (kill, systemd, Kubernetes) must stop tritonserver too: exit through the `with`.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with TritonServer(repo, http_port, grpc_port, address) as server:
         server.wait_ready(ready_timeout_s)
         click.echo(f"ready: http://{server.url}  grpc://{server.grpc_url}  (Ctrl-C stops)")

@@ -17,7 +17,7 @@ import click
     "--strategy", type=click.Choice(["direct", "oldest"]), default="oldest", show_default=True
 )
 @click.option("--threads", type=int, default=0, help="Intra-op threads of the model (0: auto).")
-@click.option("--max-queue-delay-us", type=int, default=2000, show_default=True)
+@click.option("--max-queue-delay-us", type=int, default=20000, show_default=True)
 @click.option("--out", "-o", type=click.Path(), help="Also write the JSON report here.")
 def command(
     artifact: str,

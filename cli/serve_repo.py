@@ -56,7 +56,7 @@ import click
 @click.option(
     "--max-queue-delay-us",
     type=int,
-    default=2000,
+    default=20000,
     show_default=True,
     help="How long the sequence batcher waits to fill a batch.",
 )

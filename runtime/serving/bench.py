@@ -61,7 +61,7 @@ def serve_bench(
     protocol: str = "grpc",
     threads: int = 0,
     strategy: str = "oldest",
-    max_queue_delay_us: int = 2000,
+    max_queue_delay_us: int = 20000,
 ) -> dict:
     """Run the benchmark (see the module doc) and return its JSON-ready report."""
     from pomexport.runtime.serving.repository import RepoOptions, write_repository

@@ -52,7 +52,7 @@ class RepoOptions:
     instances: int = 1
     idle_timeout_s: float = 60.0
     strategy: str = "oldest"
-    max_queue_delay_us: int = 2000
+    max_queue_delay_us: int = 20000
     steps: int = 20
     cfg_scale: float = 1.0
     sampler: str = "euler"

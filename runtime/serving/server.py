@@ -110,6 +110,7 @@ def server_command(
         "--allow-metrics=false",
         "--exit-on-error=true",
         "--strict-readiness=true",
+        "--exit-timeout-secs=10",
     ]
     if install.backends is not None:
         cmd.append(f"--backend-directory={install.backends}")

@@ -271,3 +271,27 @@ def test_serve_repo_cli_writes_the_repository(ort_artifact, tmp_path):
     assert (out / "pomdit_stream" / "1" / "artifact" / "manifest.json").is_file()
     result = CliRunner().invoke(cli, [*args])  # out is not empty now
     assert result.exit_code == 1 and "not empty" in result.output
+
+
+def test_advance_runs_only_the_given_slots(make_model):
+    """VideoGenerator.advance (what the stream model calls per batch): slots advanced in any
+    grouping produce the frames of a plain run; parked slots keep state and position."""
+    import torch
+
+    from pomexport.runtime.generator import VideoGenerator
+    from pomexport.runtime.torch_backend import TorchBackend
+
+    backend = TorchBackend(make_model("moments"), "cpu")
+    want = VideoGenerator(backend, slots=3, steps=2).run([1, 2, 3], frames=3, seed=5)
+    gen = VideoGenerator(backend, slots=3, steps=2)
+    for slot in range(3):
+        gen.start(slot, slot + 1, seed=5, stream=slot)
+    got = torch.zeros_like(want)
+    for group in ([0], [0, 2], [1], [2, 1, 0], [1, 2]):
+        for frame in gen.advance(group):
+            got[frame.slot, frame.index] = frame.latent
+    assert [s.frame for s in gen.slots] == [3, 3, 3]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    with pytest.raises(StateError):
+        gen.reset(1)
+        gen.advance([1])
