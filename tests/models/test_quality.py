@@ -50,8 +50,9 @@ def test_wrong_colour_fails_a_but_not_c(real):
 def test_a_second_blob_or_a_jump_is_caught(real):
     clips, labels = real
     specks = clips.clone()
-    specks[:, ::2, :, 0:2, 0:2] = 1.0  # a white 2x2 speck can't touch a 7x7 box at >= 0...
-    specks[:, ::2, :, 14:16, 14:16] = 1.0  # ...but this one can; either way: > 1 blob or bad
+    # White 2x2 specks in two corners of every other frame: at least one is a second blob.
+    specks[:, ::2, :, 0:2, 0:2] = 1.0
+    specks[:, ::2, :, 14:16, 14:16] = 1.0
     assert score_clips(specks, labels).single_blob <= 0.5 + 1e-6
     shuffled = clips[:, torch.randperm(clips.shape[1], generator=torch.Generator())]
     assert score_clips(shuffled, labels).consistency < 0.8
