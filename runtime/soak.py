@@ -152,8 +152,9 @@ def _load(source, options: SoakOptions):
         return backend, _reference_model(artifact, None), f"artifact {artifact.root}"
     from pomexport.models.registry import load_model
 
-    model = source if not isinstance(source, str | os.PathLike) else load_model(source)
-    return backend, model, f"model {source}"
+    if not isinstance(source, str | os.PathLike):
+        return backend, source, f"model {getattr(source, 'cfg', type(source).__name__)}"
+    return backend, load_model(source), f"model {source}"
 
 
 def _run(gen, ref, options: SoakOptions, progress: Progress, checkpoint=None) -> list[dict]:

@@ -30,9 +30,14 @@ def soak_figure(samples: list[dict], summary: dict):
     )
     axes[0].set(ylabel="MiB", title=title)
     axes[0].legend(loc="lower right")
+    positive = False
     for key, label in (("state_rel", "committed state"), ("v_rel", "commit velocity")):
         if any(key in s for s in samples):
-            axes[1].semilogy(*_series(samples, key), label=label)
+            frames, values = _series(samples, key)
+            axes[1].plot(frames, values, label=label)
+            positive = positive or any(v > 0 for v in values)
+    if positive:  # log scale; a run that is its own reference (all zeros) stays linear
+        axes[1].set_yscale("log")
     axes[1].set(ylabel="relative L2 error", title="drift against the fp32 torch reference")
     axes[1].legend(loc="lower right")
     axes[2].plot(*_series(samples, "state_max_abs"))

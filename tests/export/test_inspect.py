@@ -127,7 +127,11 @@ def _contract_graph(cfg) -> onnx.ModelProto:
 
     inputs = [
         h.make_tensor_value_info("x_t", T.FLOAT, ["batch", cfg.in_channels, 16, 16]),
+        h.make_tensor_value_info("t", T.FLOAT, ["batch"]),
+        h.make_tensor_value_info("label", T.INT64, ["batch"]),
+        h.make_tensor_value_info("frame_index", T.INT64, ["batch"]),
         h.make_tensor_value_info("state", T.FLOAT, [cfg.depth, "batch", cfg.state_width]),
+        h.make_tensor_value_info("count", T.FLOAT, ["batch"]),
     ]
     outputs = [
         h.make_tensor_value_info("v", T.FLOAT, ["batch", cfg.in_channels, 16, 16]),
