@@ -19,7 +19,7 @@ from pomexport.errors import PomExportError
 from pomexport.export.artifact import MANIFEST, PORTABLE, load_artifact
 
 FUZZ = settings(
-    max_examples=100,
+    max_examples=300,
     deadline=5000,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

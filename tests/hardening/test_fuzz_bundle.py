@@ -21,7 +21,7 @@ from pomexport.export.bundle import BUNDLE_MANIFEST, FORMAT, FORMAT_VERSION
 from pomexport.export.bundle_check import verify_bundle
 
 FUZZ = settings(
-    max_examples=100,
+    max_examples=300,
     deadline=5000,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
