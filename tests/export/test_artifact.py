@@ -21,7 +21,6 @@ from pomexport.export.artifact import (
 )
 from pomexport.models import get_preset
 
-
 # The step contract's I/O (load_artifact checks graph I/O against the manifest).
 _IO = {
     "inputs": [("x_t", 1, 4), ("t", 1, 1), ("label", 7, 1), ("frame_index", 7, 1)]
