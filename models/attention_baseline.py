@@ -29,6 +29,7 @@ from pomexport.models.config import PoMDiTConfig
 from pomexport.models.dit import FinalLayer, layer_norm, modulate
 from pomexport.models.embeddings import FrameEmbedder, PatchEmbed, TimestepEmbedder
 from pomexport.models.presets import get_preset
+from pomexport.models.registry import randomize
 
 Mix = Callable[[torch.Tensor], torch.Tensor]
 
@@ -249,15 +250,6 @@ class AttentionDiT(nn.Module):
 
 
 def random_attention_model(preset: str | PoMDiTConfig, seed: int = 0) -> AttentionDiT:
-    """The baseline for a preset with random weights, drawn like ``random_model`` draws PoM's
-    (adaLN-zero layers re-drawn small so the model is not the constant zero function)."""
+    """The baseline for a preset with random weights, drawn like ``random_model`` draws PoM's."""
     cfg = preset if isinstance(preset, PoMDiTConfig) else get_preset(preset)
-    gen = torch.Generator().manual_seed(seed)
-    model = AttentionDiT(cfg)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / p.shape[-1]) ** 0.5)
-            else:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-    return model.eval()
+    return randomize(AttentionDiT(cfg), seed)

@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from pomexport.errors import ConfigError
 from pomexport.models.pom_dit import PoMDiT
@@ -22,15 +23,14 @@ def bundled_path(name: str) -> Path:
     return Path(str(resources.files("pomexport.models") / "weights" / BUNDLED[name]))
 
 
-def random_model(preset: str, seed: int = 0) -> PoMDiT:
-    """A preset with random weights (deterministic by seed), adaLN-zero layers included.
+def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Redraw every parameter deterministically by seed (matrices ~ 1/sqrt(fan_in), vectors
+    small), in eval mode.
 
-    The zero-initialised adaLN/output layers are re-drawn small so that an untrained model
-    is not the constant zero function (which would make every comparison vacuous).
+    The zero-initialised adaLN/output layers are re-drawn too, so that an untrained model is
+    not the constant zero function (which would make every comparison vacuous).
     """
-    cfg = get_preset(preset)
     gen = torch.Generator().manual_seed(seed)
-    model = PoMDiT(cfg)
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() > 1:
@@ -38,6 +38,11 @@ def random_model(preset: str, seed: int = 0) -> PoMDiT:
             else:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
     return model.eval()
+
+
+def random_model(preset: str, seed: int = 0) -> PoMDiT:
+    """A preset with random weights, deterministic by seed (see :func:`randomize`)."""
+    return randomize(PoMDiT(get_preset(preset)), seed)
 
 
 def load_model(name: str | os.PathLike = DEFAULT_MODEL, seed: int = 0) -> PoMDiT:
