@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,25 +38,24 @@ def _calibration_digest() -> str:
 def cached_int8_artifact(model: PoMDiT) -> Path:
     """The int8 artifact of ``model`` in the bench cache, calibrated on the first call."""
     from pomexport.calibration.api import CalibrationOptions, quantize_artifact
-    from pomexport.runtime.bench_ort import artifact_key, cache_root, cached_artifact
+    from pomexport.runtime.bench_ort import (
+        artifact_key,
+        cache_root,
+        cached_artifact,
+        publish_staged,
+    )
 
     final = cache_root() / f"{artifact_key(model, 'fp32')}-{_calibration_digest()}-int8"
     if (final / "manifest.json").is_file():
         return final
     fp32 = cached_artifact(model, "fp32")
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+
+    def calibrate(staging: Path) -> None:
         shutil.copytree(fp32, staging, dirs_exist_ok=True)
-        log.info("calibrating the bench artifact %s", final)
         quantize_artifact(staging, model, CalibrationOptions(capture=BENCH_CAPTURE))
-        try:
-            os.replace(staging, final)
-        except OSError:  # another process finished the same calibration first
-            if not (final / "manifest.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return final
+
+    log.info("calibrating the bench artifact %s", final)
+    return publish_staged(final, calibrate)
 
 
 def ort_cpu_int8(model: PoMDiT) -> OrtBackend:

@@ -101,14 +101,7 @@ class RecordingBackend:
         return self.inner.allocate(batch)
 
     def step(self, io: StepBuffers, state, count, state_out) -> None:
-        values = {
-            "x_t": io.x_t,
-            "t": io.t,
-            "label": io.label,
-            "frame_index": io.frame_index,
-            "state": state,
-            "count": count,
-        }
+        values = io.tensors(state, count)
         arrays = {
             k: v.detach().float().cpu().numpy()
             if v.is_floating_point()

@@ -41,6 +41,23 @@ class StepBuffers:
     def batch(self) -> int:
         return self.x_t.shape[0]
 
+    def tensors(
+        self, state: torch.Tensor, count: torch.Tensor, state_out: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The step graph's inputs (and outputs, given ``state_out``) by their DESIGN.md §3
+        names, in contract order."""
+        named = {
+            "x_t": self.x_t,
+            "t": self.t,
+            "label": self.label,
+            "frame_index": self.frame_index,
+            "state": state,
+            "count": count,
+        }
+        if state_out is not None:
+            named |= {"v": self.v, "state_out": state_out}
+        return named
+
 
 @runtime_checkable
 class Backend(Protocol):

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,14 +65,25 @@ def cached_artifact(model: PoMDiT, precision: str) -> Path:
     final = cache_root() / f"{artifact_key(model, precision)}-{precision}"
     if (final / "manifest.json").is_file():
         return final
+    logger.info("exporting the bench artifact %s", final)
+    return publish_staged(
+        final, lambda staging: export_model(model, staging, precision, "portable")
+    )
+
+
+def publish_staged(final: Path, write: Callable[[Path], object]) -> Path:
+    """Have ``write`` fill a staging directory beside ``final``, then rename it into place.
+
+    Several bench processes may fill the same cache entry at once: the first rename wins and
+    the others keep its result.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
-        logger.info("exporting the bench artifact %s", final)
-        export_model(model, staging, precision, "portable")
+        write(staging)
         try:
             os.replace(staging, final)
-        except OSError:  # another process finished the same export first
+        except OSError:  # another process finished the same entry first
             if not (final / "manifest.json").is_file():
                 raise
     finally:

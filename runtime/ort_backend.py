@@ -237,16 +237,7 @@ class OrtBackend:
 
     # -- IO binding -------------------------------------------------------------------------
     def _binding(self, io: StepBuffers, state, count, state_out):
-        tensors = {
-            "x_t": io.x_t,
-            "t": io.t,
-            "label": io.label,
-            "frame_index": io.frame_index,
-            "state": state,
-            "count": count,
-            "v": io.v,
-            "state_out": state_out,
-        }
+        tensors = io.tensors(state, count, state_out)
         key = tuple((t.data_ptr(), tuple(t.shape)) for t in tensors.values())
         binding = self._bindings.get(key)
         if binding is None:
