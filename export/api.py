@@ -4,6 +4,10 @@ trace the step graph (fp32, plugin flavor)
 -> fp16: record a sampling trajectory, run the overflow check, apply the fp16 pass
 -> write model.onnx (+ the PolyMixer function) and/or model.plugin.onnx, check them
 -> write manifest.json last; return the loaded (verified) Artifact
+
+All of it is written into a staging directory beside ``out`` and renamed into place when
+complete (``export/artifact.py::staged_artifact``): an interrupted export leaves ``out`` as
+it was, and the next one clears what it left.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +23,12 @@ import onnx
 
 from pomexport.errors import ConfigError, ExportError
 from pomexport.export.artifact import (
-    ENGINES,
     FLAVOR_FILES,
-    MANIFEST,
-    TIMING_CACHE,
     Artifact,
     build_manifest,
     load_artifact,
     save_onnx,
+    staged_artifact,
     write_manifest,
 )
 from pomexport.models.pom_dit import PoMDiT
@@ -91,20 +92,6 @@ def resolve_model(model_or_name: PoMDiT | str | os.PathLike) -> tuple[PoMDiT, st
     return model, Path(name).stem if Path(name).is_file() else name
 
 
-def _prepare(out: Path) -> None:
-    """Refuse a foreign non-empty directory; clear an old artifact's files, manifest first."""
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise ExportError(f"{out}: not empty and not a pomexport artifact; choose another --out")
-    (out / MANIFEST).unlink(missing_ok=True)  # no manifest may name a file being replaced
-    for name in (*FLAVOR_FILES.values(), TIMING_CACHE):
-        (out / name).unlink(missing_ok=True)
-        (out / f"{name}.data").unlink(missing_ok=True)
-    shutil.rmtree(out / ENGINES, ignore_errors=True)  # engines of the old graph are stale
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def _fp16(graph: onnx.ModelProto, feeds: list, progress: Progress):
     from pomexport.export.fp16 import to_fp16
     from pomexport.export.ranges import overflowing, tensor_absmax
@@ -160,31 +147,30 @@ def export_model(
     progress = progress or (lambda message: log.info("%s", message))
     model, name = resolve_model(model_or_name)
     out = Path(out_dir)
-    _prepare(out)
     register_schema()
-    progress(f"tracing the step graph of {name} (opset {opts.opset})")
-    graph = export_step(model, opts.opset, opts.batch)
-    gc.collect()  # the exporter's program (cyclic) holds a second copy of the weights
-    flavors = list(opts.flavors)
-    manifest = build_manifest(
-        model.cfg,
-        name,
-        opts.precision,
-        flavors,
-        opts.opset,
-        opts.batch,
-        gates=default_gates_entry(),  # verify's tolerances, per precision
-    )
-    if opts.precision == "fp16":
-        from pomexport.export.trajectory import record_trajectory
+    with staged_artifact(out, ExportError) as staging:
+        progress(f"tracing the step graph of {name} (opset {opts.opset})")
+        graph = export_step(model, opts.opset, opts.batch)
+        gc.collect()  # the exporter's program (cyclic) holds a second copy of the weights
+        manifest = build_manifest(
+            model.cfg,
+            name,
+            opts.precision,
+            list(opts.flavors),
+            opts.opset,
+            opts.batch,
+            gates=default_gates_entry(),  # verify's tolerances, per precision
+        )
+        if opts.precision == "fp16":
+            from pomexport.export.trajectory import record_trajectory
 
-        progress("recording a sampling trajectory for the fp16 overflow check")
-        feeds = record_trajectory(model, opts.range_frames, opts.range_steps, opts.range_batch)
-        del model  # the graph holds the weights now (frees GBs when we loaded the model)
-        graph, kept = _fp16(graph, feeds, progress)
-        gc.collect()  # IR graphs are cyclic: free the fp32 weights they wrap before writing
-        manifest["fp16_kept_fp32"] = kept
-    _write_flavors(graph, out, opts.flavors, progress)
-    progress("hashing files and writing manifest.json")
-    write_manifest(out, manifest)
+            progress("recording a sampling trajectory for the fp16 overflow check")
+            feeds = record_trajectory(model, opts.range_frames, opts.range_steps, opts.range_batch)
+            del model  # the graph holds the weights now (frees GBs when we loaded the model)
+            graph, kept = _fp16(graph, feeds, progress)
+            gc.collect()  # IR graphs are cyclic: free the fp32 weights they wrap before writing
+            manifest["fp16_kept_fp32"] = kept
+        _write_flavors(graph, staging, opts.flavors, progress)
+        progress("hashing files and writing manifest.json")
+        write_manifest(staging, manifest)
     return load_artifact(out)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from pomexport.errors import ArtifactError
+from pomexport.errors import ArtifactError, PomExportError
 from pomexport.export._manifest_schema import check_manifest
 from pomexport.export._paths import (
     external_data_refs,
@@ -196,6 +198,56 @@ def artifact_lock(out: str | os.PathLike) -> Iterator[Path]:
     finally:
         lock.unlink(missing_ok=True)  # before unlocking: a waiter then sees a stale inode
         handle.close()
+
+
+@contextmanager
+def staged_artifact(
+    out: str | os.PathLike, error: type[PomExportError] = ArtifactError
+) -> Iterator[Path]:
+    """Write an artifact into an empty staging directory beside ``out``; rename it into
+    place when the ``with`` body succeeds, so ``out`` is always the old artifact or the
+    new one, never half of either.
+
+    ``out`` may be absent, empty or an earlier artifact; anything else raises ``error``.
+    Holds :func:`artifact_lock` throughout and first removes staging directories left by
+    writers that died (SIGKILL, power loss), which the lock proves are nobody's.
+    """
+    out = Path(out)
+    with artifact_lock(out):
+        if out.exists() and not out.is_dir():
+            raise error(f"{out}: exists and is not a directory")
+        if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+            raise error(f"{out}: not empty and not a pomexport artifact; choose another --out")
+        for pattern in (f".{out.name}.building-*", f".{out.name}.old-*"):
+            for stale in out.parent.glob(pattern):
+                log.info("removing %s (left by an interrupted write)", stale)
+                shutil.rmtree(stale, ignore_errors=True)
+        staging = _staging_dir(out)
+        try:
+            yield staging
+            _swap_in(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _staging_dir(out: Path) -> Path:
+    """An empty directory beside ``out`` with the mode a plain mkdir gives (mkdtemp: 0700)."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    return staging
+
+
+def _swap_in(built: Path, out: Path) -> None:
+    """Rename the finished ``built`` directory to ``out``, replacing an old artifact."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+    os.replace(built, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _locked(lock: Path, fcntl):

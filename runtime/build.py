@@ -13,8 +13,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,46 +99,6 @@ def _target(backend: str) -> tuple[str, str]:
     return "trt", "TensorRT and a CUDA GPU are available"
 
 
-def _check_out(out: Path) -> None:
-    """``out`` may be absent, empty, or an earlier artifact (replaced); nothing else."""
-    if out.exists() and not out.is_dir():
-        raise BuildError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise BuildError(f"{out}: not empty and not a pomexport artifact; choose another --out")
-
-
-def _staging_dir(out: Path) -> Path:
-    """An empty directory beside ``out`` with the mode a plain mkdir gives (mkdtemp: 0700)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
-    return staging
-
-
-def _clear_leftovers(out: Path) -> None:
-    """Remove staging folders of builds of ``out`` that died (SIGKILL, power loss).
-
-    Called with the build lock held, so no live build owns them.
-    """
-    for pattern in (f".{out.name}.building-*", f".{out.name}.old-*"):
-        for stale in out.parent.glob(pattern):
-            logger.info("removing %s (left by an interrupted build)", stale)
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _swap_in(built: Path, out: Path) -> None:
-    """Rename the finished ``built`` directory to ``out``, replacing an old artifact."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-    os.replace(built, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def build(
     model: PoMDiT | str | os.PathLike | None = None,
     out: str | os.PathLike = "build/artifact",
@@ -162,7 +120,7 @@ def build(
     PolyMixer plugin library to ship in ``plugins/`` (engines are then built from the plugin
     flavor)."""
     from pomexport.export.api import export_model
-    from pomexport.export.artifact import artifact_lock, load_artifact
+    from pomexport.export.artifact import load_artifact, staged_artifact
     from pomexport.models.registry import DEFAULT_MODEL
 
     if precision not in PRECISIONS:
@@ -174,27 +132,20 @@ def build(
 
         check_plugin_library(plugin_library)  # before minutes of export
     out = Path(out)
-    # One build at a time per output directory (export/artifact.py::artifact_lock).
-    with artifact_lock(out):
-        _check_out(out)
-        _clear_leftovers(out)
-        staging = _staging_dir(out)
-        try:
-            source = DEFAULT_MODEL if model is None else model
-            exported = "fp32" if precision == "int8" else precision
-            export_model(source, staging, exported, "both", batch=tuple(batch), progress=progress)
-            if precision == "int8":
-                from pomexport.calibration.api import quantize_artifact
+    # One writer at a time per output directory; `out` is swapped in only when complete.
+    with staged_artifact(out, BuildError) as staging:
+        source = DEFAULT_MODEL if model is None else model
+        exported = "fp32" if precision == "int8" else precision
+        export_model(source, staging, exported, "both", batch=tuple(batch), progress=progress)
+        if precision == "int8":
+            from pomexport.calibration.api import quantize_artifact
 
-                quantize_artifact(staging, source, calibration, progress)
-            if plugin_library is not None:
-                add_plugin_library(staging, plugin_library)
-            if target == "trt":
-                build_engine(load_artifact(staging), progress, workspace_mb)
-            _swap_in(staging, out)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        artifact = load_artifact(out)
+            quantize_artifact(staging, source, calibration, progress)
+        if plugin_library is not None:
+            add_plugin_library(staging, plugin_library)
+        if target == "trt":
+            build_engine(load_artifact(staging), progress, workspace_mb)
+    artifact = load_artifact(out)
     return BuildResult(artifact, target, _summary(artifact, target, why))
 
 

@@ -113,3 +113,24 @@ def test_bad_options_are_config_errors(models, tmp_path):
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
     with pytest.raises(ExportError, match="not a pomexport artifact"):
         export_model(models["moments"], tmp_path / "foreign")
+
+
+def test_an_interrupted_export_leaves_the_old_artifact_and_the_next_one_replaces_it(
+    models, tmp_path
+):
+    out = tmp_path / "art"
+    first = export_model(models["moments"], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def die_while_writing(message: str) -> None:
+        if message.startswith("checking"):  # model.onnx is written by now
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_model(models["powers"], out, progress=die_while_writing)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".art.lock") == ["art"]
+    assert load_artifact(out).variant == first.variant == "moments"
+
+    assert export_model(models["powers"], out).variant == "powers"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
