@@ -12,11 +12,10 @@ from pomexport.errors import ConfigError, ExportError
 from pomexport.export import export_model, load_artifact
 from pomexport.export.contract import STEP_INPUTS, STEP_OUTPUTS
 
-V_ATOL = 1e-4  # max abs error on v (|v| is O(1-5) here)
-# state_out holds sums over tokens and frames (|state_out| up to ~450 here): fp32 summation
-# order alone moves them by up to ~4e-4 (one ulp at 256 is 3e-5), so the bound is relative
-# to the largest committed sum of the case: 1e-5 x max |state_out| (1e-4 abs at 10).
-STATE_RTOL = 1e-5
+# The bound, on both outputs. state_out is an fp32 sum over tokens and frames (|state|
+# up to ~100 here, an ulp ~8e-6), so this holds only because the graph computes what torch
+# computes: the sinusoid frequencies are exported from torch's buffer, not re-folded.
+V_ATOL = STATE_ATOL = 1e-4
 
 
 def _session(path) -> ort.InferenceSession:
@@ -57,10 +56,9 @@ def test_portable_fp32_matches_torch_step(variant, models, fp32_artifacts):
                 ref_v, ref_state = model.step(*inputs)
             worst_v = max(worst_v, float(np.abs(v - ref_v.numpy()).max()))
             ref_state = ref_state.numpy()
-            err = np.abs(state_out - ref_state).max() / max(10.0, np.abs(ref_state).max())
-            worst_s = max(worst_s, float(err))
+            worst_s = max(worst_s, float(np.abs(state_out - ref_state).max()))
     assert worst_v <= V_ATOL, f"{variant}: v max abs error {worst_v:.2e}"
-    assert worst_s <= STATE_RTOL, f"{variant}: state_out error / max|state_out| = {worst_s:.2e}"
+    assert worst_s <= STATE_ATOL, f"{variant}: state_out max abs error {worst_s:.2e}"
 
 
 def test_io_contract(fp32_artifacts):
