@@ -17,6 +17,7 @@ builds, calibration) add their files and call :func:`write_manifest` again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -368,6 +369,18 @@ class Artifact:
         if name not in self.files:
             raise ArtifactError(f"{name}: not listed in {self.root / MANIFEST}")
         return safe_member(self.root, name, MANIFEST)
+
+    def read_verified(self, name: str) -> bytes:
+        """The bytes of a listed file, hashed again as read: what the caller uses is what was
+        hashed. For files that are code or deserialised (engine plans), where a file swapped
+        after :func:`load_artifact` must be refused, not run."""
+        data = self.path(name).read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.files[name]["sha256"]:
+            raise ArtifactError(
+                f"{name}: sha256 does not match {MANIFEST} (the file changed after the "
+                "artifact was loaded); refusing to use it"
+            )
+        return data
 
     def onnx_path(self, flavor: str = "portable") -> Path:
         """``model.onnx`` (portable) or ``model.plugin.onnx`` (plugin)."""

@@ -161,7 +161,8 @@ class TrtBackend:
         if self.artifact.plugin_library is not None:
             load_plugin_library(*self.artifact.plugin_library)
         runtime = self._trt.Runtime(self._logger)
-        engine = runtime.deserialize_cuda_engine(self.plan.read_bytes())
+        plan = self.artifact.read_verified(self.plan.relative_to(self.artifact.root).as_posix())
+        engine = runtime.deserialize_cuda_engine(plan)
         if engine is None:
             errors = "; ".join(self._logger.take_errors()) or "no error logged"
             raise ArtifactError(

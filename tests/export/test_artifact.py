@@ -77,6 +77,15 @@ def test_hash_mismatch_refused(tmp_path):
         load_artifact(tmp_path)
 
 
+def test_read_verified_hashes_what_it_returns(tmp_path):
+    art = load_artifact(_write(tmp_path))
+    assert art.read_verified(PORTABLE) == (tmp_path / PORTABLE).read_bytes()
+    # Swapped after the load-time check (a plan replaced while the app starts): refused.
+    (tmp_path / PORTABLE).write_bytes(b"not the hashed model")
+    with pytest.raises(ArtifactError, match=r"model\.onnx: sha256 does not match manifest"):
+        art.read_verified(PORTABLE)
+
+
 def test_external_data_outside_refused(tmp_path):
     root = tmp_path / "art"
     root.mkdir()

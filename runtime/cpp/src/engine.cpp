@@ -322,7 +322,15 @@ std::unique_ptr<EngineBundle> loadEngine(Artifact const& artifact, pomrt_options
     }
     if (artifact.lists(bundle->planName) && !stale)
     {
-        plan = readBytes(artifact.path(bundle->planName)); // hash verified by Artifact::open
+        // Hash the very bytes handed to TensorRT: Artifact::open checked the file, but it may
+        // have been replaced since, and a plan is code run on the GPU.
+        plan = readBytes(artifact.path(bundle->planName));
+        std::string const& want = artifact.manifest().files.at(bundle->planName).sha256;
+        if (sha256Bytes(plan.data(), plan.size()) != want)
+        {
+            throw artifactError(bundle->planName + ": sha256 does not match " + kManifestName
+                + " (the file changed after the artifact was opened); refusing to deserialise it");
+        }
     }
     else if (options.build_if_missing != 0 && options.engine_path == nullptr)
     {
