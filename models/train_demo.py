@@ -44,6 +44,7 @@ class TrainConfig:
     frames: int = 16
     lr: float = 1e-3
     warmup: int = 100
+    decay_frac: float = 0.3  # final fraction of the steps over which lr falls linearly to 0
     weight_decay: float = 0.0
     ema_decay: float = 0.998
     label_dropout: float = 0.1
@@ -58,12 +59,18 @@ class TrainConfig:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then constant (the EMA does the averaging).
+    """Warm-up, stable, decay: linear warm-up, constant, then linear to 0 over the last
+    ``decay_frac`` of ``cfg.steps``.
 
-    Independent of ``cfg.steps`` on purpose: the checkpoint at step N of a long run is
-    bit-identical to a run with ``--steps N``, so any checkpoint is reproducible.
+    The decay is what turns a noisy constant-lr iterate into sharp samples at the end of a
+    fixed budget; ``decay_frac=0`` keeps the lr constant, so that a checkpoint at step N of
+    a long run is bit-identical to a run with ``--steps N``.
     """
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+    lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+    decay_start = cfg.steps * (1.0 - cfg.decay_frac)
+    if cfg.decay_frac > 0 and step >= decay_start:
+        lr *= max(0.0, (cfg.steps - step) / (cfg.steps - decay_start))
+    return lr
 
 
 def sample_t(shape: tuple[int, ...], std: float, generator: torch.Generator) -> torch.Tensor:
@@ -164,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     for name in ("steps", "batch", "frames", "seed", "threads", "checkpoint_every"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    for name in ("lr", "ema_decay"):
+    for name in ("lr", "ema_decay", "decay_frac"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     p.add_argument("--out", type=Path, required=True, help="weights file to write (.safetensors)")
     return p

@@ -50,10 +50,17 @@ def test_checkpoint_reloads_exactly_and_records_training_info(tmp_path):
     assert info["step"] == 3 and info["train"]["seed"] == 0
 
 
-def test_warmup_then_constant_lr_so_checkpoints_are_reproducible():
-    cfg = _config(warmup=4, lr=1e-3)
+def test_lr_warms_up_holds_then_decays_to_zero_over_the_last_fraction():
+    cfg = _config(warmup=4, lr=1e-3, steps=100, decay_frac=0.3)
     assert lr_at(0, cfg) == pytest.approx(2.5e-4)
-    assert lr_at(3, cfg) == lr_at(100, cfg) == lr_at(10**6, cfg) == pytest.approx(1e-3)
+    assert lr_at(3, cfg) == lr_at(70, cfg) == pytest.approx(1e-3)
+    assert lr_at(85, cfg) == pytest.approx(0.5e-3)
+    assert lr_at(99, cfg) == pytest.approx(1e-3 / 30)
+
+
+def test_without_decay_the_lr_is_constant_so_any_checkpoint_is_a_shorter_run():
+    cfg = _config(warmup=4, lr=1e-3, steps=100, decay_frac=0.0)
+    assert lr_at(3, cfg) == lr_at(99, cfg) == lr_at(10**6, cfg) == pytest.approx(1e-3)
 
 
 def test_a_few_steps_reduce_the_loss_on_a_fixed_batch():
