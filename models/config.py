@@ -30,9 +30,6 @@ class PoMDiTConfig:
     mlp_ratio: float = 4.0
     num_classes: int = 10
     video: bool = True
-    # Longest period (in patches) of the fixed 2D sin-cos positions. DiT's 10000 suits big
-    # grids; on a 4x4 grid it leaves all but a few channels constant across positions.
-    pos_period: float = 10000.0
     text_dim: int = 0  # > 0: cross-PoM on precomputed text embeddings instead of class labels
     class_dropout: float = 0.1  # label == num_classes is the unconditional (CFG) token
 
@@ -47,8 +44,6 @@ class PoMDiTConfig:
             )
         if self.order < 1 or self.expansion < 1:
             raise ConfigError("order and expansion must be >= 1")
-        if not self.pos_period > 0:
-            raise ConfigError(f"pos_period must be > 0, got {self.pos_period}")
         if self.sel_heads > 1 and (self.variant != "powers" or self.state_width % self.sel_heads):
             raise ConfigError("sel_heads > 1 needs the 'powers' variant and divides the state")
 

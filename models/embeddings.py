@@ -25,11 +25,11 @@ def sincos(positions: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
 
 
-def sincos_2d(grid: int, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+def sincos_2d(grid: int, dim: int) -> torch.Tensor:
     """Fixed 2D sin-cos positions within a frame: (grid*grid, dim), row-major patches."""
     coords = torch.arange(grid, dtype=torch.float32)
     rows, cols = torch.meshgrid(coords, coords, indexing="ij")
-    freqs = frequencies(dim // 2, max_period)
+    freqs = frequencies(dim // 2)
     return torch.cat([sincos(rows.flatten(), freqs), sincos(cols.flatten(), freqs)], dim=-1)
 
 
@@ -68,9 +68,7 @@ class PatchEmbed(nn.Module):
     def __init__(self, cfg: PoMDiTConfig) -> None:
         super().__init__()
         self.proj = nn.Conv2d(cfg.in_channels, cfg.width, cfg.patch_size, stride=cfg.patch_size)
-        self.register_buffer(
-            "pos", sincos_2d(cfg.grid, cfg.width, cfg.pos_period), persistent=False
-        )
+        self.register_buffer("pos", sincos_2d(cfg.grid, cfg.width), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x).flatten(2).transpose(1, 2) + self.pos
