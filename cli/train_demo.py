@@ -8,6 +8,10 @@ import click
 
 from pomexport.errors import ConfigError
 
+# TrainConfig's defaults (tests/cli check they agree); not imported here, so that
+# `pomexport --help` does not pay for importing torch.
+_D = {"steps": 8000, "batch": 8, "frames": 16, "lr": 1e-3}
+
 
 @click.command("train-demo")
 @click.option(
@@ -18,10 +22,12 @@ from pomexport.errors import ConfigError
     show_default=True,
     help="Weights file to write (EMA weights, checkpointed periodically; .json info beside).",
 )
-@click.option("--steps", type=int, default=None, help="Optimiser steps  [default: 2000]")
-@click.option("--batch", type=int, default=None, help="Clips per step  [default: 8]")
-@click.option("--frames", type=int, default=None, help="Frames per clip  [default: 16]")
-@click.option("--lr", type=float, default=None, help="Peak learning rate  [default: 1e-3]")
+@click.option("--steps", type=int, default=None, help=f"Optimiser steps  [default: {_D['steps']}]")
+@click.option("--batch", type=int, default=None, help=f"Clips per step  [default: {_D['batch']}]")
+@click.option(
+    "--frames", type=int, default=None, help=f"Frames per clip  [default: {_D['frames']}]"
+)
+@click.option("--lr", type=float, default=None, help=f"Peak learning rate  [default: {_D['lr']:g}]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch's default).")
 @click.option("--progress/--no-progress", default=True, show_default=True)

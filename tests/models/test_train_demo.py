@@ -105,3 +105,10 @@ def test_cli_and_module_entry_points_train_the_tiny_preset(tmp_path):
 
     main(["--steps", "1", "--batch", "1", "--frames", "2", "--threads", "1", "--out", str(out)])
     assert json.loads(out.with_suffix(".json").read_text())["step"] == 1
+
+
+def test_cli_help_states_the_recipe_defaults():
+    from pomexport.cli.train_demo import _D
+
+    d = TrainConfig()
+    assert _D == {"steps": d.steps, "batch": d.batch, "frames": d.frames, "lr": d.lr}
