@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "int8")  # int8: fp32 export + calibration (calibration/api.py)
 BUILD_BACKENDS = ("auto", "trt", "ort")
 DEFAULT_BATCH = (1, 1, 8)
-MANIFEST = "manifest.json"
 
 Progress = Callable[[str], None]
 
