@@ -206,6 +206,14 @@ def test_escaping_symlink_refused(lib, artifact, tmp_path):
         lib.verify_artifact(artifact)
 
 
+def test_hard_linked_file_refused(lib, artifact, tmp_path):
+    """Same rule as the Python loader: a listed file hard-linked elsewhere is refused even
+    though its bytes (and hash) are right."""
+    os.link(artifact / "model.onnx", tmp_path / "elsewhere.onnx")
+    with pytest.raises(ArtifactError, match=r"model\.onnx: has 2 hard links; copy the artifact"):
+        lib.verify_artifact(artifact)
+
+
 def test_not_an_artifact(lib, tmp_path):
     with pytest.raises(ArtifactError, match="manifest.json: missing"):
         lib.verify_artifact(tmp_path)

@@ -262,6 +262,15 @@ void verifyListed(fs::path const& root, Manifest const& m, VerifyOptions const& 
         {
             throw artifactError(name + ": listed in " + kManifestName + " but missing from " + root.string());
         }
+        std::error_code ec;
+        auto const links = fs::hard_link_count(path, ec);
+        if (!ec && links > 1)
+        {
+            // A hard link shares its bytes with a file outside the artifact: anyone who can
+            // write that file can swap the engine after it was hashed.
+            throw artifactError(name + ": has " + std::to_string(links)
+                + " hard links; copy the artifact (cp -r) instead of linking");
+        }
         if (!options.hashes)
         {
             continue;
