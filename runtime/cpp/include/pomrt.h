@@ -91,7 +91,8 @@ POMRT_API int32_t pomrt_has_tensorrt(void);
 
 /* Check an artifact directory: manifest.json readable and of the pomexport-artifact format,
  * every listed file inside the directory (no "..", no absolute path, no symlink leaving it),
- * present and matching its sha256, and no unlisted regular file (dot-files excepted).
+ * present, not hard-linked and matching its sha256, and no unlisted regular file (dot-files
+ * excepted).
  * On failure the message (one line naming the file) is also copied into err_buf. */
 POMRT_API pomrt_status pomrt_verify_artifact(const char* artifact_dir, char* err_buf, size_t err_len);
 
