@@ -15,7 +15,7 @@ from onnx import helper
 
 from pomexport.errors import ExportError
 from pomexport.export.contract import DOMAIN, OP_TYPE, OP_VERSION
-from pomexport.export.function import polymixer_function
+from pomexport.export.function import MAX_ORDER, polymixer_function
 
 FLAVORS = ("portable", "plugin")
 
@@ -50,6 +50,18 @@ def plugin_flavor(model: onnx.ModelProto) -> onnx.ModelProto:
 def function_for(model: onnx.ModelProto) -> onnx.FunctionProto:
     """The PolyMixer FunctionProto matching the graph's nodes and default opset."""
     variant, gate = mixer_signature(model)
+    orders = {
+        helper.get_attribute_value(a)
+        for node in model.graph.node
+        if node.domain == DOMAIN and node.op_type == OP_TYPE
+        for a in node.attribute
+        if a.name == "order"
+    }
+    if max(orders, default=0) > MAX_ORDER:
+        raise ExportError(
+            f"PolyMixer order {max(orders)}: the portable flavor's decomposition covers"
+            f" order <= {MAX_ORDER}"
+        )
     function = polymixer_function(variant, gate)
     # The body uses no op whose semantics changed after opset 18: import the model's opset.
     function.opset_import[0].version = _onnx_opset(model)

@@ -34,18 +34,24 @@ _ONNX_OPSET = 18
 # -- features: h (B, N, C) fp32 -> P (B, N, C) fp32 -----------------------------------------
 
 
+MAX_ORDER = 16  # the CumProd below covers k <= 16; the exporter refuses more
+
+
 @script(_HELPERS, default_opset=op)
 def CumProd(x: FLOAT) -> FLOAT:
     """Running product over axis -2: x (..., k, c) -> out[..., j, :] = prod_{i<=j} x[..., i, :].
 
-    ONNX has no CumProd: mask the (j, i) pairs with i > j to 1 and ReduceProd over i.
+    ONNX has no CumProd. A doubling scan (Hillis-Steele): after the round with shift s each
+    row holds the product of the 2s rows ending at it, so four rounds cover k <= 16. Rows
+    shifted in from before the start are ones; when s >= k a round multiplies by ones only.
+    It replaced a (k, k)-masked ReduceProd, twice the tensor's size, that cost ~20 % of an
+    int8 step on CPU.
     """
-    k = op.Shape(x, start=-2, end=-1)
-    idx = op.Range(op.Constant(value_int=0), op.Squeeze(k), op.Constant(value_int=1))
-    keep = op.LessOrEqual(op.Unsqueeze(idx, [0]), op.Unsqueeze(idx, [1]))  # keep[j, i] = i <= j
-    one = op.CastLike(op.Constant(value_float=1.0), x)
-    pairs = op.Where(op.Unsqueeze(keep, [-1]), op.Unsqueeze(x, [-3]), one)  # (..., j, i, c)
-    return op.ReduceProd(pairs, [-2], keepdims=0)
+    ones = op.Expand(op.CastLike(op.Constant(value_float=1.0), x), op.Shape(x))
+    x = x * op.Concat(op.Slice(ones, [0], [1], [-2]), op.Slice(x, [0], [-1], [-2]), axis=-2)
+    x = x * op.Concat(op.Slice(ones, [0], [2], [-2]), op.Slice(x, [0], [-2], [-2]), axis=-2)
+    x = x * op.Concat(op.Slice(ones, [0], [4], [-2]), op.Slice(x, [0], [-4], [-2]), axis=-2)
+    return x * op.Concat(op.Slice(ones, [0], [8], [-2]), op.Slice(x, [0], [-8], [-2]), axis=-2)
 
 
 @script(_HELPERS, default_opset=op)

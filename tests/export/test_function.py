@@ -9,7 +9,9 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from pomexport.export.function import polymixer_function
+from pomexport.errors import ExportError
+from pomexport.export.flavors import function_for
+from pomexport.export.function import MAX_ORDER, polymixer_function
 from pomexport.export.schema import register_schema
 from pomexport.models import poly_mixer_reference
 
@@ -52,6 +54,9 @@ CASES = [
     for gate in ("sigmoid", "hardsigmoid")
     for order in (1, 2, 3)
 ] + [("powers", "hardsigmoid", 2, 4), ("powers", "sigmoid", 3, 2), ("powers", "hardsigmoid", 2, 1)]
+# Orders past each round of the doubling CumProd scan, up to its limit.
+CASES += [("moments", "sigmoid", 4, 0), ("moments", "sigmoid", 6, 0), ("moments", "sigmoid", 12, 0)]
+CASES += [("powers", "sigmoid", 9, 0), ("powers", "sigmoid", 16, 0)]
 
 
 @pytest.mark.parametrize(("variant", "gate", "order", "sel_heads"), CASES)
@@ -61,6 +66,8 @@ def test_function_matches_reference(variant, gate, order, sel_heads):
     gen = torch.Generator().manual_seed(order * 10 + sel_heads)
     width = sel_heads if sel_heads > 1 else C
     h, g = torch.randn(B, N, C, generator=gen), torch.randn(B, N, width, generator=gen)
+    if variant == "powers" and order > 3:
+        h = h * 0.3  # a**16 of a = 6 (the clamp) is ~3e12: fp32 sums of it cancel past 1e-5
     state, count = torch.randn(B, C, generator=gen) * 4, torch.tensor([0.0, 5.0, 40.0])
     coeff = torch.randn(C, order, generator=gen) if variant == "powers" else None
     feeds = {"h": h.numpy(), "g": g.numpy(), "state": state.numpy(), "count": count.numpy()}
@@ -95,3 +102,9 @@ def test_function_is_flat_and_named_by_contract():
     assert (function.domain, function.name) == ("pomexport", "PolyMixer")
     assert {a.name for a in function.attribute_proto} == {"variant", "order", "gate", "sel_heads"}
     assert all(n.domain in ("", "ai.onnx") for n in function.node)  # helpers inlined
+
+
+def test_portable_flavor_refuses_orders_past_the_scan():
+    model = _mixer_model("powers", "sigmoid", MAX_ORDER + 1, 0)
+    with pytest.raises(ExportError, match=rf"order {MAX_ORDER + 1}: .* covers order <= 16$"):
+        function_for(model)
