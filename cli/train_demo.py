@@ -10,7 +10,7 @@ from pomexport.errors import ConfigError
 
 # TrainConfig's defaults (tests/cli check they agree); not imported here, so that
 # `pomexport --help` does not pay for importing torch.
-_D = {"steps": 8000, "batch": 8, "frames": 16, "lr": 1e-3}
+_D = {"steps": 18000, "batch": 8, "frames": 16, "lr": 1e-3}
 
 
 @click.command("train-demo")

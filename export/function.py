@@ -44,8 +44,8 @@ def CumProd(x: FLOAT) -> FLOAT:
     ONNX has no CumProd. A doubling scan (Hillis-Steele): after the round with shift s each
     row holds the product of the 2s rows ending at it, so four rounds cover k <= 16. Rows
     shifted in from before the start are ones; when s >= k a round multiplies by ones only.
-    It replaced a (k, k)-masked ReduceProd, twice the tensor's size, that cost ~20 % of an
-    int8 step on CPU.
+    It replaced a (k, k)-masked ReduceProd over a tensor twice the size: S/2 steps on ORT
+    CPU (1 thread, batch 2) ran 4 % (fp32) and 5.5 % (int8) faster with the scan.
     """
     ones = op.Expand(op.CastLike(op.Constant(value_float=1.0), x), op.Shape(x))
     x = x * op.Concat(op.Slice(ones, [0], [1], [-2]), op.Slice(x, [0], [-1], [-2]), axis=-2)

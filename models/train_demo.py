@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 class TrainConfig:
     """Hyper-parameters of a demo training run (the defaults made the bundled model)."""
 
-    steps: int = 8000
+    steps: int = 18000
     batch: int = 8
     frames: int = 16
     lr: float = 1e-3

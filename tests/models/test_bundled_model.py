@@ -62,11 +62,6 @@ def test_trained_beats_untrained(reports):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="issue 11 acceptance not reached yet: 8,000 CPU steps (74 min, 1 thread) give "
-    "(a) 0.62 and (c) 0.52 of real data's 1.0 on 64 clips; the bar is 0.8",
-    strict=False,
-)
 def test_trained_scores_near_real_untrained_does_not(reports):
     real, trained, untrained = reports
     for metric in ("single_blob", "consistency"):
