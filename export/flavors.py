@@ -27,13 +27,18 @@ def _onnx_opset(model: onnx.ModelProto) -> int:
     raise ExportError("the step graph imports no default ONNX opset")
 
 
+def _mixer_attributes(model: onnx.ModelProto) -> list[dict]:
+    """The attributes of every PolyMixer node of the graph, in graph order."""
+    return [
+        {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        for node in model.graph.node
+        if node.domain == DOMAIN and node.op_type == OP_TYPE
+    ]
+
+
 def mixer_signature(model: onnx.ModelProto) -> tuple[str, str]:
     """(variant, gate) shared by every PolyMixer node (one function serves them all)."""
-    found = set()
-    for node in model.graph.node:
-        if node.domain == DOMAIN and node.op_type == OP_TYPE:
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            found.add((attrs["variant"].decode(), attrs["gate"].decode()))
+    found = {(a["variant"].decode(), a["gate"].decode()) for a in _mixer_attributes(model)}
     if len(found) != 1:
         raise ExportError(f"expected one PolyMixer (variant, gate) in the graph, found {found}")
     return found.pop()
@@ -50,16 +55,10 @@ def plugin_flavor(model: onnx.ModelProto) -> onnx.ModelProto:
 def function_for(model: onnx.ModelProto) -> onnx.FunctionProto:
     """The PolyMixer FunctionProto matching the graph's nodes and default opset."""
     variant, gate = mixer_signature(model)
-    orders = {
-        helper.get_attribute_value(a)
-        for node in model.graph.node
-        if node.domain == DOMAIN and node.op_type == OP_TYPE
-        for a in node.attribute
-        if a.name == "order"
-    }
-    if max(orders, default=0) > MAX_ORDER:
+    order = max(a["order"] for a in _mixer_attributes(model))
+    if order > MAX_ORDER:
         raise ExportError(
-            f"PolyMixer order {max(orders)}: the portable flavor's decomposition covers"
+            f"PolyMixer order {order}: the portable flavor's decomposition covers"
             f" order <= {MAX_ORDER}"
         )
     function = polymixer_function(variant, gate)
