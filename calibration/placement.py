@@ -113,11 +113,6 @@ def mixer_input_slot(node: ir.Node) -> int | None:
     return None
 
 
-def feeds_mixer_h(node: ir.Node) -> bool:
-    """Whether ``node``'s output is a PolyMixer's ``h``, directly or through its bias Add."""
-    return mixer_input_slot(node) == 0
-
-
 def _exclusion(node: ir.Node, tokens: set[str], first_block: bool) -> str | None:
     """Why ``node`` stays in float, or None when it is a target."""
     activation, weight = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else None
@@ -134,7 +129,7 @@ def _exclusion(node: ir.Node, tokens: set[str], first_block: bool) -> str | None
         return "reads a PolyMixer output"
     if producer is not None and producer.op_type == "LayerNormalization":
         return "reads LayerNormalization directly"
-    if feeds_mixer_h(node):
+    if mixer_input_slot(node) == 0:
         return "PolyMixer h projection (its error is raised to the order and summed into the state)"
     if first_block:
         return "first PoM block (its state places the object every later block and frame reads)"
