@@ -28,6 +28,13 @@ _D = {"steps": 18000, "batch": 8, "frames": 16, "lr": 1e-3}
     "--frames", type=int, default=None, help=f"Frames per clip  [default: {_D['frames']}]"
 )
 @click.option("--lr", type=float, default=None, help=f"Peak learning rate  [default: {_D['lr']:g}]")
+@click.option(
+    "--init",
+    default=None,
+    metavar="MODEL",
+    help="Start from these weights (bundled name such as pom-dit-video-tiny, or a "
+    ".safetensors file) instead of a random init: fine-tuning, e.g. on longer --frames.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch's default).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -37,12 +44,15 @@ def command(
     batch: int | None,
     frames: int | None,
     lr: float | None,
+    init: str | None,
     seed: int,
     threads: int,
     progress: bool,
 ) -> None:
-    """Train the `tiny` preset from scratch with the recipe of the bundled model
-    (teacher-forced per-frame flow matching, EMA) and write its weights to OUT."""
+    """Train the `tiny` preset from scratch (or from --init weights) with the recipe of
+    the bundled model (teacher-forced per-frame flow matching, EMA) and write its weights
+    to OUT."""
+    from pomexport.models.registry import load_model
     from pomexport.models.train_demo import TrainConfig, train
 
     given = {"steps": steps, "batch": batch, "frames": frames, "lr": lr}
@@ -51,6 +61,8 @@ def command(
         raise ConfigError("--steps, --batch, --frames and --lr must be positive")
     if out.suffix != ".safetensors":
         raise ConfigError(f"--out must end in .safetensors, got {out.name!r}")
-    cfg = TrainConfig(seed=seed, threads=threads, **overrides)
+    if init is not None:
+        load_model(init)  # a bad name or file fails here, before any training
+    cfg = TrainConfig(seed=seed, threads=threads, init=init, **overrides)
     train(cfg, out, progress=progress)
     click.echo(f"wrote {out}")

@@ -30,6 +30,7 @@ from pomexport.models.config import PoMDiTConfig
 from pomexport.models.demo_data import BouncingShapes
 from pomexport.models.pom_dit import PoMDiT
 from pomexport.models.presets import TINY
+from pomexport.models.registry import load_model
 from pomexport.models.weights import atomic_write, save_weights
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ class TrainConfig:
     checkpoint_every: int = 100
     threads: int = 0  # 0: leave torch's default
     model: PoMDiTConfig = field(default_factory=lambda: TINY)
+    # Weights to start from (bundled name or file; see ``load_model``) instead of a random
+    # ``model``: fine-tuning, e.g. on longer clips. Their own config replaces ``model``.
+    init: str | None = None
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -130,7 +134,8 @@ def _info(cfg: TrainConfig, step: int, loss: float, seconds: float) -> dict:
 
 
 def train(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True) -> PoMDiT:
-    """Train from scratch; return the EMA model. With ``out``, checkpoint there periodically.
+    """Train from scratch (or from ``cfg.init``); return the EMA model. With ``out``,
+    checkpoint there periodically.
 
     ``out`` gets the EMA weights (safetensors, training info in its metadata) and a JSON
     twin with the same info next to it.
@@ -141,7 +146,7 @@ def train(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True
         torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(cfg.seed)
-    model = PoMDiT(cfg.model).train()
+    model = (PoMDiT(cfg.model) if cfg.init is None else load_model(cfg.init)).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     data = BouncingShapes(cfg.batch, cfg.frames, seed=cfg.seed)
@@ -177,6 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("lr", "ema_decay", "decay_frac"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     p.add_argument("--out", type=Path, required=True, help="weights file to write (.safetensors)")
+    p.add_argument("--init", default=None, help="weights to start from (bundled name or file)")
     return p
 
 

@@ -50,6 +50,26 @@ def test_checkpoint_reloads_exactly_and_records_training_info(tmp_path):
     assert info["step"] == 3 and info["train"]["seed"] == 0
 
 
+def test_init_starts_from_the_given_weights_and_their_config(tmp_path):
+    start = tmp_path / "start.safetensors"
+    other = SMALL.replace(depth=1)
+    train(_config(model=other), start, progress=False)
+    # lr 0: the optimiser moves nothing, so the EMA must stay exactly on the start weights
+    frozen = train(_config(lr=0.0, init=str(start)), progress=False)
+    assert frozen.cfg == other
+    want = load_weights(start).state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in frozen.state_dict().items())
+    moved = train(_config(init=str(start)), progress=False).state_dict()
+    assert any(not torch.equal(v, want[k]) for k, v in moved.items())
+
+
+def test_cli_refuses_an_unknown_init_before_training(tmp_path):
+    out = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(cli, ["train-demo", "--init", "nosuch", "-o", str(out)])
+    assert result.exit_code == 1 and "unknown model 'nosuch'" in result.output
+    assert not list(tmp_path.iterdir())
+
+
 def test_lr_warms_up_holds_then_decays_to_zero_over_the_last_fraction():
     cfg = _config(warmup=4, lr=1e-3, steps=100, decay_frac=0.3)
     assert lr_at(0, cfg) == pytest.approx(2.5e-4)
