@@ -52,7 +52,6 @@ def command(
     """Train the `tiny` preset from scratch (or from --init weights) with the recipe of
     the bundled model (teacher-forced per-frame flow matching, EMA) and write its weights
     to OUT."""
-    from pomexport.models.registry import load_model
     from pomexport.models.train_demo import TrainConfig, train
 
     given = {"steps": steps, "batch": batch, "frames": frames, "lr": lr}
@@ -61,8 +60,6 @@ def command(
         raise ConfigError("--steps, --batch, --frames and --lr must be positive")
     if out.suffix != ".safetensors":
         raise ConfigError(f"--out must end in .safetensors, got {out.name!r}")
-    if init is not None:
-        load_model(init)  # a bad name or file fails here, before any training
     cfg = TrainConfig(seed=seed, threads=threads, init=init, **overrides)
     train(cfg, out, progress=progress)
     click.echo(f"wrote {out}")
