@@ -7,7 +7,11 @@ on ``PATH`` (e.g. NVIDIA's container, backends in ``/opt/tritonserver/backends``
 
 The wheel ships the Python backend without its stub and one stub per Python version; like
 pytriton itself, we assemble a backend folder with the stub of the running Python, so the
-stub's interpreter is this one and imports this ``pomexport``.
+stub's interpreter is this one (or, under numpy 2, a stub environment that sees this one's
+packages: :mod:`~pomexport.runtime.serving.stub_env`) and imports this ``pomexport``.
+
+When the server does not start, :class:`ServerError` names the cause (the model-load errors of
+its log, :mod:`~pomexport.runtime.serving.server_log`) and keeps the log file for the user.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from pomexport.errors import ConfigError, PomExportError
+from pomexport.runtime.serving.server_log import failure_summary
 from pomexport.runtime.serving.stub_env import stub_bin
 
 logger = logging.getLogger(__name__)
@@ -133,6 +138,9 @@ def server_env(install: TritonInstall, stub_bin: Path | None = None) -> dict[str
 class TritonServer:
     """A running ``tritonserver`` on ``repo``; a context manager that stops it on exit.
 
+    The server's log goes to ``log_path``, or to a temporary file that :meth:`stop` removes
+    unless the server failed (then the error names it).
+
     >>> with TritonServer("repo", http_port=8000, grpc_port=8001) as server:
     ...     server.wait_ready(timeout_s=120)
     """
@@ -151,19 +159,42 @@ class TritonServer:
         install = find_tritonserver(self._workdir.name)
         self.url = f"{address}:{http_port}"
         self.grpc_url = f"{address}:{grpc_port}"
-        self.log_path = Path(log_path or Path(self._workdir.name) / "tritonserver.log")
+        # Outside the workdir, which stop() removes: a failed server's log must outlive it.
+        self._own_log, self._keep_log = log_path is None, log_path is not None
+        if log_path is None:
+            fd, log_path = tempfile.mkstemp(prefix="pomexport-tritonserver-", suffix=".log")
+            os.close(fd)
+        self.log_path = Path(log_path).absolute()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        python_bin = stub_bin() if install.backends is not None else None
+        self.stub_env = python_bin.parent if python_bin else None  # None: this Python's own
         cmd = server_command(install, repo, http_port, grpc_port, address)
-        env = server_env(install, stub_bin() if install.backends is not None else None)
-        logger.info("starting %s", " ".join(cmd))
+        logger.info("starting %s (log: %s)", " ".join(cmd), self.log_path)
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.process = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=server_env(install, python_bin)
+            )
 
     def log_tail(self, chars: int = 3000) -> str:
-        """The end of the server's log (for error messages)."""
+        """The end of the server's log."""
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+    def failure(self, what: str) -> ServerError:
+        """A one-line :class:`ServerError`: ``what``, the causes found in the log, where the
+        stub environment and the log are (the log is then kept)."""
+        self._keep_log = True
+        try:
+            cause = failure_summary(self.log_path.read_text(errors="replace"))
+        except OSError as e:
+            cause = f"(log unreadable: {e})"
+        where = f"Python-backend stub environment {self.stub_env}; " if self.stub_env else ""
+        return ServerError(
+            f"{what}: {cause} ({where}server log kept at {self.log_path}; "
+            "`pomexport serve --log-file PATH` writes it where you choose)"
+        )
 
     def ready(self) -> bool:
         """True when the server answers ready on HTTP (all models loaded)."""
@@ -175,18 +206,16 @@ class TritonServer:
             return False
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
-        """Block until ready; :class:`ServerError` (with the log's end) if the server exits or
-        is not ready after ``timeout_s``."""
+        """Block until ready; :class:`ServerError` naming the cause (see :meth:`failure`) if
+        the server exits or is not ready after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServerError(
-                    f"tritonserver exited ({self.process.returncode}):\n" + self.log_tail()
-                )
+                raise self.failure(f"tritonserver exited ({self.process.returncode})")
             if self.ready():
                 return
             time.sleep(0.25)
-        raise ServerError(f"tritonserver not ready after {timeout_s:.0f} s:\n" + self.log_tail())
+        raise self.failure(f"tritonserver not ready after {timeout_s:.0f} s")
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """Terminate the server (SIGTERM, then SIGKILL after ``timeout_s``)."""
@@ -198,6 +227,8 @@ class TritonServer:
                 self.process.kill()
                 self.process.wait(timeout=timeout_s)
         self._workdir.cleanup()
+        if self._own_log and not self._keep_log:
+            self.log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> TritonServer:
         return self
