@@ -16,6 +16,11 @@ TORCH_OP = "pomexport::poly_mixer"
 PLUGIN_NAME = "PolyMixer"
 PLUGIN_VERSION = "1"
 PLUGIN_NAMESPACE = "pomexport"
+# The node attribute TensorRT's ONNX parser takes the plugin namespace from (default ""): the
+# plugin flavor sets it to PLUGIN_NAMESPACE on every PolyMixer node, the portable flavor never
+# (export/flavors.py; why: runtime/plugin/README.md "Loading"). Not an op attribute: the parser
+# passes a plugin only the fields its creator lists, so it never reaches the plugin.
+PLUGIN_NAMESPACE_ATTRIBUTE = "plugin_namespace"
 
 OP_INPUTS = ("h", "g", "state", "count", "coeff")  # coeff only for variant "powers"
 OP_OUTPUTS = ("y", "state_out")

@@ -48,9 +48,8 @@ void expectDim(nvinfer1::Dims const& dims, int32_t rank, int32_t axis, int64_t e
 
 } // namespace
 
-PolyMixerPlugin::PolyMixerPlugin(PolyMixerAttributes const& attributes, char const* pluginNamespace)
+PolyMixerPlugin::PolyMixerPlugin(PolyMixerAttributes const& attributes)
     : mAttributes(attributes)
-    , mNamespace(pluginNamespace != nullptr ? pluginNamespace : contract::kPLUGIN_NAMESPACE)
 {
     mAttributes.validate();
     initSerialFields();
@@ -62,7 +61,6 @@ PolyMixerPlugin::PolyMixerPlugin(PolyMixerPlugin const& other)
     , nvinfer1::IPluginV3OneBuild(other)
     , nvinfer1::IPluginV3OneRuntime(other)
     , mAttributes(other.mAttributes)
-    , mNamespace(other.mNamespace)
 {
     // The field collection points into this object's own members, so it is rebuilt, not copied.
     initSerialFields();
@@ -127,7 +125,7 @@ char const* PolyMixerPlugin::getPluginVersion() const noexcept
 
 char const* PolyMixerPlugin::getPluginNamespace() const noexcept
 {
-    return mNamespace;
+    return contract::kPLUGIN_NAMESPACE;
 }
 
 void PolyMixerPlugin::checkShapes(nvinfer1::Dims const* inputDims, int32_t nbInputs) const

@@ -53,10 +53,7 @@ class PolyMixerPlugin final : public nvinfer1::IPluginV3,
                               public nvinfer1::IPluginV3OneRuntime
 {
 public:
-    //! pluginNamespace: the namespace of the creator that made it (a string with static storage),
-    //! reported back so a serialised engine finds that same creator again.
-    explicit PolyMixerPlugin(
-        PolyMixerAttributes const& attributes, char const* pluginNamespace = contract::kPLUGIN_NAMESPACE);
+    explicit PolyMixerPlugin(PolyMixerAttributes const& attributes);
     PolyMixerPlugin(PolyMixerPlugin const& other);
     PolyMixerPlugin& operator=(PolyMixerPlugin const&) = delete;
     ~PolyMixerPlugin() override = default;
@@ -101,20 +98,17 @@ private:
     void checkShapes(nvinfer1::Dims const* inputDims, int32_t nbInputs) const;
 
     PolyMixerAttributes mAttributes;
-    char const* mNamespace;
     std::string mDescription;
     std::vector<nvinfer1::PluginField> mSerialFields;
     nvinfer1::PluginFieldCollection mSerialCollection{};
 };
 
-//! One creator per registry namespace: TensorRT's ONNX parser before 10.10 looks plugins up in the
-//! namespace of the node attribute plugin_namespace (default ""), from 10.10 on in the node's domain
-//! ("pomexport"), so the library offers the same creator under both (getCreators).
+//! The one creator of the library: PolyMixer, version 1, namespace "pomexport" (contract.py). The
+//! plugin-flavor ONNX names that namespace in its plugin_namespace attribute (README "Loading").
 class PolyMixerPluginCreator final : public nvinfer1::IPluginCreatorV3One
 {
 public:
-    //! pluginNamespace must have static storage (a string literal).
-    explicit PolyMixerPluginCreator(char const* pluginNamespace = contract::kPLUGIN_NAMESPACE);
+    PolyMixerPluginCreator();
     ~PolyMixerPluginCreator() override = default;
 
     nvinfer1::IPluginV3* createPlugin(
@@ -125,7 +119,6 @@ public:
     char const* getPluginNamespace() const noexcept override;
 
 private:
-    char const* mNamespace;
     std::vector<nvinfer1::PluginField> mFieldNames;
     nvinfer1::PluginFieldCollection mFieldCollection{};
 };

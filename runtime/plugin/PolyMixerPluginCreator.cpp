@@ -10,13 +10,12 @@
  *   nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
  * (getPluginCreators is the older, deprecated name for IPluginCreator V2 creators.)
  *
- * getCreators returns the PolyMixer creator twice, identical but for the registry namespace:
- * "pomexport" (DESIGN.md §2; what TensorRT 10.10+ and 11 use, since their ONNX parser takes the
- * plugin namespace from the node's domain) and the default namespace "" (what the TensorRT 10.3
- * parser uses: it reads the node attribute plugin_namespace, default "", and ignores the
- * domain). So model.plugin.onnx resolves to this plugin on 10.3 and on 11 without a
- * version-specific attribute. Each plugin reports the namespace of the creator that made it,
- * so a serialised engine finds the same creator again when it is deserialised.
+ * getCreators returns exactly one creator: PolyMixer, version 1, namespace "pomexport"
+ * (DESIGN.md §2). loadLibrary "will fail and return nullptr if any of the plugins are already
+ * registered", so a library listing one plugin twice is a library that may not load at all.
+ * The plugin-flavor ONNX carries plugin_namespace="pomexport" on its PolyMixer nodes
+ * (export/flavors.py), which is the namespace every TensorRT ONNX parser from 10.3 to 11 looks in
+ * first; README.md "Loading" gives the parser source lines.
  */
 #include "PolyMixerPlugin.h"
 #include "polyMixerContract.h"
@@ -193,8 +192,7 @@ void reportPluginError(char const* where, char const* what) noexcept
     }
 }
 
-PolyMixerPluginCreator::PolyMixerPluginCreator(char const* pluginNamespace)
-    : mNamespace(pluginNamespace != nullptr ? pluginNamespace : contract::kPLUGIN_NAMESPACE)
+PolyMixerPluginCreator::PolyMixerPluginCreator()
 {
     mFieldNames.emplace_back(contract::kATTR_VARIANT, nullptr, nvinfer1::PluginFieldType::kCHAR, 0);
     mFieldNames.emplace_back(contract::kATTR_ORDER, nullptr, nvinfer1::PluginFieldType::kINT32, 1);
@@ -210,7 +208,7 @@ nvinfer1::IPluginV3* PolyMixerPluginCreator::createPlugin(
     try
     {
         // Build and runtime phases read the same fields: getFieldsToSerialize writes the attributes.
-        return new PolyMixerPlugin(parseAttributes(fc), mNamespace);
+        return new PolyMixerPlugin(parseAttributes(fc));
     }
     catch (std::exception const& e)
     {
@@ -236,7 +234,7 @@ char const* PolyMixerPluginCreator::getPluginVersion() const noexcept
 
 char const* PolyMixerPluginCreator::getPluginNamespace() const noexcept
 {
-    return mNamespace;
+    return contract::kPLUGIN_NAMESPACE;
 }
 
 } // namespace plugin
@@ -250,15 +248,13 @@ POMEXPORT_PLUGIN_API void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
     pomexport::plugin::gLoggerFinder.store(finder);
 }
 
-//! Entry point of IPluginRegistry::loadLibrary: the creators this library provides -- PolyMixer in
-//! the "pomexport" namespace and, for the TensorRT 10.3 ONNX parser, in the default one (see top).
+//! Entry point of IPluginRegistry::loadLibrary: the creators this library provides -- one, PolyMixer
+//! v1 in the "pomexport" namespace (one (name, version, namespace) may be registered only once).
 POMEXPORT_PLUGIN_API nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
 {
     // Function-local statics: created on first use, after the library is fully loaded.
-    static pomexport::plugin::PolyMixerPluginCreator sPolyMixerCreator{pomexport::contract::kPLUGIN_NAMESPACE};
-    static pomexport::plugin::PolyMixerPluginCreator sPolyMixerDefaultNamespaceCreator{""};
-    static nvinfer1::IPluginCreatorInterface* const sCreators[]
-        = {&sPolyMixerCreator, &sPolyMixerDefaultNamespaceCreator};
+    static pomexport::plugin::PolyMixerPluginCreator sPolyMixerCreator;
+    static nvinfer1::IPluginCreatorInterface* const sCreators[] = {&sPolyMixerCreator};
     nbCreators = static_cast<int32_t>(sizeof(sCreators) / sizeof(sCreators[0]));
     return sCreators;
 }
