@@ -103,7 +103,7 @@ def _fp16(graph: onnx.ModelProto, feeds: list, progress: Progress):
 
 
 def _write_flavors(graph: onnx.ModelProto, out: Path, flavors, progress: Progress) -> None:
-    from pomexport.export.flavors import add_function
+    from pomexport.export.flavors import add_function, to_plugin_flavor
 
     # Portable first: when the weights go external, the plugin file shares model.onnx.data.
     for flavor in ("portable", "plugin"):
@@ -112,7 +112,7 @@ def _write_flavors(graph: onnx.ModelProto, out: Path, flavors, progress: Progres
         if flavor == "portable":
             add_function(graph)
         else:
-            del graph.functions[:]
+            to_plugin_flavor(graph)
         path = out / FLAVOR_FILES[flavor]
         progress(f"writing {path.name}")
         save_onnx(graph, path)

@@ -23,6 +23,7 @@ from pomexport.export.contract import (
     OP_OUTPUTS,
     OP_TYPE,
     OP_VERSION,
+    PLUGIN_NAMESPACE_ATTRIBUTE,
 )
 
 _DOC = """Polynomial Mixer (PoM): y = gate(g) * (state + sum_n P(h_n)) / (count + N),
@@ -46,6 +47,14 @@ def _attribute(name: str, default: object) -> defs.OpSchema.Attribute:
     return defs.OpSchema.Attribute(name, helper.make_attribute(name, default), "")
 
 
+def _plugin_namespace_attribute() -> defs.OpSchema.Attribute:
+    """Optional, no default: only the plugin flavor's nodes carry it (export/flavors.py), and
+    the checker must accept it there; it is TensorRT's, not the op's (no kernel reads it)."""
+    doc = "TensorRT plugin registry namespace of the PolyMixer plugin (plugin flavor only)"
+    string = defs.OpSchema.AttrType.STRING
+    return defs.OpSchema.Attribute(PLUGIN_NAMESPACE_ATTRIBUTE, string, doc, required=False)
+
+
 def _infer(ctx: onnx.shape_inference.InferenceContext) -> None:
     """``y`` takes ``h``'s type and shape; ``state_out`` is fp32 shaped like ``state``."""
     if ctx.has_input(0):
@@ -64,6 +73,7 @@ def build_schema() -> defs.OpSchema:
     inputs = [_formal(name, _INPUT_TYPES[name], optional=name == "coeff") for name in OP_INPUTS]
     outputs = [_formal(name, _OUTPUT_TYPES[name]) for name in OP_OUTPUTS]
     attributes = [_attribute(name, default) for name, (_, default) in OP_ATTRIBUTES.items()]
+    attributes.append(_plugin_namespace_attribute())
     schema = defs.OpSchema(
         OP_TYPE,
         DOMAIN,

@@ -81,7 +81,7 @@ def test_io_contract(fp32_artifacts):
 
 
 @pytest.mark.parametrize("variant", ["moments", "powers"])
-def test_flavors_check_and_differ_only_by_function(variant, fp32_artifacts):
+def test_flavors_check_and_differ_only_by_function_and_plugin_namespace(variant, fp32_artifacts):
     art = fp32_artifacts[variant]
     portable = onnx.load(str(art.onnx_path("portable")))
     plugin = onnx.load(str(art.onnx_path("plugin")))
@@ -89,12 +89,21 @@ def test_flavors_check_and_differ_only_by_function(variant, fp32_artifacts):
         onnx.checker.check_model(model, full_check=True)
     assert [(f.domain, f.name) for f in portable.functions] == [("pomexport", "PolyMixer")]
     assert len(plugin.functions) == 0
+    mixers = [n for n in plugin.graph.node if n.domain == "pomexport"]
+    assert len(mixers) == art.config.depth and all(n.op_type == "PolyMixer" for n in mixers)
+    # The plugin flavor names the plugin's registry namespace on every node (the lookup every
+    # TensorRT parser tries first); the portable one never does (runtime/plugin/README.md).
+    namespaces = [[a.s for a in n.attribute if a.name == "plugin_namespace"] for n in mixers]
+    assert namespaces == [[b"pomexport"]] * len(mixers)
+    assert not any(a.name == "plugin_namespace" for n in portable.graph.node for a in n.attribute)
     del portable.functions[:]
+    for node in mixers:
+        kept = [a for a in node.attribute if a.name != "plugin_namespace"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
     assert portable.SerializeToString(deterministic=True) == plugin.SerializeToString(
         deterministic=True
     )
-    mixers = [n for n in plugin.graph.node if n.domain == "pomexport"]
-    assert len(mixers) == art.config.depth and all(n.op_type == "PolyMixer" for n in mixers)
 
 
 def test_reload_verifies(fp32_artifacts):

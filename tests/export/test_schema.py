@@ -14,7 +14,9 @@ def test_registration_is_idempotent():
     schema = defs.get_schema("PolyMixer", 1, "pomexport")
     assert [i.name for i in schema.inputs] == ["h", "g", "state", "count", "coeff"]
     assert [o.name for o in schema.outputs] == ["y", "state_out"]
-    assert set(schema.attributes) == {"variant", "order", "gate", "sel_heads"}
+    assert set(schema.attributes) == {"variant", "order", "gate", "sel_heads", "plugin_namespace"}
+    # TensorRT's lookup attribute: optional (only plugin-flavor nodes carry it), no default.
+    assert not schema.attributes["plugin_namespace"].required
 
 
 def test_shape_inference_through_the_op():
