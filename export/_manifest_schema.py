@@ -63,11 +63,15 @@ def _check_model(path: Path, manifest: dict) -> None:
         or not isinstance(config, dict)
     ):
         raise _fail(path, "'model' must hold a name and a config")
+    # A field whose default is None (an optional bound) holds an int or null.
     types = {f.name: type(f.default) for f in dataclasses.fields(PoMDiTConfig)}
+    types = {k: int if v is type(None) else v for k, v in types.items()}
+    optional = {f.name for f in dataclasses.fields(PoMDiTConfig) if f.default is None}
     for key, value in config.items():
         want = types.get(key)
         # JSON has one number type: an int is a fine float; a bool is not an int.
         fits = want is float and type(value) in (int, float) or type(value) is want
+        fits = fits or (key in optional and value is None)
         if not fits:
             raise _fail(path, f"model config {key!r} must be a {getattr(want, '__name__', want)}")
     try:

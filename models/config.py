@@ -32,6 +32,11 @@ class PoMDiTConfig:
     video: bool = True
     text_dim: int = 0  # > 0: cross-PoM on precomputed text embeddings instead of class labels
     class_dropout: float = 0.1  # label == num_classes is the unconditional (CFG) token
+    # Stationary state (docs/design.md §2-3): each commit discounts the past by ``decay``;
+    # 1.0 is the uniform mean over every committed token (bit for bit).
+    decay: float = 1.0
+    # The frame-index embedding reads min(frame_index, max_frame_index); None: unbounded.
+    max_frame_index: int | None = None
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -44,6 +49,10 @@ class PoMDiTConfig:
             )
         if self.order < 1 or self.expansion < 1:
             raise ConfigError("order and expansion must be >= 1")
+        if not 0.0 < self.decay <= 1.0:
+            raise ConfigError(f"decay must be in (0, 1], got {self.decay}")
+        if self.max_frame_index is not None and self.max_frame_index < 0:
+            raise ConfigError(f"max_frame_index must be >= 0, got {self.max_frame_index}")
         if self.sel_heads > 1 and (self.variant != "powers" or self.state_width % self.sel_heads):
             raise ConfigError("sel_heads > 1 needs the 'powers' variant and divides the state")
 

@@ -72,14 +72,45 @@ class PolyMixer(nn.Module):
         return self.proj_out(y).reshape(b, f, n, d)
 
 
+def discounted_read(
+    state: torch.Tensor, count: torch.Tensor, decay: float, tokens: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the op reads of the committed state under a stationary ``decay`` (design §2-3).
+
+    The state contract keeps ``count`` = committed tokens (``f * tokens`` after ``f``
+    frames), so every runtime advances it as before; the discounted count is derived here:
+
+        c_d(f) = tokens * (1 - decay**f) / (1 - decay)        (= tokens * f when decay = 1)
+
+    The op then gets ``decay * state`` and ``decay * c_d(f)``, so it computes
+    ``y = gate * (decay*state + sum P) / (decay*c_d + N)`` and
+    ``state_out = decay*state + sum P`` — the discounted recursion — with the op, its
+    kernels and its plugin unchanged. ``decay = 1`` returns the inputs themselves.
+    """
+    if decay == 1.0:
+        return state, count
+    discounted = tokens * (1.0 - torch.pow(decay, count / tokens)) / (1.0 - decay)
+    return state * decay, discounted * decay
+
+
 def exclusive_prefix(
-    sums: torch.Tensor, state: torch.Tensor, count: torch.Tensor, tokens: int
+    sums: torch.Tensor, state: torch.Tensor, count: torch.Tensor, tokens: int, decay: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Block-causal prefix: what frame ``f`` sees before its own tokens.
 
     sums (B, F, C), state (B, C), count (B,) -> prefix (B, F, C), prefix_count (B, F).
-    Summed in frame order from ``state`` so the rounding matches committing one at a time.
+    Summed in frame order from ``state`` so the rounding matches committing one at a time;
+    with ``decay < 1`` the prefix is the discounted one of :func:`discounted_read`, frame
+    by frame exactly as the step form commits.
     """
+    if decay != 1.0:
+        prefix, prefix_count = [], []
+        for f in range(sums.shape[1]):
+            read, read_count = discounted_read(state, count + tokens * f, decay, tokens)
+            prefix.append(read)
+            prefix_count.append(read_count)
+            state = read + sums[:, f]
+        return torch.stack(prefix, dim=1), torch.stack(prefix_count, dim=1)
     running = torch.cat([state.unsqueeze(1), sums[:, :-1]], dim=1).cumsum(dim=1)
     frames = torch.arange(sums.shape[1], device=sums.device, dtype=torch.float32)
     return running, count.unsqueeze(1) + tokens * frames

@@ -18,7 +18,7 @@ from torch import nn
 from pomexport.models.config import PoMDiTConfig
 from pomexport.models.dit import FinalLayer, PoMDiTBlock
 from pomexport.models.embeddings import FrameEmbedder, PatchEmbed, TimestepEmbedder
-from pomexport.models.mixer import exclusive_prefix
+from pomexport.models.mixer import discounted_read, exclusive_prefix
 
 Prefixes = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -54,6 +54,9 @@ class PoMDiT(nn.Module):
         b, f = x.shape[:2]
         tokens = self.patch(x.flatten(0, 1)).unflatten(0, (b, f))
         if self.frame is not None:
+            if self.cfg.max_frame_index is not None:
+                # Bounded: an endless stream never reads an index training did not cover.
+                frame_index = frame_index.clamp(max=self.cfg.max_frame_index)
             tokens = tokens + self.frame(frame_index).unsqueeze(-2)
         c = self.time(t)
         text = None
@@ -94,6 +97,7 @@ class PoMDiT(nn.Module):
         -> v (B, C_in, H, W), state_out (L, B, C) fp32.
         """
         outs: list[torch.Tensor] = []
+        state, count = discounted_read(state, count, self.cfg.decay, self.cfg.tokens_per_frame)
 
         def mixer_step(layer: int):
             def mix(u: torch.Tensor) -> torch.Tensor:
@@ -138,7 +142,8 @@ class PoMDiT(nn.Module):
                     return mixer.forward_frames(u, *prefixes[layer])
                 s = mixer.frame_sums(u)
                 sums.append(s)
-                return mixer.forward_frames(u, *exclusive_prefix(s, state[layer], count, n))
+                prefix = exclusive_prefix(s, state[layer], count, n, self.cfg.decay)
+                return mixer.forward_frames(u, *prefix)
 
             return mix
 
@@ -159,7 +164,8 @@ class PoMDiT(nn.Module):
         t0 = clean.new_zeros(clean.shape[:2])
         _, sums = self.forward_clip(clean, t0, cond, frame_index, state, count)
         n = self.cfg.tokens_per_frame
-        return [exclusive_prefix(sums[i], state[i], count, n) for i in range(self.cfg.depth)]
+        d = self.cfg.decay
+        return [exclusive_prefix(sums[i], state[i], count, n, d) for i in range(self.cfg.depth)]
 
     def forward_teacher_forced(
         self,

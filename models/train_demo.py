@@ -63,6 +63,14 @@ class TrainConfig:
     # Weights to start from (bundled name or file; see ``load_model``) instead of a random
     # ``model``: fine-tuning, e.g. on longer clips. Their own config replaces ``model``.
     init: str | None = None
+    # Stationary state (set on the model's config, also over an ``init``'s): the commit
+    # decay and the bound of the frame-index embedding; None keeps the model's own.
+    decay: float | None = None
+    max_frame_index: int | None = None
+    # Context frames are committed as ``(1 - s) x0 + s eps`` with s ~ U[0, context_noise]
+    # per frame (still labelled t = 0): the model learns to read states of imperfect frames,
+    # as in a long rollout of its own samples. 0: clean context, the stream not drawn from.
+    context_noise: float = 0.0
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -110,7 +118,11 @@ def flow_loss(
     index = frame_indices(b, f, cfg, gen)
     tt = t.view(b, f, 1, 1, 1)
     x_t = (1 - tt) * clean + tt * eps
-    v = model.forward_teacher_forced(x_t, t, clean, cond, index)
+    context = clean
+    if cfg.context_noise > 0:
+        s = cfg.context_noise * torch.rand(b, f, 1, 1, 1, generator=gen)
+        context = (1 - s) * clean + s * torch.randn(clean.shape, generator=gen)
+    v = model.forward_teacher_forced(x_t, t, context, cond, index)
     return (v - (eps - clean)).square().mean()
 
 
@@ -147,6 +159,8 @@ def train(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(cfg.seed)
     model = (PoMDiT(cfg.model) if cfg.init is None else load_model(cfg.init)).train()
+    stationary = {"decay": cfg.decay, "max_frame_index": cfg.max_frame_index}
+    model.cfg = model.cfg.replace(**{k: v for k, v in stationary.items() if v is not None})
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     data = BouncingShapes(cfg.batch, cfg.frames, seed=cfg.seed)
@@ -179,6 +193,10 @@ def _parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     for name in ("steps", "batch", "frames", "seed", "threads", "checkpoint_every"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    for name in ("max_frame_index",):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None)
+    for name in ("decay", "context_noise", "offset_prob"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     for name in ("lr", "ema_decay", "decay_frac"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     p.add_argument("--out", type=Path, required=True, help="weights file to write (.safetensors)")
