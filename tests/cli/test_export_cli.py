@@ -15,7 +15,6 @@ from pomexport.errors import ConfigError
 from pomexport.export import load_artifact
 from pomexport.export.contract import STEP_INPUTS
 from pomexport.models import PoMDiT, get_preset, save_weights
-from pomexport.models.registry import DEFAULT_MODEL, bundled_path
 
 
 @pytest.fixture
@@ -57,8 +56,12 @@ def test_bad_input_is_one_line(args, message, tmp_path):
     assert not (tmp_path / "x" / "manifest.json").exists()
 
 
-@pytest.mark.skipif(bundled_path(DEFAULT_MODEL).is_file(), reason="bundled model is installed")
-def test_default_model_missing_is_explained(tmp_path):
+def test_default_model_missing_is_explained(tmp_path, monkeypatch):
+    """As if the package were installed without its weights (they ship in it, so the path is
+    redirected to a file that does not exist)."""
+    from pomexport.export import api
+
+    monkeypatch.setattr(api, "bundled_path", lambda name: tmp_path / f"{name}.safetensors")
     result = CliRunner().invoke(cli, ["export", "--out", str(tmp_path / "x")])
     assert result.exit_code == 1
     assert "not installed yet" in result.output and "'tiny'" in result.output

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -25,11 +26,14 @@ def test_models_lists_every_preset_with_state_size():
     assert 30 < s2["params_m"] < 60
 
 
-@pytest.mark.skipif(shutil.which("pomexport") is None, reason="console script not installed")
 @pytest.mark.parametrize("args", [["--help"], ["models"], ["generate", "--help"]])
 def test_console_script(args, tmp_path):
+    # pip puts it beside the interpreter of the environment it installs into (also when that
+    # virtualenv is not activated, so PATH may not have it)
+    script = Path(sys.executable).with_name("pomexport")
+    assert script.is_file(), f"console script not installed at {script} (pip install .)"
     proc = subprocess.run(
-        ["pomexport", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120
+        [str(script), *args], capture_output=True, text=True, cwd=tmp_path, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
     assert "Usage" in proc.stdout or "XL/2" in proc.stdout

@@ -13,8 +13,6 @@ from click.testing import CliRunner
 
 from pomexport.cli.main import cli
 
-pytest.importorskip("onnxruntime")
-
 
 def shared_artifact(tmp_path_factory) -> Path:
     """The session's fp32 artifact (same place and model as tests/runtime/test_verify.py,
@@ -83,7 +81,6 @@ def test_bad_input_is_one_error_line(tmp_path):
 
 
 def test_bench_plot_writes_a_png(tmp_path):
-    pytest.importorskip("matplotlib")
     from PIL import Image
 
     plot, out = tmp_path / "bench.png", tmp_path / "bench.json"

@@ -78,7 +78,6 @@ def test_gates_come_from_the_manifest_else_defaults():
 
 
 def test_bench_plot_has_one_line_per_series_and_labelled_axes(tmp_path):
-    pytest.importorskip("matplotlib")
     from PIL import Image
 
     from pomexport.runtime.plots import bench_figure, plot_bench

@@ -20,11 +20,6 @@ from pomexport.export.artifact import MANIFEST, load_artifact
 from pomexport.models import get_preset
 from pomexport.runtime.sampler import time_schedule
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("cmake") is None or shutil.which("g++") is None and shutil.which("c++") is None,
-    reason="cmake and a C++17 compiler are needed to build libpomrt",
-)
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -125,14 +120,13 @@ def test_example_builds_and_explains_the_cpu_only_build(build_dir, tmp_path):
     assert "built without TensorRT" in done.stderr
 
 
-@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not found")
-def test_frame_loop_kernels_compile_with_nvcc(tmp_path):
+def test_frame_loop_kernels_compile_with_nvcc(nvcc, tmp_path):
     """The CUDA half of the runtime (no TensorRT in it) compiles for Orin (sm_87) and Thor."""
     cpp = REPO / "runtime" / "cpp"
     arches = ["-gencode", "arch=compute_87,code=sm_87"]
     arches += ["-gencode", "arch=compute_110,code=sm_110"]
     done = subprocess.run(
-        ["nvcc", "-std=c++17", *arches, "-Werror", "all-warnings", "-I", str(cpp / "include")]
+        [nvcc, "-std=c++17", *arches, "-Werror", "all-warnings", "-I", str(cpp / "include")]
         + ["-c", str(cpp / "src" / "kernels.cu"), "-o", str(tmp_path / "kernels.o")],
         capture_output=True,
         text=True,
@@ -266,7 +260,6 @@ TRT_HEADER_DIRS = [p for p in os.environ.get("POMEXPORT_TRT_HEADERS", "").split(
 
 
 @pytest.mark.tensorrt
-@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not found")
 @pytest.mark.skipif(
     not TRT_HEADER_DIRS,
     reason="set POMEXPORT_TRT_HEADERS to TensorRT include/ folders (copies of NVIDIA/TensorRT "
@@ -274,7 +267,7 @@ TRT_HEADER_DIRS = [p for p in os.environ.get("POMEXPORT_TRT_HEADERS", "").split(
     "which CI does not have)",
 )
 @pytest.mark.parametrize("include_dir", TRT_HEADER_DIRS)
-def test_trt_compile_check(include_dir):
+def test_trt_compile_check(nvcc, include_dir):
     """scripts/check_cpp_runtime.sh passes; NvOnnxParser.h comes from the include folder or,
     for release/10.x (onnx-tensorrt submodule), from $POMRT_ONNX_PARSER_INCLUDE."""
     include = Path(include_dir)
@@ -285,8 +278,9 @@ def test_trt_compile_check(include_dir):
     )
     if parser and not Path(parser[0], "NvOnnxParser.h").is_file():
         pytest.skip(
-            f"NvOnnxParser.h is not in {include} (release/10.x keeps it in the onnx-tensorrt "
-            "submodule): set POMRT_ONNX_PARSER_INCLUDE to a folder holding it"
+            f"the TensorRT ONNX parser header NvOnnxParser.h is not in {include} (release/10.x "
+            "keeps it in the onnx-tensorrt submodule): set POMRT_ONNX_PARSER_INCLUDE to a folder "
+            "holding it"
         )
     script = REPO / "scripts" / "check_cpp_runtime.sh"
     done = subprocess.run(

@@ -1,15 +1,15 @@
 """The ctypes harness of the CUDA kernels.
 
-On any machine with nvcc: the harness library builds with the harness's own nvcc command and
-its host-side entry points (workspace size, argument validation) answer correctly. On a GPU
-machine: the kernels match ``torch.ops.pomexport.poly_mixer`` for both variants and dtypes.
+On any machine (nvcc is required: this kind of machine has CUDA 13): the harness library
+builds with the harness's own nvcc command and its host-side entry points (workspace size,
+argument validation) answer correctly. On a GPU machine: the kernels match
+``torch.ops.pomexport.poly_mixer`` for both variants and dtypes.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
-import shutil
 import subprocess
 
 import pytest
@@ -18,11 +18,10 @@ import torch
 from pomexport.runtime.kernels import cuda_harness
 
 logger = logging.getLogger(__name__)
-needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not found")
 
 
 @pytest.fixture(scope="module")
-def library(tmp_path_factory):
+def library(tmp_path_factory, nvcc):
     """libpomexport_polymixer.so for sm_90 (the current GPU's SM on a GPU machine)."""
     out = tmp_path_factory.mktemp("harness")
     if torch.cuda.is_available():
@@ -33,7 +32,6 @@ def library(tmp_path_factory):
     return path
 
 
-@needs_nvcc
 def test_harness_library_host_entry_points(library):
     """Loading needs no GPU; these two functions never touch CUDA."""
     lib = ctypes.CDLL(str(library))
@@ -67,7 +65,6 @@ CASES = [
 
 
 @pytest.mark.gpu
-@needs_nvcc
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("variant,gate,order,sel_heads", CASES)

@@ -17,8 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime")
-
 BLOCK = 2  # the perturbed layer (the tiny config and the bundled model have 4 blocks)
 
 
