@@ -3,7 +3,8 @@
 Every node's op and the dtypes of its data inputs are checked against TensorRT's ONNX operator
 table (``export/data/trt_onnx_ops.json``, derived from onnx-tensorrt's ``docs/operators.md``,
 see ``export/data/README.md``). Custom-domain nodes must resolve the way the parser resolves
-them: a built-in op of that name, a model-local function, or our PolyMixer plugin. Warnings
+them: a built-in op of that name, a model-local function, or our PolyMixer plugin, by the
+parser's own lookup rules (``plugin_lookup`` in the table, :mod:`._plugin_lookup`). Warnings
 flag patterns TensorRT handles poorly: int64 shape arithmetic on the hot path, dynamic dims
 without an optimization-profile range, mixed input types in strongly typed mode, DOUBLE, and
 quantized types outside Q/DQ.
@@ -28,6 +29,8 @@ from pomexport.errors import ConfigError
 from pomexport.export import _lint_patterns as patterns
 from pomexport.export._lint_graph import GraphView, all_nodes
 from pomexport.export._lint_patterns import Finding
+from pomexport.export._plugin_lookup import LOCAL_FUNCTION, PLUGIN, LookupRule, resolve
+from pomexport.export.contract import PLUGIN_NAMESPACE_ATTRIBUTE
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +183,7 @@ def _check_pomexport_op(
     view: GraphView,
 ) -> list[Finding]:
     """PolyMixer: dtypes (fp32 state path), and how this TensorRT version finds its kernels."""
-    spec, allowed = table["versions"][version], table["custom_ops"][key]["types"]
+    allowed = table["custom_ops"][key]["types"]
     findings = []
     h_type = view.dtype(node.input[0]) if node.input else None
     if h_type is not None and h_type not in allowed:
@@ -191,37 +194,52 @@ def _check_pomexport_op(
         if input_name and dtype not in (None, "float32"):
             msg = f"input {index} ({input_name}) is {dtype}; the state path must stay float32"
             findings.append(Finding(ERROR, name, key, msg))
-    order = spec["custom_op_resolution"]
-    plugin_first = order.index("plugin") < order.index("local_function")
-    if has_function and plugin_first:
-        msg = "resolved to the PolyMixer plugin when it is loaded, else to the local function"
-        findings.append(Finding(INFO, name, key, msg))
-    elif not has_function:
-        findings += _plugin_lookup(node, name, key, spec)
+    findings += _lookup(node, name, key, has_function, table, version)
     return findings
 
 
-def _plugin_lookup(node: onnx.NodeProto, name: str, key: str, spec: dict) -> list[Finding]:
-    """Before 10.10 the parser took the plugin namespace from an attribute, not the domain.
+def _lookup(
+    node: onnx.NodeProto, name: str, key: str, has_function: bool, table: dict, version: str
+) -> list[Finding]:
+    """What this version's parser does with the node, with our plugin library loaded or not."""
+    rule = LookupRule.from_table(table, table["versions"][version]["plugin_lookup"])
+    ours = table["custom_ops"][key]["plugin"]["namespace"]
+    attribute = next(
+        (a.s.decode() for a in node.attribute if a.name == PLUGIN_NAMESPACE_ATTRIBUTE), None
+    )
 
-    Our plugin library registers its creator in the ``pomexport`` namespace and again in the
-    default one, so a PolyMixer node without ``plugin_namespace`` still resolves there.
-    """
-    attrs = {a.name: a for a in node.attribute}
-    msg = "resolved to the PolyMixer plugin (load the pomexport plugin library)"
-    findings = [Finding(INFO, name, key, msg)]
-    if spec["plugin_namespace_from"].startswith("attribute"):
-        namespace = attrs.get("plugin_namespace")
-        value = namespace.s.decode() if namespace is not None else ""
-        if value != node.domain:
+    def lookup(registered: tuple[str, ...]):
+        return resolve(
+            rule,
+            domain=node.domain,
+            attribute=attribute,
+            has_function=has_function,
+            registered=registered,
+        )
+
+    loaded = lookup((ours,))
+    if has_function:
+        if loaded.target == LOCAL_FUNCTION:
+            msg = "inlines its local function, whether the PolyMixer plugin is loaded or not"
+        else:
             msg = (
-                f"this parser looks the plugin up in namespace {value!r} (attribute "
-                f"plugin_namespace), not {node.domain!r}: it resolves through the plugin "
-                "library's default-namespace creator (libpomexport_plugins.so built from "
-                "this version)"
+                f"runs the PolyMixer plugin (namespace {loaded.namespace!r}) when its library is "
+                "loaded, else inlines its local function"
             )
-            findings.append(Finding(INFO, name, key, msg))
-    return findings
+        return [Finding(INFO, name, key, msg)]
+    if loaded.target == PLUGIN:
+        msg = f"resolved to the PolyMixer plugin in namespace {loaded.namespace!r}"
+        if attribute != loaded.namespace:
+            shown = attribute if attribute is not None else ""
+            msg += f" through the node's domain, after a miss under plugin_namespace {shown!r}"
+        return [Finding(INFO, name, key, msg + " (load libpomexport_plugins.so)")]
+    tried = ", ".join(repr(n) for n in loaded.tried)
+    msg = (
+        f"Plugin not found: this parser looks only in namespace(s) {tried}, the PolyMixer plugin "
+        f"is registered in {ours!r}; the plugin flavor must carry "
+        f"{PLUGIN_NAMESPACE_ATTRIBUTE}={ours!r} (export/flavors.py writes it)"
+    )
+    return [Finding(ERROR, name, key, msg)]
 
 
 def _data_inputs(view: GraphView, node: onnx.NodeProto) -> list[str]:

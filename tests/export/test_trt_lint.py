@@ -7,7 +7,8 @@ from onnx import TensorProto as T
 from onnx import helper as h
 
 from pomexport.errors import ConfigError
-from pomexport.export.contract import DOMAIN, OP_TYPE
+from pomexport.export._plugin_lookup import Lookup, LookupRule, resolve
+from pomexport.export.contract import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE
 from pomexport.export.trt_lint import lint_model, load_op_table
 
 OPSET = 18
@@ -93,22 +94,125 @@ def test_flags_unknown_custom_op():
     }
 
 
+def _mixer_notes(report, version):
+    key = f"{DOMAIN}::{OP_TYPE}"
+    return [f for f in report.findings if f.op == key and f.trt_version == version]
+
+
 def test_accepts_polymixer_with_local_function():
     report = lint_model(_polymixer_model(with_function=True), dim_bounds=BOUNDS)
     assert report, [str(f) for f in report.errors]
     assert report.warnings == []
-    # TensorRT >= 10.7 prefers a loaded plugin over the local function: said, not an error.
-    notes = [f for f in report.findings if f.op == f"{DOMAIN}::{OP_TYPE}"]
-    assert [f.trt_version for f in notes] == ["11"]
+    # No plugin_namespace on the node: no parser lets a loaded plugin take the function's place.
+    for version in ("10.3", "11"):
+        [note] = _mixer_notes(report, version)
+        assert note.severity == "info" and "whether the PolyMixer plugin is loaded or not" in (
+            note.message
+        )
 
 
-def test_polymixer_plugin_flavor_resolves_through_the_default_namespace_on_trt_10_3():
-    report = lint_model(_polymixer_model(with_function=False), dim_bounds=BOUNDS)
+def test_polymixer_plugin_flavor_resolves_on_every_version():
+    report = lint_model(_polymixer_model(False, plugin_namespace=DOMAIN), dim_bounds=BOUNDS)
     assert report and report.warnings == []
-    notes = [f for f in report.findings if "plugin_namespace" in f.message]
-    assert [(f.trt_version, f.severity) for f in notes] == [("10.3", "info")]
-    fixed = lint_model(_polymixer_model(False, plugin_namespace=DOMAIN), dim_bounds=BOUNDS)
-    assert fixed and not any("plugin_namespace" in f.message for f in fixed.findings)
+    for version in ("10.3", "11"):
+        [note] = _mixer_notes(report, version)
+        assert note.severity == "info"
+        assert note.message.startswith("resolved to the PolyMixer plugin in namespace 'pomexport'")
+        assert "domain" not in note.message
+
+
+def test_polymixer_without_plugin_namespace_is_not_found_on_trt_10_3():
+    """10.3 looks only under the attribute (default ""); 11 falls back to the node's domain."""
+    report = lint_model(_polymixer_model(with_function=False), dim_bounds=BOUNDS)
+    [error] = _errors(report)
+    assert error.trt_version == "10.3" and error.message.startswith("Plugin not found")
+    assert "namespace(s) ''" in error.message and "plugin_namespace='pomexport'" in error.message
+    [note] = _mixer_notes(report, "11")
+    assert note.severity == "info" and "through the node's domain" in note.message
+
+
+# The parser's verdict per version, read from the onnx-tensorrt sources (the commits and lines
+# are in trt_onnx_ops.json "plugin_lookup"; export/data/README.md explains them):
+#   10.3  builtin -> local function -> FallbackPluginImporter(plugin_namespace attr, default "")
+#   10.13 builtin -> local function unless isNodeInPluginRegistry(attr ns) -> Fallback(attr, domain)
+#   11    plugin first if (attr present or kENABLE_PLUGIN_OVERRIDE) and registered under attr ns,
+#         else builtin -> local function -> Fallback(attr, domain)
+# (version, local function, plugin_namespace attribute, registered namespaces, override) -> verdict
+P, F = "pomexport", None
+PARSER_TABLE = [
+    # plugin flavor, our library (namespace pomexport) loaded
+    ("10.3", False, P, {P}, False, Lookup("plugin", P, (P,))),
+    ("10.13", False, P, {P}, False, Lookup("plugin", P, (P,))),
+    ("11", False, P, {P}, False, Lookup("plugin", P, (P,))),
+    # no attribute: 10.3 never looks at the domain; 10.13 and 11 fall back to it
+    ("10.3", False, F, {P}, False, Lookup("unresolved", None, ("",))),
+    ("10.13", False, F, {P}, False, Lookup("plugin", P, ("", P))),
+    ("11", False, F, {P}, False, Lookup("plugin", P, ("", P))),
+    # the library not loaded: "Plugin not found" everywhere
+    ("10.3", False, P, set(), False, Lookup("unresolved", None, (P,))),
+    ("10.13", False, P, set(), False, Lookup("unresolved", None, (P,))),
+    ("11", False, F, set(), False, Lookup("unresolved", None, ("", P))),
+    # an attribute naming another namespace: 10.3 fails, 10.13/11 recover through the domain
+    ("10.3", False, "acme", {P}, False, Lookup("unresolved", None, ("acme",))),
+    ("11", False, "acme", {P}, False, Lookup("plugin", P, ("acme", P))),
+    # portable flavor (local function, no attribute) with our library loaded: the function
+    ("10.3", True, F, {P}, False, Lookup("local_function")),
+    ("10.13", True, F, {P}, False, Lookup("local_function")),
+    ("11", True, F, {P}, False, Lookup("local_function")),
+    ("11", True, F, {P}, True, Lookup("local_function")),  # override looks under "" only
+    # ... but a creator in the default namespace "" (the old two-creator library) took the
+    # function's place on 10.13 (isNodeInPluginRegistry), and on 11 under the override flag
+    ("10.3", True, F, {""}, False, Lookup("local_function")),
+    ("10.13", True, F, {""}, False, Lookup("plugin", "")),
+    ("11", True, F, {""}, False, Lookup("local_function")),
+    ("11", True, F, {""}, True, Lookup("plugin", "")),
+    # a function and the attribute: 10.3 keeps the function, 10.13 and 11 take the plugin
+    ("10.3", True, P, {P}, False, Lookup("local_function")),
+    ("10.13", True, P, {P}, False, Lookup("plugin", P)),
+    ("11", True, P, {P}, False, Lookup("plugin", P)),
+    ("11", True, P, set(), False, Lookup("local_function")),
+]
+
+
+@pytest.mark.parametrize(
+    ("version", "function", "attribute", "registered", "override", "want"), PARSER_TABLE
+)
+def test_lookup_rules_match_the_parser_sources(
+    version, function, attribute, registered, override, want
+):
+    rule = LookupRule.from_table(load_op_table(), version)
+    got = resolve(
+        rule,
+        domain=DOMAIN,
+        attribute=attribute,
+        has_function=function,
+        registered=registered,
+        override=override,
+    )
+    assert got == want
+
+
+def test_every_lookup_rule_cites_its_sources():
+    table = load_op_table()
+    assert set(table["plugin_lookup"]["rules"]) == {"10.3", "10.13", "11"}
+    for version, rule in table["plugin_lookup"]["rules"].items():
+        assert any("onnx/onnx-tensorrt" in source for source in rule["sources"]), version
+    for version, spec in table["versions"].items():
+        assert spec["plugin_lookup"] in table["plugin_lookup"]["rules"], version
+    assert table["custom_ops"][f"{DOMAIN}::{OP_TYPE}"]["plugin"]["namespace"] == PLUGIN_NAMESPACE
+
+
+def test_lint_verdicts_follow_the_rules():
+    """The lint's per-version messages agree with resolve() on both flavors' nodes."""
+    cases = {
+        (False, DOMAIN): "resolved to the PolyMixer plugin",
+        (True, None): "inlines its local function",
+    }
+    for (function, attribute), phrase in cases.items():
+        report = lint_model(_polymixer_model(function, attribute), dim_bounds=BOUNDS)
+        for version in ("10.3", "11"):
+            [note] = _mixer_notes(report, version)
+            assert phrase in note.message, (version, note.message)
 
 
 def test_polymixer_state_must_stay_fp32():
