@@ -178,6 +178,12 @@ def stub_bin(location: Path | None = None, timeout_s: float = 600.0) -> Path | N
     with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _matches(target, key):
+            if target.is_dir() and any(target.iterdir()) and not (target / "pyvenv.cfg").exists():
+                # $POMEXPORT_TRITON_ENV may name any folder: never delete what we did not make
+                raise ConfigError(
+                    f"{target} is not a Triton stub environment (no pyvenv.cfg) and is not "
+                    "empty: refusing to replace it (point POMEXPORT_TRITON_ENV elsewhere)"
+                )
             logger.info("creating the Triton stub environment (%s) at %s", NUMPY_PIN, target)
             _create(target, key, timeout_s)
             _prune(target.parent, target)

@@ -376,6 +376,7 @@ def test_stub_environment_is_keyed_by_the_environment(tmp_path, monkeypatch):
     target = tmp_path / "stub"
     (target / "bin").mkdir(parents=True)
     (target / "bin" / "python").write_text("")
+    (target / "pyvenv.cfg").write_text("")
     (target / stub_env._MARKER).write_text(json.dumps(other))
     built = []
     monkeypatch.setattr(stub_env, "_needs_env", lambda: True)
@@ -383,6 +384,10 @@ def test_stub_environment_is_keyed_by_the_environment(tmp_path, monkeypatch):
     assert stub_env.stub_bin(target) == target / "bin" and built == [(target, key)]
     (target / stub_env._MARKER).write_text(json.dumps(key))
     assert stub_env.stub_bin(target) == target / "bin" and len(built) == 1
+    (tmp_path / "mine" / "data").mkdir(parents=True)  # not ours: never replaced
+    with pytest.raises(ConfigError, match="not a Triton stub environment"):
+        stub_env.stub_bin(tmp_path / "mine")
+    assert (tmp_path / "mine" / "data").is_dir() and len(built) == 1
 
 
 def test_serve_repo_cli_writes_the_repository(ort_artifact, tmp_path):
