@@ -56,7 +56,9 @@ class PoMDiT(nn.Module):
         if self.frame is not None:
             if self.cfg.max_frame_index is not None:
                 # Bounded: an endless stream never reads an index training did not cover.
-                frame_index = frame_index.clamp(max=self.cfg.max_frame_index)
+                # Clamped as fp32 (exact to 2**24, and the embedding's sinusoid casts to fp32
+                # anyway): TensorRT's Clip takes float inputs only, an int64 one is refused.
+                frame_index = frame_index.float().clamp(max=float(self.cfg.max_frame_index))
             tokens = tokens + self.frame(frame_index).unsqueeze(-2)
         c = self.time(t)
         text = None
