@@ -185,6 +185,10 @@ class PomRT:
             "pomrt_reset_stream": (status, [c.c_void_p, c.c_int32, c.c_uint64, c.c_int32]),
             "pomrt_next_frame": (status, [c.c_void_p, c.c_int32, fptr, c.c_size_t]),
             "pomrt_destroy": (None, [c.c_void_p]),
+            "pomrt_plugin_load": (status, [char_p, char_p, c.POINTER(c.c_void_p)]),
+            "pomrt_plugin_reused": (c.c_int32, [c.c_void_p]),
+            "pomrt_plugin_release": (None, [c.c_void_p]),
+            "pomrt_plugins_loaded": (c.c_int32, []),
         }
         for name, (restype, argtypes) in signatures.items():
             fn = getattr(lib, name)
@@ -228,6 +232,40 @@ class PomRT:
         out = np.empty(shape, dtype=np.float32)
         self.call("pomrt_noise", seed, stream, frame, out.size, _float_ptr(out))
         return out
+
+    def load_plugin(self, path: str | os.PathLike, sha256: str) -> PluginUse:
+        """Verify and load the PolyMixer plugin library once per process (``pomrt_plugin_load``):
+        a library pomrt already loaded (same sha256) is shared, not loaded again."""
+        handle = ctypes.c_void_p()
+        self.call("pomrt_plugin_load", os.fsencode(path), sha256.encode(), ctypes.byref(handle))
+        return PluginUse(self, handle)
+
+    @property
+    def plugins_loaded(self) -> int:
+        """Plugin libraries loaded through pomrt in this process, each counted once."""
+        return int(self._lib.pomrt_plugins_loaded())
+
+
+class PluginUse:
+    """One ``pomrt_plugin`` handle; the library is unloaded with the last one released."""
+
+    def __init__(self, lib: PomRT, handle: ctypes.c_void_p) -> None:
+        self.lib, self._handle = lib, handle
+        self.reused = bool(lib._lib.pomrt_plugin_reused(handle))
+
+    def release(self) -> None:
+        if getattr(self, "_handle", None):
+            self.lib._lib.pomrt_plugin_release(self._handle)
+            self._handle = ctypes.c_void_p()
+
+    def __enter__(self) -> PluginUse:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
 
 
 def _float_ptr(array: np.ndarray):

@@ -14,7 +14,8 @@
 #   5. pluginSelfTest (host only, no GPU, no libnvinfer) dlopens the library and drives the
 #      creator and the plugin's build/runtime interfaces: names, fields, types, formats,
 #      shape checks, workspace size, serialisation round trip, error paths.
-# Nothing is written outside a temporary directory. Exit status 0 = all steps passed.
+# Nothing is written outside a temporary directory, except that with PLUGIN_OUT set the built
+# library is copied to that path at the end (tests load it). Exit status 0 = all steps passed.
 set -euo pipefail
 
 if [[ $# -lt 1 || ! -f "$1/NvInferRuntime.h" ]]; then
@@ -72,4 +73,7 @@ done
 echo "[5/5] pluginSelfTest (host-only checks of the creator and the plugin)"
 "$CXX" "${CXXFLAGS[@]}" "$PLUGIN_DIR/pluginSelfTest.cpp" -o "$WORK/pluginSelfTest" -ldl
 "$WORK/pluginSelfTest" "$WORK/libpomexport_plugins.so"
+if [[ -n "${PLUGIN_OUT:-}" ]]; then
+    cp "$WORK/libpomexport_plugins.so" "$PLUGIN_OUT"
+fi
 echo "OK: plugin + kernels compile, link and pass the self test against TensorRT $(version) headers"

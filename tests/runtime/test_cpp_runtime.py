@@ -7,6 +7,7 @@ this machine); the frame loop itself needs TensorRT and a GPU and is only compil
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -291,3 +292,128 @@ def test_trt_compile_check(nvcc, include_dir):
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "OK: pomrt" in done.stdout
+
+
+# -- the plugin library, loaded once per process (pomrt_plugin_load; the table pomrt_create uses)
+# This CPU build loads with dlopen + the getCreators check instead of TensorRT's registry; the
+# table in front of both loaders (same sha256 or path -> the same load) is what is tested here.
+_EMPTY_PLUGIN = """// A plugin library without creators: the entry points loadLibrary looks up.
+#include <cstdint>
+#define API extern "C" __attribute__((visibility("default")))
+API void* const* getCreators(int32_t& nbCreators) { nbCreators = 0; return nullptr; }
+API void setLoggerFinder(void*) {}
+API int32_t buildTag() { return BUILD_TAG; }
+"""
+
+
+def _empty_plugin(folder: Path, tag: int) -> Path:
+    """Compile the empty plugin library; ``tag`` makes builds with different bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source, out = folder / "empty_plugin.cpp", folder / f"libempty_plugin{tag}.so"
+    source.write_text(_EMPTY_PLUGIN)
+    compiler = shutil.which("g++") or "c++"
+    cmd = [compiler, "-shared", "-fPIC", "-fvisibility=hidden", f"-DBUILD_TAG={tag}"]
+    done = subprocess.run([*cmd, str(source), "-o", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def _mapped(path: Path) -> bool:
+    """Whether ``path`` is mapped into this process (dlopen really loaded it)."""
+    return str(path.resolve()) in Path("/proc/self/maps").read_text()
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_plugin_library_is_loaded_once_and_shared(lib, tmp_path):
+    from pomexport.errors import PluginError
+
+    plugin = _empty_plugin(tmp_path / "a", 1)
+    copy = Path(shutil.copy(plugin, tmp_path / "copy.so"))  # same bytes, another path
+    before = lib.plugins_loaded
+    first = lib.load_plugin(plugin, _sha(plugin))
+    assert not first.reused and lib.plugins_loaded == before + 1 and _mapped(plugin)
+    second = lib.load_plugin(plugin, _sha(plugin))
+    third = lib.load_plugin(copy, _sha(copy))
+    assert second.reused and third.reused and lib.plugins_loaded == before + 1
+    assert not _mapped(copy)  # the same library is not loaded a second time from elsewhere
+    for use in (first, second):
+        use.release()
+    assert lib.plugins_loaded == before + 1 and _mapped(plugin)  # `third` still holds it
+    third.release()
+    assert lib.plugins_loaded == before and not _mapped(plugin)
+    with pytest.raises(PluginError, match="does not match the expected"):
+        lib.load_plugin(plugin, "0" * 64)
+
+
+def test_plugin_load_refuses_a_second_build_in_one_process(lib, tmp_path):
+    from pomexport.errors import PluginError
+
+    plugin, other = _empty_plugin(tmp_path / "a", 1), _empty_plugin(tmp_path / "b", 2)
+    assert _sha(plugin) != _sha(other)
+    with lib.load_plugin(plugin, _sha(plugin)):
+        with pytest.raises(PluginError, match="another build of the plugin library is loaded"):
+            lib.load_plugin(other, _sha(other))
+        replaced = tmp_path / "replaced.so"
+        shutil.copy(other, replaced)
+        os.replace(replaced, plugin)  # a new file at the loaded path (new inode, safe)
+        with pytest.raises(PluginError, match="loaded earlier in this process with sha256"):
+            lib.load_plugin(plugin, _sha(other))
+    with lib.load_plugin(other, _sha(other)) as use:  # the first one released: loads
+        assert not use.reused
+    not_a_plugin = lib.path  # libpomrt.so exports no getCreators
+    with pytest.raises(PluginError, match="not a TensorRT plugin library"):
+        lib.load_plugin(not_a_plugin, _sha(not_a_plugin))
+    with pytest.raises(PluginError, match="cannot open"):
+        lib.load_plugin(tmp_path / "missing.so", "0" * 64)
+
+
+def test_check_plugin_example_loads_and_shares(build_dir, tmp_path):
+    plugin = _empty_plugin(tmp_path, 3)
+    done = subprocess.run(
+        [str(build_dir / "check_plugin"), str(plugin), _sha(plugin)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "a second load shares the first" in done.stdout
+    done = subprocess.run([str(build_dir / "check_plugin"), str(plugin), "0" * 64], text=True,
+                          capture_output=True)  # fmt: skip
+    assert done.returncode == 1 and "does not match the expected" in done.stderr
+
+
+def _build_real_plugin(include_dir: str, out: Path) -> Path:
+    """libpomexport_plugins.so against TensorRT headers, by scripts/check_trt_headers.sh (it
+    links no libnvinfer, and runs the plugin's self test on the way)."""
+    library = out / "libpomexport_plugins.so"
+    script = REPO / "scripts" / "check_trt_headers.sh"
+    done = subprocess.run(
+        ["bash", str(script), include_dir],
+        env={**os.environ, "PLUGIN_OUT": str(library)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return library
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(
+    not TRT_HEADER_DIRS,
+    reason="set POMEXPORT_TRT_HEADERS to TensorRT include/ folders to build the real plugin",
+)
+def test_real_plugin_library_loads_once_through_the_c_api(lib, nvcc, tmp_path):
+    """libpomexport_plugins.so (built against the first TensorRT header folder) is dlopen'ed
+    by this CPU build without libnvinfer, once, however many times it is asked for."""
+    plugin = _build_real_plugin(TRT_HEADER_DIRS[0], tmp_path)
+    before = lib.plugins_loaded
+    with (
+        lib.load_plugin(plugin, _sha(plugin)) as first,
+        lib.load_plugin(plugin, _sha(plugin)) as again,
+    ):
+        assert not first.reused and again.reused and lib.plugins_loaded == before + 1
+        assert _mapped(plugin)
+    assert lib.plugins_loaded == before

@@ -7,7 +7,8 @@
  *
  * Two groups of functions:
  *   - CPU-only (no GPU, no TensorRT needed, always available): artifact verification and
- *     model info, the sampler's time schedule, the deterministic frame noise.
+ *     model info, the sampler's time schedule, the deterministic frame noise, loading the
+ *     plugin library (through TensorRT's plugin registry in a TensorRT build).
  *   - Runtime (needs a library built with POMRT_WITH_TENSORRT=ON, TensorRT and a GPU):
  *     pomrt_create / pomrt_reset_stream / pomrt_next_frame / pomrt_destroy. In a CPU-only
  *     build they return POMRT_ERR_UNSUPPORTED.
@@ -106,6 +107,32 @@ POMRT_API pomrt_status pomrt_schedule(int32_t steps, float shift, float* out);
 /* The initial noise of one frame, `count` standard-normal floats from (seed, stream, frame),
  * the same values the GPU runtime draws (counter-based, see README "Noise"). */
 POMRT_API pomrt_status pomrt_noise(uint64_t seed, uint64_t stream, uint64_t frame, size_t count, float* out);
+
+/* ---- the PolyMixer plugin library ---------------------------------------------------------- */
+
+typedef struct pomrt_plugin pomrt_plugin; /* opaque: one use of a loaded plugin library */
+
+/* Check that the file at `path` has the sha256 `sha256` (64 hex digits), then load the plugin
+ * library once per process: a library already loaded through pomrt (same sha256, at any path)
+ * is shared, not loaded again, because TensorRT's IPluginRegistry::loadLibrary refuses a
+ * library whose creators are already registered. pomrt_create uses the same table, so runtimes
+ * and callers of this function share one load. In a TensorRT build the library is registered
+ * with TensorRT's plugin registry and must then provide the PolyMixer v1 creator in namespace
+ * "pomexport" (when another loader of the process, e.g. Python's tensorrt, registered it first,
+ * that registration is used); without TensorRT it is dlopen'ed and must export getCreators.
+ * Fails with POMRT_ERR_PLUGIN (message says why) on a hash mismatch, a different build of the
+ * plugin already loaded, or a library TensorRT (or dlopen) refuses. Release with
+ * pomrt_plugin_release; the library is unloaded with its last release. */
+POMRT_API pomrt_status pomrt_plugin_load(const char* path, const char* sha256, pomrt_plugin** out);
+
+/* 1 when this handle shares a load made earlier in the process, 0 when it made the load. */
+POMRT_API int32_t pomrt_plugin_reused(const pomrt_plugin* plugin);
+
+/* End this use of the library. NULL is accepted. */
+POMRT_API void pomrt_plugin_release(pomrt_plugin* plugin);
+
+/* Plugin libraries currently loaded through pomrt in this process (each counted once). */
+POMRT_API int32_t pomrt_plugins_loaded(void);
 
 /* ---- runtime (TensorRT + CUDA) ------------------------------------------------------------ */
 

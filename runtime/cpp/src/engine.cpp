@@ -16,6 +16,9 @@
 #include "pomrt/error.hpp"
 #include "pomrt/paths.hpp"
 #include "pomrt/sha256.hpp"
+// The op contract the plugin library is built from: src/plugin beside src/cpp, in the repository
+// (runtime/plugin) and in deploy bundles alike.
+#include "../../plugin/polyMixerContract.h"
 
 namespace fs = std::filesystem;
 using namespace nvinfer1;
@@ -32,29 +35,45 @@ void Logger::log(Severity severity, AsciiChar const* message) noexcept
     }
 }
 
-PluginLibrary::~PluginLibrary()
+PluginLoader tensorrtPluginLoader()
 {
-    if (mHandle != nullptr)
-    {
-        getPluginRegistry()->deregisterLibrary(mHandle);
-    }
-}
-
-void PluginLibrary::load(std::string const& path, std::string const& sha256)
-{
-    // Hash right before loading: a library is code, it must be the one the manifest names.
-    std::string const actual = sha256File(path);
-    if (actual != sha256)
-    {
-        throw Error(POMRT_ERR_PLUGIN,
-            path + ": sha256 " + actual.substr(0, 12) + "... does not match the expected " + sha256.substr(0, 12)
-                + "...; refusing to load it");
-    }
-    mHandle = getPluginRegistry()->loadLibrary(path.c_str());
-    if (mHandle == nullptr)
-    {
-        throw Error(POMRT_ERR_PLUGIN, path + ": TensorRT could not load the plugin library (see its log above)");
-    }
+    using namespace pomexport::contract;
+    PluginLoader loader;
+    loader.load = [](std::string const& path) {
+        IPluginRegistry* registry = getPluginRegistry();
+        if (registry == nullptr)
+        {
+            throw Error(POMRT_ERR_TENSORRT, "TensorRT returned no plugin registry");
+        }
+        if (registry->getCreator(kPLUGIN_NAME, kPLUGIN_VERSION, kPLUGIN_NAMESPACE) != nullptr)
+        {
+            // Registered by a loader pomrt does not know about (Python's tensorrt, another library):
+            // loadLibrary would return nullptr, so that registration is the one to use.
+            std::fprintf(stderr,
+                "[pomrt] %s v%s (namespace %s) is already registered in this process by another loader: "
+                "using it instead of loading %s\n",
+                kPLUGIN_NAME, kPLUGIN_VERSION, kPLUGIN_NAMESPACE, path.c_str());
+            return PluginHandle{nullptr, false};
+        }
+        IPluginRegistry::PluginLibraryHandle handle = registry->loadLibrary(path.c_str());
+        if (handle == nullptr)
+        {
+            throw Error(POMRT_ERR_PLUGIN,
+                path + ": TensorRT's IPluginRegistry::loadLibrary returned nullptr: the library could not be "
+                    "opened (a missing dependency?), exports neither getCreators nor getPluginCreators, or one of "
+                    "its creators is already registered in this process (see TensorRT's log above)");
+        }
+        if (registry->getCreator(kPLUGIN_NAME, kPLUGIN_VERSION, kPLUGIN_NAMESPACE) == nullptr)
+        {
+            registry->deregisterLibrary(handle);
+            throw Error(POMRT_ERR_PLUGIN,
+                path + ": loaded, but it registers no " + kPLUGIN_NAME + " v" + kPLUGIN_VERSION + " creator in namespace \""
+                    + kPLUGIN_NAMESPACE + "\" (a library built from other sources?)");
+        }
+        return PluginHandle{handle, true};
+    };
+    loader.unload = [](void* handle) { getPluginRegistry()->deregisterLibrary(handle); };
+    return loader;
 }
 
 std::string enginePlanName(int32_t device)
@@ -224,6 +243,9 @@ Built buildPlan(Artifact const& artifact, std::string const& flavor, pomrt_optio
     std::unique_ptr<nvonnxparser::IParser> parser;
     std::unique_ptr<INetworkDefinition> network = parseOnnx(*builder, onnx, logger, parser);
     std::unique_ptr<IBuilderConfig> config(builder->createBuilderConfig());
+    // TF32 is on by default: it would run the ONNX's fp32 GEMMs (fp32 artifacts, the fp32 islands
+    // of fp16 ones) with 10-bit mantissas. Every type comes from the graph (DESIGN.md §4), so off.
+    config->clearFlag(BuilderFlag::kTF32);
     addProfile(*builder, *config, *network, artifact.manifest());
     if (options.workspace_bytes > 0)
     {
@@ -305,13 +327,14 @@ std::unique_ptr<EngineBundle> loadEngine(Artifact const& artifact, pomrt_options
 {
     auto bundle = std::make_unique<EngineBundle>();
     auto const [pluginPath, pluginSha] = pluginSource(artifact, options);
-    bundle->plugin = std::make_unique<PluginLibrary>();
     if (!pluginPath.empty())
     {
-        bundle->plugin->load(pluginPath, pluginSha);
+        // Shared with every other runtime and pomrt_plugin_load caller of the process: TensorRT
+        // refuses to load a library whose creators are already registered.
+        bundle->plugin = leasePlugin(pluginPath, pluginSha, tensorrtPluginLoader());
     }
     Manifest const& m = artifact.manifest();
-    bool const usePlugin = bundle->plugin->loaded() && options.prefer_plugin != 0 && m.flavors.count("plugin") != 0;
+    bool const usePlugin = bundle->plugin != nullptr && options.prefer_plugin != 0 && m.flavors.count("plugin") != 0;
     std::string const flavor = usePlugin ? "plugin" : "portable";
     bundle->planName = options.engine_path != nullptr ? std::string(options.engine_path) : enginePlanName(options.device);
     std::vector<char> plan;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "plugin_loads.hpp"
 #include "pomrt.h"
 #include "pomrt/manifest.hpp"
 
@@ -29,32 +30,10 @@ private:
     int32_t mVerbose;
 };
 
-//! The PolyMixer plugin library registered with TensorRT's plugin registry (deregistered on
-//! destruction). Empty when the artifact is used through its portable flavor.
-class PluginLibrary
-{
-public:
-    PluginLibrary() = default;
-    PluginLibrary(PluginLibrary const&) = delete;
-    PluginLibrary& operator=(PluginLibrary const&) = delete;
-    ~PluginLibrary();
-
-    //! Load `path` after checking its sha256 equals `sha256`. Throws Error(POMRT_ERR_PLUGIN).
-    void load(std::string const& path, std::string const& sha256);
-
-    bool loaded() const noexcept
-    {
-        return mHandle != nullptr;
-    }
-
-private:
-    nvinfer1::IPluginRegistry::PluginLibraryHandle mHandle{nullptr};
-};
-
 //! Everything that must outlive the engine, in destruction order (engine first).
 struct EngineBundle
 {
-    std::unique_ptr<PluginLibrary> plugin;
+    PluginLease plugin; //!< the plugin library, shared with the process's other users; empty: portable
     std::unique_ptr<nvinfer1::IRuntime> runtime;
     std::unique_ptr<nvinfer1::ICudaEngine> engine;
     std::string planName; //!< manifest name of the plan that was used or built
