@@ -43,6 +43,7 @@ from pomexport.export.artifact import (
     load_artifact,
     write_manifest,
 )
+from pomexport.export.contract import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from pomexport.models.weights import atomic_write
 from pomexport.runtime.trt_cache import (
     EngineKey,
@@ -54,7 +55,9 @@ from pomexport.runtime.trt_cache import (
 logger = logging.getLogger(__name__)
 
 FLAVORS = ("auto", "plugin", "portable")
-_LOADED_PLUGINS: dict[str, object] = {}  # sha256 -> registry handle: load each library once
+# sha256 -> (resolved path, registry handle or None when another loader registered it): each
+# library loaded once per process; TensorRT's load_library fails on a second load.
+_LOADED_PLUGINS: dict[str, tuple[Path, object]] = {}
 
 
 def import_tensorrt():
@@ -95,14 +98,32 @@ def gpu_target(device: int = 0) -> GpuTarget:
     return GpuTarget(device, props.name, props.major * 10 + props.minor)
 
 
+def registered_creators(registry) -> list[tuple[str, str, str]]:
+    """(name, version, namespace) of every creator in TensorRT's plugin ``registry``."""
+    return [
+        (c.name, c.plugin_version, c.plugin_namespace)
+        for c in registry.all_creators
+        if hasattr(c, "plugin_namespace")
+    ]
+
+
+def polymixer_registered(registry) -> bool:
+    """Whether PolyMixer v1 is registered in namespace "pomexport". Scans the creators rather
+    than calling ``get_creator``, which logs an error for every miss (the normal first load)."""
+    return (PLUGIN_NAME, PLUGIN_VERSION, PLUGIN_NAMESPACE) in registered_creators(registry)
+
+
 def load_plugin_library(path: str | os.PathLike, sha256: str):
     """Hash ``path`` right before loading it (a library is code: it must be the one named),
     then register its creators with TensorRT's plugin registry. Each library is loaded once
-    per process; returns the registry handle."""
+    per process, matched by sha256 (at any path) as the C++ runtime does; a second, different
+    build is refused (TensorRT registers one (name, version, namespace) per process). Returns
+    the registry handle (None when another loader of the process, e.g. libpomrt, had already
+    registered the PolyMixer creator: that registration is used)."""
     trt = import_tensorrt()
     path = Path(path)
     if sha256 in _LOADED_PLUGINS:
-        return _LOADED_PLUGINS[sha256]
+        return _LOADED_PLUGINS[sha256][1]
     if not path.is_file():
         raise PluginError(f"{path}: plugin library not found")
     actual = sha256_file(path)
@@ -111,10 +132,36 @@ def load_plugin_library(path: str | os.PathLike, sha256: str):
             f"{path}: sha256 {actual[:12]}... does not match the expected {sha256[:12]}...; "
             "refusing to load it"
         )
-    handle = trt.get_plugin_registry().load_library(str(path))
+    if _LOADED_PLUGINS:
+        other_sha, (other, _) = next(iter(_LOADED_PLUGINS.items()))
+        raise PluginError(
+            f"{path} (sha256 {sha256[:12]}...): another build of the plugin library is loaded in "
+            f"this process ({other}, sha256 {other_sha[:12]}...); TensorRT registers each plugin "
+            "once per process, so both cannot be loaded"
+        )
+    registry = trt.get_plugin_registry()
+    if polymixer_registered(registry):
+        logger.warning(
+            "%s v%s (namespace %s) is already registered in this process by another loader: "
+            "using it instead of loading %s",
+            PLUGIN_NAME, PLUGIN_VERSION, PLUGIN_NAMESPACE, path,
+        )  # fmt: skip
+        _LOADED_PLUGINS[sha256] = (path.resolve(), None)
+        return None
+    handle = registry.load_library(str(path))
     if handle is None:
-        raise PluginError(f"{path}: TensorRT could not load the plugin library (see its log)")
-    _LOADED_PLUGINS[sha256] = handle
+        raise PluginError(
+            f"{path}: TensorRT's load_library returned nothing: the library could not be opened "
+            "(a missing dependency?), exports no getCreators, or one of its creators is already "
+            "registered in this process (see TensorRT's log)"
+        )
+    if not polymixer_registered(registry):
+        registry.deregister_library(handle)
+        raise PluginError(
+            f"{path}: loaded, but it registers no {PLUGIN_NAME} v{PLUGIN_VERSION} creator in "
+            f"namespace {PLUGIN_NAMESPACE!r} (a library built from other sources?)"
+        )
+    _LOADED_PLUGINS[sha256] = (path.resolve(), handle)
     logger.info("loaded the PolyMixer plugin library %s", path)
     return handle
 

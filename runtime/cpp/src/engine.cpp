@@ -8,6 +8,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <vector>
@@ -35,6 +36,34 @@ void Logger::log(Severity severity, AsciiChar const* message) noexcept
     }
 }
 
+namespace
+{
+//! Whether PolyMixer v1 is registered in namespace "pomexport". Scans getAllCreators rather than
+//! asking getCreator, which logs an API-usage error for every miss (the normal first load).
+bool polyMixerRegistered(IPluginRegistry const& registry)
+{
+    using namespace pomexport::contract;
+    int32_t count = 0;
+    IPluginCreatorInterface* const* creators = registry.getAllCreators(&count);
+    for (int32_t i = 0; creators != nullptr && i < count; ++i)
+    {
+        // Our creator is an IPluginCreatorV3One; other kinds cannot be it.
+        if (creators[i] == nullptr || std::strcmp(creators[i]->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") != 0)
+        {
+            continue;
+        }
+        auto const* creator = static_cast<IPluginCreatorV3One const*>(creators[i]);
+        if (std::strcmp(creator->getPluginName(), kPLUGIN_NAME) == 0
+            && std::strcmp(creator->getPluginVersion(), kPLUGIN_VERSION) == 0
+            && std::strcmp(creator->getPluginNamespace(), kPLUGIN_NAMESPACE) == 0)
+        {
+            return true;
+        }
+    }
+    return false;
+}
+} // namespace
+
 PluginLoader tensorrtPluginLoader()
 {
     using namespace pomexport::contract;
@@ -45,7 +74,7 @@ PluginLoader tensorrtPluginLoader()
         {
             throw Error(POMRT_ERR_TENSORRT, "TensorRT returned no plugin registry");
         }
-        if (registry->getCreator(kPLUGIN_NAME, kPLUGIN_VERSION, kPLUGIN_NAMESPACE) != nullptr)
+        if (polyMixerRegistered(*registry))
         {
             // Registered by a loader pomrt does not know about (Python's tensorrt, another library):
             // loadLibrary would return nullptr, so that registration is the one to use.
@@ -63,7 +92,7 @@ PluginLoader tensorrtPluginLoader()
                     "opened (a missing dependency?), exports neither getCreators nor getPluginCreators, or one of "
                     "its creators is already registered in this process (see TensorRT's log above)");
         }
-        if (registry->getCreator(kPLUGIN_NAME, kPLUGIN_VERSION, kPLUGIN_NAMESPACE) == nullptr)
+        if (!polyMixerRegistered(*registry))
         {
             registry->deregisterLibrary(handle);
             throw Error(POMRT_ERR_PLUGIN,
