@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build this pomexport bundle ON THE DEVICE: verify every file, compile the PolyMixer plugin
-# and the C++ runtime, build the TensorRT engine with trtexec, register plugin and engine in
-# artifact/manifest.json. See README.md.
+# and the C++ runtime, check TensorRT loads the plugin, build the TensorRT engine with trtexec
+# (TF32 off), register plugin and engine in artifact/manifest.json. See README.md.
 #
 #   ./build.sh
 #
@@ -60,6 +60,18 @@ build_runtime() {
     ctest --test-dir build/pomrt --output-on-failure
 }
 
+# trtexec --dynamicPlugins ignores a failed IPluginRegistry::loadLibrary and only reports
+# "Plugin not found" while parsing: load the library through pomrt first (TensorRT's registry,
+# then a check that PolyMixer v1 is registered in namespace pomexport), and stop with its reason.
+check_plugin() {
+    local library=build/plugin/libpomexport_plugins.so sha
+    [[ -x build/pomrt/check_plugin ]] || die "build/pomrt/check_plugin missing (the C++ runtime build failed?)"
+    sha="$(sha256sum "$library" | cut -d' ' -f1)"
+    log "checking that TensorRT loads $library and registers PolyMixer"
+    build/pomrt/check_plugin "$library" "$sha" ||
+        die "TensorRT cannot load $library (reason above): no engine can use the PolyMixer plugin"
+}
+
 build_engine() {
     local trtexec="${TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}"
     [[ -x "$trtexec" ]] || die "trtexec not found (set TRTEXEC, or SKIP_ENGINE=1)"
@@ -68,7 +80,8 @@ build_engine() {
         cap=("--memPoolSize=workspace:${WORKSPACE_MIB}")
     fi
     log "building the engine from artifact/${ENGINE_ONNX} (workspace cap: ${WORKSPACE_MIB} MiB)"
-    "$trtexec" --onnx="artifact/${ENGINE_ONNX}" --stronglyTyped \
+    # --noTF32: TF32 is on by default and would run the graph's fp32 GEMMs with 10-bit mantissas.
+    "$trtexec" --onnx="artifact/${ENGINE_ONNX}" --stronglyTyped --noTF32 \
         --dynamicPlugins=build/plugin/libpomexport_plugins.so \
         --minShapes="$MIN_SHAPES" --optShapes="$OPT_SHAPES" --maxShapes="$MAX_SHAPES" \
         "${cap[@]}" --timingCacheFile=build/timing.cache --saveEngine=build/model.plan \
@@ -128,6 +141,7 @@ main() {
     mkdir -p build
     build_plugin "$include"
     build_runtime
+    check_plugin
     if [[ "${SKIP_ENGINE:-0}" == "1" ]]; then
         register 0
         log "done (no engine: the runtime builds it on its first run)"

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -97,7 +99,7 @@ def test_trtexec_profile_from_manifest(ort_artifact, extracted):
     state = f"state:{cfg.depth}x{hi}x{cfg.state_width}"
     assert f"x_t:{hi}x{cfg.in_channels}x{cfg.input_size}x{cfg.input_size}" in line
     assert state in line and f"--minShapes=x_t:{lo}x" in line and f"--optShapes=x_t:{opt}x" in line
-    assert "--stronglyTyped" in line and "--dynamicPlugins=" in line
+    assert "--stronglyTyped" in line and "--dynamicPlugins=" in line and "--noTF32" in line
     assert "--memPoolSize=workspace:1024" in line  # the Orin Nano cap
     assert "--onnx=artifact/model.plugin.onnx" in line
 
@@ -271,6 +273,34 @@ def test_build_script_verifies_and_registers(extracted, tmp_path):
         f.write("tampered\n")
     done = _steps(root, "verify_files")
     assert done.returncode != 0 and "src/cpp/README.md: FAILED" in done.stdout + done.stderr
+
+
+def test_build_script_checks_the_plugin_loads_before_the_engine(extracted, tmp_path):
+    """trtexec ignores a failed --dynamicPlugins load, so build.sh loads the library through
+    pomrt's check_plugin first and stops with its reason; main() runs it between the runtime
+    build (which compiles check_plugin) and the engine build."""
+    root = tmp_path / "m"
+    shutil.copytree(extracted, root)
+    library = root / "build/plugin/libpomexport_plugins.so"
+    library.parent.mkdir(parents=True)
+    library.write_bytes(b"\x7fELF plugin")
+    tool = root / "build/pomrt/check_plugin"
+    tool.parent.mkdir(parents=True)
+    # In place of the compiled tool (tests/runtime/test_cpp_runtime.py runs the real one):
+    # records its arguments and refuses, as it does when TensorRT cannot load the library.
+    tool.write_text('#!/bin/sh\necho "$@" > build/args\necho "check_plugin: refused" >&2\nexit 1\n')
+    tool.chmod(0o755)
+    done = _steps(root, "check_plugin")
+    assert (
+        done.returncode != 0 and "refused" in done.stderr and "TensorRT cannot load" in done.stderr
+    )
+    sha = hashlib.sha256(b"\x7fELF plugin").hexdigest()
+    assert (root / "build/args").read_text().split() == [str(library.relative_to(root)), sha]
+    tool.write_text("#!/bin/sh\nexit 0\n")
+    assert _steps(root, "check_plugin").returncode == 0
+    script = (root / BUILD_SCRIPT).read_text()
+    main = re.search(r"^main\(\) \{$(.*?)^\}$", script, re.S | re.M).group(1)
+    assert main.index("build_runtime") < main.index("check_plugin") < main.index("build_engine")
 
 
 def test_package_refuses_bad_input(ort_artifact, tmp_path):
