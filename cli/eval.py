@@ -26,6 +26,22 @@ _COLUMNS = ("single_blob", "jerk", "consistency")
 @click.option("--cfg", "cfg_scale", type=float, default=2.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--curve",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Long-horizon curve: generate N frames per clip and score every FRAMES-frame "
+    "window (1..16, 17..32, ...) as it completes, in flat memory; MODELS may also be "
+    "artifact directories (run on their best backend).",
+)
+@click.option(
+    "--out",
+    "-o",
+    default="quality_curve",
+    show_default=True,
+    help="With --curve: writes OUT.json and OUT.png (one line per model, real dashed).",
+)
 def command(
     models: tuple[str, ...],
     clips: int,
@@ -35,6 +51,8 @@ def command(
     cfg_scale: float,
     seed: int,
     as_json: bool,
+    curve: int | None,
+    out: str,
 ) -> None:
     """Score MODELS (default: the bundled pom-dit-video-tiny; a preset such as `tiny` is a
     random-init baseline) on bouncing-shapes clips, frame by frame with the state, next to
@@ -43,14 +61,19 @@ def command(
     consecutive frames keeping one blob of the same shape/colour/area that moves <= 2.5 px.
     """
     from pomexport.models import load_model
-    from pomexport.models.quality import evaluate_model, evaluate_real
+    from pomexport.models.quality import check_scorable, evaluate_model, evaluate_real
 
     if clips < 1 or frames < 2 or skip < 0 or steps < 1:
         raise ConfigError("need --clips >= 1, --frames >= 2, --skip >= 0 and --steps >= 1")
+    if curve is not None:
+        _curve(
+            models, curve, out, clips=clips, window=frames, steps=steps, cfg=cfg_scale, seed=seed
+        )
+        return
     rows = {"real": evaluate_real(clips, frames, seed, skip).to_dict()}
     for name in models or ("pom-dit-video-tiny",):
         model = load_model(name)
-        _check_model(name, model.cfg)
+        check_scorable(name, model.cfg)
         report = evaluate_model(model, clips, frames, seed, skip, steps=steps, cfg_scale=cfg_scale)
         rows[name] = report.to_dict()
     if as_json:
@@ -64,13 +87,31 @@ def command(
         click.echo(f"{name:<24}" + "".join(f"{row[c]:>13.3f}" for c in _COLUMNS))
 
 
-def _check_model(name: str, cfg) -> None:
-    from pomexport.models.demo_data import NUM_CLASSES, SIZE
+def _curve(models: tuple[str, ...], total: int, out: str, **given) -> None:
+    from pathlib import Path
 
-    if (cfg.input_size, cfg.in_channels, cfg.text_dim) != (SIZE, 3, 0) or (
-        cfg.num_classes < NUM_CLASSES
-    ):
+    from pomexport.models.weights import atomic_write
+    from pomexport.runtime.long_horizon import CurveSettings, quality_curve
+    from pomexport.runtime.plots import plot_curve
+
+    if total < given["window"]:
         raise ConfigError(
-            f"{name}: eval scores bouncing-shapes clips and needs a {SIZE}x{SIZE} RGB "
-            f"class-conditional model with >= {NUM_CLASSES} classes"
+            f"--curve {total} is shorter than one window (--frames {given['window']})"
         )
+    prefix = Path(out)
+    if not prefix.parent.is_dir():
+        raise ConfigError(f"output folder does not exist: {prefix.parent}")
+    settings = CurveSettings(
+        clips=given["clips"], frames=total, window=given["window"], steps=given["steps"],
+        cfg_scale=given["cfg"], seed=given["seed"],
+    )  # fmt: skip
+    report = quality_curve(models or ("pom-dit-video-tiny",), settings)
+    text = json.dumps(report, indent=1) + "\n"
+    json_path, png_path = prefix.with_suffix(".json"), prefix.with_suffix(".png")
+    atomic_write(json_path, lambda tmp: tmp.write_text(text))
+    plot_curve(report, png_path)
+    click.echo(f"{'':<24}" + "".join(f"{c:>13}" for c in _COLUMNS) + "   (last window)")
+    for name, windows in report["curves"].items():
+        row = windows[-1]
+        click.echo(f"{name:<24}" + "".join(f"{row[c]:>13.3f}" for c in _COLUMNS))
+    click.echo(f"wrote {json_path} and {png_path}")

@@ -87,9 +87,9 @@ def command(
     ONNX Runtime), or a bundled name, preset such as `tiny`, or weights file (run by torch;
     default: the bundled pom-dit-video-tiny). One stream per --label, all in one batch; the
     same --seed gives the same noise on every backend."""
-    from pomexport.runtime.api import generate
+    from pomexport.runtime.api import generate_frames
     from pomexport.runtime.loading import choose_backend, load_backend
-    from pomexport.runtime.writers import check_output_path, write_video
+    from pomexport.runtime.writers import check_output_path, open_video
 
     labels = labels or (0,)
     _check_options(frames, steps, seed, scale, fps, shift)
@@ -102,15 +102,27 @@ def command(
         raise ConfigError(f"label {bad[0]} out of range [0, {n}) for model {model}")
     click.echo(f"backend: {runner.name} on {runner.device} ({choice.reason})", err=True)
     start = time.perf_counter()
-    latents = generate(runner, labels, frames, steps, cfg_scale, seed, sampler, shift, progress)
+    # Frames go to the writer as they are made: memory stays flat for any --frames.
+    with open_video(path, frames, scale, fps, runner.config.input_size) as sink:
+        made = generate_frames(
+            runner, labels, frames, steps, cfg_scale, seed, sampler, shift, progress=False
+        )
+        for frame in _bar(made, frames, progress):
+            sink.write(frame)
+        written = sink.close()
     elapsed = time.perf_counter() - start
-    written = write_video(latents, path, scale=scale, fps=fps)
     more = f" (+{len(written) - 1} more)" if len(written) > 1 else ""
     click.echo(
         f"wrote {written[0]}{more}: {len(labels)} stream(s) x {frames} frames, {steps} "
         f"{sampler} steps, {runner.name} on {runner.device}, {elapsed:.1f} s "
         f"({len(labels) * frames / elapsed:.2f} frames/s)"
     )
+
+
+def _bar(frames, total: int, progress: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(frames, total=total, disable=not progress, unit="frame", desc="generate")
 
 
 def _check_options(frames, steps, seed, scale, fps, shift) -> None:

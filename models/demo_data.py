@@ -72,10 +72,13 @@ def bounce(start: torch.Tensor, velocity: torch.Tensor, frames: torch.Tensor) ->
     return torch.where(raw <= SPAN, raw, 2 * SPAN - raw)
 
 
-def trajectories(label: torch.Tensor, start: torch.Tensor, frames: int) -> torch.Tensor:
-    """Top-left corners (B, F, 2) as (row, col) for labels (B,) and starts (B, 2)."""
+def trajectories(
+    label: torch.Tensor, start: torch.Tensor, frames: int, first: int = 0
+) -> torch.Tensor:
+    """Top-left corners (B, F, 2) as (row, col) of frames ``first .. first + F - 1`` for
+    labels (B,) and frame-0 corners ``start`` (B, 2)."""
     velocity = DIRECTIONS[decode_label(label).direction]  # (B, 2)
-    f = torch.arange(frames).view(1, frames, 1)
+    f = torch.arange(first, first + frames).view(1, frames, 1)
     return bounce(start.unsqueeze(1), velocity.unsqueeze(1), f)
 
 

@@ -20,13 +20,21 @@ Three numbers per set of clips:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from pomexport.models.demo_data import NUM_CLASSES, PALETTE, decode_label, sample_clips
+from pomexport.models.demo_data import (
+    NUM_CLASSES,
+    PALETTE,
+    SPAN,
+    decode_label,
+    render,
+    sample_clips,
+    trajectories,
+)
 
 MIN_AREA = 4
 AREA_RANGE = (15, 64)
@@ -151,6 +159,20 @@ def score_clips(clips: torch.Tensor, labels: torch.Tensor) -> QualityReport:
     )
 
 
+def check_scorable(name: str, cfg) -> None:
+    """ConfigError unless a model of config ``cfg`` makes bouncing-shapes frames."""
+    from pomexport.errors import ConfigError
+    from pomexport.models.demo_data import SIZE
+
+    if (cfg.input_size, cfg.in_channels, cfg.text_dim) != (SIZE, 3, 0) or (
+        cfg.num_classes < NUM_CLASSES
+    ):
+        raise ConfigError(
+            f"{name}: eval scores bouncing-shapes clips and needs a {SIZE}x{SIZE} RGB "
+            f"class-conditional model with >= {NUM_CLASSES} classes"
+        )
+
+
 def eval_labels(clips: int) -> torch.Tensor:
     """The labels scored: 0, 7, 14, ... mod 36 — every class once per 36 clips, and a few
     clips already mix shapes, colours and directions (7 is coprime to 36)."""
@@ -188,3 +210,48 @@ def evaluate_model(
     with torch.no_grad():
         video = generate(model, labels, skip + frames, seed=seed, **sampler)
     return score_clips(video[:, skip:], labels)
+
+
+@dataclass(frozen=True)
+class WindowReport:
+    """The metric of one window of a long stream: frames ``first..last`` (1-based)."""
+
+    first: int
+    last: int
+    report: QualityReport
+
+    def to_dict(self) -> dict:
+        return {"first": self.first, "last": self.last, **self.report.to_dict()}
+
+
+def score_windows(
+    frames: Iterable[torch.Tensor], labels: torch.Tensor, window: int = 16
+) -> Iterator[WindowReport]:
+    """Score a stream window by window as its frames arrive.
+
+    ``frames`` yields (B, 3, H, W) — one frame of every clip at a time, as
+    ``pomexport.runtime.generate_frames`` makes them — and only the current ``window``
+    frames are held, so a stream of any length is scored in flat memory. Every complete
+    window of ``window`` consecutive frames (1..16, 17..32, ...) yields its report.
+    """
+    held: list[torch.Tensor] = []
+    first = 1
+    for frame in frames:
+        held.append(frame.float().cpu())
+        if len(held) == window:
+            report = score_clips(torch.stack(held, dim=1), labels)
+            yield WindowReport(first, first + window - 1, report)
+            held, first = [], first + window
+
+
+def real_frames(clips: int, frames: int, seed: int = 0, chunk: int = 256) -> Iterator[torch.Tensor]:
+    """The frames of :func:`real_clips` (same labels and starts) one at a time, rendered
+    ``chunk`` frames at a time: real data for windows of a stream of any length."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = eval_labels(clips)
+    # sample_clips draws the starts right after the labels are fixed: the same draw.
+    start = torch.randint(0, SPAN + 1, (clips, 2), generator=gen)
+    for first in range(0, frames, chunk):
+        n = min(chunk, frames - first)
+        video = render(labels, trajectories(labels, start, n, first))
+        yield from video.unbind(dim=1)

@@ -142,7 +142,50 @@ def _save(ema: PoMDiT, out: Path, info: dict) -> None:
 
 def _info(cfg: TrainConfig, step: int, loss: float, seconds: float) -> dict:
     hyper = {k: v for k, v in asdict(cfg).items() if k != "model"}
-    return {"step": step, "ema_loss": loss, "seconds": round(seconds, 1), "train": hyper}
+    info = {"step": step, "ema_loss": loss, "seconds": round(seconds, 1), "train": hyper}
+    if cfg.init is not None:
+        # Provenance: how the weights this run started from were made (a chain of stages).
+        info["init_info"] = training_info(cfg.init)
+    return info
+
+
+def training_info(model: str) -> dict | None:
+    """The training record stored in a weights file (bundled name or path), or None."""
+    from pomexport.models.registry import BUNDLED, bundled_path
+    from pomexport.models.weights import read_state_dict
+
+    path = bundled_path(model) if model in BUNDLED else Path(model)
+    _, meta = read_state_dict(path)
+    return json.loads(meta["pomexport.train"]) if "pomexport.train" in meta else None
+
+
+@dataclass(frozen=True)
+class TrainedRanges:
+    """The largest values training fed the model's stream inputs (every stage): the
+    frame-index embedding's input and the count the PolyMixer reads (after the decay)."""
+
+    frame_index: int
+    mixer_count: float
+
+
+def trained_ranges(info: dict, model: PoMDiTConfig) -> TrainedRanges:
+    """What a model of config ``model`` trained as ``info`` says (see ``_info``) has seen:
+    clips of ``frames`` frames from an empty state, indices offset by up to ``max_offset``
+    (when ``offset_prob > 0``), clamped at ``max_frame_index``; the count read at the last
+    frame of a clip, ``decay * c_d(frames - 1)``."""
+    stages, index = [], 0
+    while info is not None:
+        stages.append(info["train"])
+        info = info.get("init_info")
+    for train in stages:
+        offset = train.get("max_offset", 0) if train.get("offset_prob", 0) > 0 else 0
+        seen = train["frames"] - 1 + offset
+        bound = train.get("max_frame_index")
+        index = max(index, seen if bound is None else min(seen, bound))
+    last = stages[0]  # the final stage made the shipped weights and their decay
+    n, d, f = model.tokens_per_frame, model.decay, last["frames"] - 1
+    count = n * f if d == 1.0 else d * n * (1 - d**f) / (1 - d)
+    return TrainedRanges(index, count)
 
 
 def train(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True) -> PoMDiT:

@@ -21,6 +21,9 @@ _EXPORTS = {
     "VideoGenerator": "pomexport.runtime.generator",
     "frame_noise": "pomexport.runtime.generator",
     "generate": "pomexport.runtime.api",
+    "generate_frames": "pomexport.runtime.api",
+    "open_video": "pomexport.runtime.writers",
+    "VideoSink": "pomexport.runtime.writers",
     "write_video": "pomexport.runtime.writers",
     "SAMPLERS": "pomexport.runtime.sampler",
     "euler_update": "pomexport.runtime.sampler",
@@ -41,13 +44,16 @@ __all__ = [
     "StreamSlot",
     "TorchBackend",
     "VideoGenerator",
+    "VideoSink",
     "choose_backend",
     "euler_update",
     "frame_noise",
     "generate",
+    "generate_frames",
     "guided_velocity",
     "heun_update",
     "load_backend",
+    "open_video",
     "sample",
     "shift_time",
     "time_schedule",
@@ -55,7 +61,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from pomexport.runtime.api import generate
+    from pomexport.runtime.api import generate, generate_frames
     from pomexport.runtime.backend import Backend, StepBuffers
     from pomexport.runtime.generator import Frame, VideoGenerator, frame_noise
     from pomexport.runtime.loading import choose_backend, load_backend
@@ -71,7 +77,7 @@ if TYPE_CHECKING:
     )
     from pomexport.runtime.state import StateBuffers, StreamSlot
     from pomexport.runtime.torch_backend import TorchBackend
-    from pomexport.runtime.writers import write_video
+    from pomexport.runtime.writers import VideoSink, open_video, write_video
 
 
 def __getattr__(name: str):

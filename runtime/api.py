@@ -1,8 +1,9 @@
-"""One-call generation: ``generate(model_or_backend, labels, frames)`` -> latents."""
+"""One-call generation: ``generate(model_or_backend, labels, frames)`` -> latents, or
+``generate_frames(...)``, the same frames one at a time as they are made (any length)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -49,3 +50,37 @@ def generate(
         progress=progress,
     )
     return gen.run(labels, frames, seed=seed)
+
+
+def generate_frames(
+    model_or_backend: PoMDiT | Backend,
+    labels: Sequence[int],
+    frames: int,
+    steps: int = 20,
+    cfg_scale: float = 2.0,
+    seed: int = 0,
+    sampler: str = "euler",
+    shift: float = 1.0,
+    progress: bool = False,
+) -> Iterator[torch.Tensor]:
+    """:func:`generate`'s frames one at a time: yields (B, C_in, H, W) fp32 CPU latents,
+    frame 0 first, as soon as every stream has committed it — nothing of the clip is held,
+    so ``frames`` may be any number (memory stays flat)."""
+    backend = as_backend(model_or_backend)
+    gen = VideoGenerator(
+        backend,
+        slots=len(labels),
+        steps=steps,
+        cfg_scale=cfg_scale,
+        sampler=sampler,
+        shift=shift,
+        progress=progress,
+    )
+    for slot, label in enumerate(labels):
+        gen.start(slot, int(label), seed=seed, stream=slot)
+    done: dict[int, torch.Tensor] = {}
+    for frame in gen.stream(frames):
+        done[frame.slot] = frame.latent.cpu()
+        if len(done) == len(labels):
+            yield torch.stack([done[slot] for slot in range(len(labels))])
+            done = {}

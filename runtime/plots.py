@@ -15,7 +15,14 @@ from pomexport.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["bench_figure", "drift_figure", "plot_bench", "plot_drift"]
+__all__ = [
+    "bench_figure",
+    "curve_figure",
+    "drift_figure",
+    "plot_bench",
+    "plot_curve",
+    "plot_drift",
+]
 
 
 def _pyplot():
@@ -52,6 +59,11 @@ def plot_drift(frames: list[dict], summary: dict, path: str | os.PathLike) -> Pa
 def plot_bench(report: dict, path: str | os.PathLike) -> Path:
     """Write :func:`bench_figure` of a ``pomexport bench`` JSON report as a PNG."""
     return _write(bench_figure(report), Path(path))
+
+
+def plot_curve(report: dict, path: str | os.PathLike) -> Path:
+    """Write :func:`curve_figure` of a ``pomexport eval --curve`` report as a PNG."""
+    return _write(curve_figure(report), Path(path))
 
 
 def _write(fig, path: Path) -> Path:
@@ -118,5 +130,32 @@ def bench_figure(report: dict):
         ax.set_title(f"{preset}: PoM vs attention", fontsize=10)
         ax.legend(loc="best", fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def curve_figure(report: dict):
+    """Three panels against the last frame of each window (log scale): (a) single blob,
+    (b) jerk, (c) consistency; one line per source, real data dashed."""
+    plt = _pyplot()
+    settings = report["settings"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = (("single_blob", "(a) single blob"), ("jerk", "(b) jerk, px"))
+    panels += (("consistency", "(c) consistency"),)
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        for name, windows in report["curves"].items():
+            style = "--" if name == "real" else "-"
+            ends = [w["last"] for w in windows]
+            ax.plot(ends, _finite([w[key] for w in windows]), style, label=name, lw=1.2)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(f"last frame of each {settings['window']}-frame window")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(loc="best", fontsize=8)
+    fig.suptitle(
+        f"{settings['clips']} clips x {settings['frames']} frames, {settings['steps']} Euler "
+        f"steps, cfg {settings['cfg_scale']}, frame by frame with the state",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig

@@ -12,7 +12,7 @@ import importlib.util
 import logging
 import math
 import os
-from collections.abc import Callable
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,62 +26,177 @@ logger = logging.getLogger(__name__)
 MIN_VIEW_PX = 256
 
 
-def _write_npy(latents: torch.Tensor, path: Path, scale: int, fps: float) -> list[Path]:
-    array = latents.detach().cpu().numpy().astype(np.float32)
+class _TempTarget:
+    """A file written in pieces: a hidden temp file beside ``path``, renamed onto it by
+    :meth:`commit` (readers never see half a file) or removed by :meth:`discard`."""
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
+    def __init__(self, path: Path) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; match a plain open()
+        self.path, self.tmp = path, Path(tmp)
 
-    atomic_write(path, write)
-    return [path]
+    def commit(self) -> None:
+        with open(self.tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(self.tmp, self.path)
 
-
-def _write_gif(latents: torch.Tensor, path: Path, scale: int, fps: float) -> list[Path]:
-    from PIL import Image
-
-    images = [Image.fromarray(a) for a in to_rgb_frames(latents, scale)]
-    duration = max(20, round(1000 / fps))  # gif delays are in 10 ms units, browsers clamp < 20
-
-    def write(tmp: Path) -> None:
-        images[0].save(
-            tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0
-        )
-
-    atomic_write(path, write)
-    return [path]
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
 
 
-def _write_png(latents: torch.Tensor, path: Path, scale: int, fps: float) -> list[Path]:
+class VideoSink:
+    """Where frames go as they are made: ``write`` one frame of every stream at a time,
+    then ``close`` (returns the files written) or ``abort`` (removes what is unfinished).
+
+    mp4, png and npy hold no more than one frame in memory, so a stream of any length has
+    flat memory; gif (one file of every frame, made at the end) keeps the uint8 frames.
+    Use :func:`open_video`; also a context manager that aborts on an exception.
+    """
+
+    def __init__(self, path: Path, scale: int, fps: float) -> None:
+        self.path, self.scale, self.fps, self.frames = path, scale, fps, 0
+
+    def write(self, frame: torch.Tensor) -> None:
+        """One frame of every stream: (B, C, H, W) latents in [-1, 1]."""
+        self._write(frame.detach().float().cpu())
+        self.frames += 1
+
+    def _rgb(self, frame: torch.Tensor) -> np.ndarray:
+        if self.frames and frame.shape[1] > 3:
+            frame = frame[:, :3]  # to_rgb_frames warned about the hidden channels once
+        return to_rgb_frames(frame.unsqueeze(1), self.scale)[0]
+
+    def _write(self, frame: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def close(self) -> list[Path]:
+        """Finish the file(s); returns what was written."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Remove the unfinished file (completed per-frame files stay)."""
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is not None:
+            self.abort()
+
+
+class _NpySink(VideoSink):
+    """Raw fp32 latents (B, F, C, H, W), written frame by frame into a memory map."""
+
+    def __init__(self, path: Path, scale: int, fps: float, frames: int) -> None:
+        super().__init__(path, scale, fps)
+        self.total, self.target, self.array = frames, _TempTarget(path), None
+
+    def _write(self, frame: torch.Tensor) -> None:
+        if self.array is None:
+            shape = (frame.shape[0], self.total, *frame.shape[1:])
+            self.array = np.lib.format.open_memmap(
+                self.target.tmp, mode="w+", dtype=np.float32, shape=shape
+            )
+        if self.frames >= self.total:
+            raise ConfigError(f"more than the {self.total} frames announced for {self.path}")
+        self.array[:, self.frames] = frame.numpy()
+
+    def close(self) -> list[Path]:
+        if self.frames != self.total:
+            self.abort()
+            raise ConfigError(f"{self.path}: {self.frames} of {self.total} frames written")
+        self.array.flush()
+        self.array = None  # the memory map must be closed before the rename
+        self.target.commit()
+        return [self.path]
+
+    def abort(self) -> None:
+        self.array = None
+        self.target.discard()
+
+
+class _PngSink(VideoSink):
     """One png per frame: ``<stem>_0000.png``, ``<stem>_0001.png``... beside ``path``."""
-    from PIL import Image
 
-    written = []
-    for f, array in enumerate(to_rgb_frames(latents, scale)):
-        target = path.with_name(f"{path.stem}_{f:04d}.png")
-        image = Image.fromarray(array)
-        atomic_write(target, lambda tmp, image=image: image.save(tmp, format="PNG"))
-        written.append(target)
-    return written
+    def __init__(self, path: Path, scale: int, fps: float) -> None:
+        super().__init__(path, scale, fps)
+        self.written: list[Path] = []
+
+    def _write(self, frame: torch.Tensor) -> None:
+        from PIL import Image
+
+        target = self.path.with_name(f"{self.path.stem}_{self.frames:04d}.png")
+        image = Image.fromarray(self._rgb(frame))
+        atomic_write(target, lambda tmp: image.save(tmp, format="PNG"))
+        self.written.append(target)
+
+    def close(self) -> list[Path]:
+        return self.written
 
 
-def _write_mp4(latents: torch.Tensor, path: Path, scale: int, fps: float) -> list[Path]:
-    av = _import_av()
-    frames = [_even(a) for a in to_rgb_frames(latents, scale)]
-    height, width = frames[0].shape[:2]
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+class _GifSink(VideoSink):
+    """The whole animation is one GIF write at the end: keeps the uint8 frames."""
 
-    def write(tmp: Path) -> None:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream(codec, rate=max(1, round(fps)))
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            for array in frames:
-                frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode())  # flush the encoder
+    def __init__(self, path: Path, scale: int, fps: float) -> None:
+        super().__init__(path, scale, fps)
+        self.images: list = []
 
-    atomic_write(path, write)
-    return [path]
+    def _write(self, frame: torch.Tensor) -> None:
+        from PIL import Image
+
+        self.images.append(Image.fromarray(self._rgb(frame)))
+
+    def close(self) -> list[Path]:
+        images = self.images
+        if not images:
+            raise ConfigError(f"{self.path}: no frames to write")
+        duration = max(20, round(1000 / self.fps))  # 10 ms units; browsers clamp < 20
+
+        def write(tmp: Path) -> None:
+            images[0].save(
+                tmp, "GIF", save_all=True, append_images=images[1:], duration=duration, loop=0
+            )
+
+        atomic_write(self.path, write)
+        return [self.path]
+
+
+class _Mp4Sink(VideoSink):
+    """H.264 (or MPEG-4 part 2 where libx264 is missing), encoded frame by frame."""
+
+    def __init__(self, path: Path, scale: int, fps: float) -> None:
+        super().__init__(path, scale, fps)
+        self.av, self.target = _import_av(), _TempTarget(path)
+        self.container = self.av.open(str(self.target.tmp), mode="w", format="mp4")
+        self.stream = None
+
+    def _write(self, frame: torch.Tensor) -> None:
+        array = _even(self._rgb(frame))
+        if self.stream is None:
+            codec = "libx264" if "libx264" in self.av.codecs_available else "mpeg4"
+            self.stream = self.container.add_stream(codec, rate=max(1, round(self.fps)))
+            self.stream.height, self.stream.width = array.shape[:2]
+            self.stream.pix_fmt = "yuv420p"
+        video = self.av.VideoFrame.from_ndarray(array, format="rgb24")
+        self.container.mux(self.stream.encode(video))
+
+    def close(self) -> list[Path]:
+        if self.stream is None:
+            self.abort()
+            raise ConfigError(f"{self.path}: no frames to write")
+        self.container.mux(self.stream.encode())  # flush the encoder
+        self.container.close()
+        self.target.commit()
+        return [self.path]
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        finally:
+            self.target.discard()
 
 
 def _import_av():
@@ -100,13 +215,29 @@ def _even(array: np.ndarray) -> np.ndarray:
     return np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
 
 
-Writer = Callable[[torch.Tensor, Path, int, float], list[Path]]
-WRITERS: dict[str, Writer] = {
-    ".gif": _write_gif,
-    ".png": _write_png,
-    ".npy": _write_npy,
-    ".mp4": _write_mp4,
-}
+WRITERS = (".gif", ".png", ".npy", ".mp4")
+
+
+def open_video(
+    path: str | os.PathLike,
+    frames: int,
+    scale: int | None = None,
+    fps: float = 8.0,
+    height: int = 16,
+) -> VideoSink:
+    """A :class:`VideoSink` for ``frames`` frames to ``path``; the extension picks the
+    format (.gif, .png frames, .npy raw latents, .mp4). ``scale`` defaults to the one that
+    makes a frame of ``height`` latent px at least 256 px tall."""
+    path = check_output_path(path)
+    scale = default_scale(height) if scale is None else scale
+    if scale < 1:
+        raise ConfigError(f"scale must be >= 1, got {scale}")
+    if fps <= 0:
+        raise ConfigError(f"fps must be > 0, got {fps}")
+    kind = path.suffix.lower()
+    if kind == ".npy":
+        return _NpySink(path, scale, fps, frames)
+    return {".gif": _GifSink, ".png": _PngSink, ".mp4": _Mp4Sink}[kind](path, scale, fps)
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
@@ -162,13 +293,11 @@ def write_video(
 ) -> list[Path]:
     """Write latents (B, F, C, H, W) to ``path``; the extension picks the format
     (.gif, .png frames, .npy raw latents, .mp4). Returns the files written."""
-    path = check_output_path(path)
-    if scale is None:
-        scale = default_scale(latents.shape[-2])
-    if scale < 1:
-        raise ConfigError(f"scale must be >= 1, got {scale}")
-    if fps <= 0:
-        raise ConfigError(f"fps must be > 0, got {fps}")
-    written = WRITERS[path.suffix.lower()](latents, path, scale, fps)
+    if latents.dim() != 5:
+        raise ConfigError(f"latents must be (B, F, C, H, W), got shape {tuple(latents.shape)}")
+    with open_video(path, latents.shape[1], scale, fps, latents.shape[-2]) as sink:
+        for f in range(latents.shape[1]):
+            sink.write(latents[:, f])
+        written = sink.close()
     logger.info("wrote %s", ", ".join(str(p) for p in written[:3]))
     return written

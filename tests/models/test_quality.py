@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from pomexport.models.demo_data import encode_label, render
-from pomexport.models.quality import evaluate_real, find_blobs, real_clips, score_clips
+from pomexport.models.quality import (
+    evaluate_real,
+    find_blobs,
+    real_clips,
+    real_frames,
+    score_clips,
+    score_windows,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +68,20 @@ def test_a_second_blob_or_a_jump_is_caught(real):
 def test_evaluate_real_skips_the_first_frames():
     report = evaluate_real(4, 6, seed=1, skip=10)
     assert report.frames == 6 and report.single_blob == 1.0
+
+
+def test_real_frames_stream_the_real_clips():
+    clips, labels = real_clips(3, 40, seed=4)
+    streamed = torch.stack(list(real_frames(3, 40, seed=4, chunk=7)), dim=1)
+    assert torch.equal(streamed, clips)
+
+
+def test_windows_score_each_window_like_the_whole_clip_scorer():
+    clips, labels = real_clips(4, 48, seed=1)
+    noisy = clips.clone()
+    noisy[:, 20:23] = torch.randn(4, 3, *clips.shape[2:])  # spoil the second window only
+    windows = list(score_windows(noisy.unbind(dim=1), labels, window=16))
+    assert [(w.first, w.last) for w in windows] == [(1, 16), (17, 32), (33, 48)]
+    for w in windows:
+        assert w.report == score_clips(noisy[:, w.first - 1 : w.last], labels)
+    assert windows[0].report.single_blob == 1.0 > windows[1].report.single_blob

@@ -9,7 +9,7 @@ from PIL import Image
 
 from pomexport.errors import ConfigError
 from pomexport.runtime import write_video
-from pomexport.runtime.writers import default_scale, to_rgb_frames
+from pomexport.runtime.writers import default_scale, open_video, to_rgb_frames
 
 
 @pytest.fixture
@@ -67,3 +67,34 @@ def test_single_channel_and_bad_inputs(tmp_path):
     with pytest.raises(ConfigError, match="2-channel"):
         write_video(torch.zeros(1, 1, 2, 4, 4), tmp_path / "clip.gif")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing half-written
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".mp4", ".gif"])
+def test_frame_by_frame_sink_writes_what_write_video_writes(latents, tmp_path, suffix):
+    (whole,) = write_video(latents, tmp_path / f"whole{suffix}", scale=2)
+    with open_video(tmp_path / f"streamed{suffix}", latents.shape[1], scale=2) as sink:
+        for f in range(latents.shape[1]):
+            sink.write(latents[:, f])
+        (streamed,) = sink.close()
+    if suffix == ".npy":
+        assert np.array_equal(np.load(streamed), latents.numpy())
+    else:
+        assert streamed.read_bytes() == whole.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([whole.name, streamed.name])
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".mp4"])
+def test_an_interrupted_stream_leaves_no_file(latents, tmp_path, suffix):
+    with pytest.raises(KeyboardInterrupt):
+        with open_video(tmp_path / f"clip{suffix}", 3, scale=1) as sink:
+            sink.write(latents[:, 0])
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_npy_sink_refuses_a_short_stream(latents, tmp_path):
+    sink = open_video(tmp_path / "clip.npy", 3)
+    sink.write(latents[:, 0])
+    with pytest.raises(ConfigError, match="1 of 3 frames"):
+        sink.close()
+    assert list(tmp_path.iterdir()) == []
