@@ -113,3 +113,15 @@ def ort_artifact(tmp_path_factory):
     name = DEFAULT_MODEL if bundled_path(DEFAULT_MODEL).is_file() else "tiny"
     out = tmp_path_factory.mktemp("ort") / "artifact"
     return build(name, out, precision="fp32", backend="ort").artifact, name
+
+
+@pytest.fixture(scope="session")
+def stationary_artifact(tmp_path_factory):
+    """A stationary-state model (issue 18: decay 0.6, max_frame_index 2; the random weights of
+    ``make_model("moments")``) and its fp32 artifact, both flavors, batch 1..8, exported once
+    per session. Returns ``(artifact, model)``; tests that modify it copy it first."""
+    from pomexport.export import export_model
+
+    model = _make_model("moments", decay=0.6, max_frame_index=2)
+    out = tmp_path_factory.mktemp("stationary") / "fp32"
+    return export_model(model, out, "fp32", "both", batch=(1, 2, 8)), model

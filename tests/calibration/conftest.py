@@ -35,3 +35,17 @@ def artifacts(tmp_path_factory):
     options = CalibrationOptions("percentile", CaptureSettings(**CAPTURE))
     int8 = quantize_artifact(root / "int8", model_name(), options)
     return fp32, int8
+
+
+@pytest.fixture(scope="session")
+def stationary_int8(stationary_artifact, tmp_path_factory):
+    """``(int8 Artifact, model)``: the session's stationary-state artifact (decay 0.6,
+    max_frame_index 2) calibrated like the one above, on a smaller capture (3 frames: the
+    state is discounted from the second one on)."""
+    from pomexport.calibration import CalibrationOptions, CaptureSettings, quantize_artifact
+
+    fp32, model = stationary_artifact
+    root = tmp_path_factory.mktemp("calibration-stationary") / "int8"
+    shutil.copytree(fp32.root, root)
+    capture = CaptureSettings(samples=48, frames=3, steps=2, seeds=(0,))
+    return quantize_artifact(root, model, CalibrationOptions("percentile", capture)), model

@@ -61,6 +61,45 @@ def test_portable_fp32_matches_torch_step(variant, models, fp32_artifacts):
     assert worst_s <= STATE_ATOL, f"{variant}: state_out max abs error {worst_s:.2e}"
 
 
+def test_stationary_portable_fp32_matches_torch_step(stationary_artifact):
+    """decay 0.6 and max_frame_index 2 (frames 3 and 5 are past it), non-zero counts: the
+    discounted read is graph arithmetic on ``state``/``count``, within the same bounds."""
+    art, model = stationary_artifact
+    session = _session(art.onnx_path("portable"))
+    worst_v = worst_s = 0.0
+    for frame, t in ((0, 1.0), (1, 0.5), (3, 0.1), (5, 0.0)):
+        inputs = _inputs(model, 2, frame, t, seed=frame)
+        v, state_out = session.run(
+            None, {s.name: x.numpy() for s, x in zip(STEP_INPUTS, inputs, strict=True)}
+        )
+        with torch.no_grad():
+            ref_v, ref_state = model.step(*inputs)
+        worst_v = max(worst_v, float(np.abs(v - ref_v.numpy()).max()))
+        worst_s = max(worst_s, float(np.abs(state_out - ref_state.numpy()).max()))
+    assert worst_v <= V_ATOL, f"v max abs error {worst_v:.2e}"
+    assert worst_s <= STATE_ATOL, f"state_out max abs error {worst_s:.2e}"
+
+
+def test_decay_one_feeds_state_and_count_to_the_op_untouched(fp32_artifacts, stationary_artifact):
+    """decay 1 exports today's graph: ``count`` goes straight into every PolyMixer node and
+    ``state`` only through the per-layer Gather (no arithmetic on either). With a decay the
+    discounted read sits between them and the op (docs/design.md), and the graph still lints
+    clean for TensorRT (the bounded frame index is clamped as fp32: no int64 Clip)."""
+    from pomexport.export.trt_lint import lint_model
+
+    def readers(model: onnx.ModelProto, name: str) -> set[str]:
+        return {n.op_type for n in model.graph.node if name in n.input}
+
+    today = onnx.load(str(fp32_artifacts["moments"].onnx_path("plugin")))
+    assert readers(today, "count") == {"PolyMixer"} and readers(today, "state") == {"Gather"}
+    stationary = onnx.load(str(stationary_artifact[0].onnx_path("plugin")))
+    assert "PolyMixer" not in readers(stationary, "count")
+    assert "Gather" not in readers(stationary, "state")
+    for flavor in ("portable", "plugin"):
+        report = lint_model(onnx.load(str(stationary_artifact[0].onnx_path(flavor))))
+        assert report, [f.__dict__ for f in report.errors]
+
+
 def test_io_contract(fp32_artifacts):
     art = fp32_artifacts["moments"]
     model = onnx.load(str(art.onnx_path("portable")))

@@ -133,3 +133,51 @@ def test_fp16_pass_powers_variant(models, fp32_artifacts):
         v16, st16 = s16.run(None, _fp16_feed(feed))
         assert float(np.abs(v16.astype(np.float32) - v32).max()) <= V_ATOL
         assert float(np.abs(st16 - st32).max() / np.abs(st32).max()) <= STATE_RTOL
+
+
+def test_fp16_pass_keeps_the_stationary_read_fp32(stationary_artifact):
+    """Issue 18: the discounted read of ``state``/``count`` (Mul, Tanh, Div: graph arithmetic
+    between the inputs and the op) stays fp32 like the rest of the state path, and the fp16
+    graph (the exporter's pass, overflow check included) matches fp32 over 4 frames, past
+    max_frame_index 2, within the bounds above; it lints clean for TensorRT."""
+    from pomexport.export.flavors import add_function
+    from pomexport.export.fp16 import to_fp16
+    from pomexport.export.ranges import tensor_absmax
+    from pomexport.export.trt_lint import lint_model
+
+    art, model = stationary_artifact
+    fp32 = onnx.load(str(art.onnx_path("plugin")))
+    feeds = record_trajectory(model, frames=4, steps=2, batch=2, seed=4)
+    fp16 = to_fp16(fp32, overflowing(tensor_absmax(fp32, feeds)))
+    assert lint_model(fp16), [f.__dict__ for f in lint_model(fp16).errors]
+    fp16 = add_function(fp16)
+    types = _types(fp16)
+    mixers = [n for n in fp16.graph.node if n.op_type == "PolyMixer"]
+    assert mixers and all(types[n.input[2]] == types[n.input[3]] == 1 for n in mixers)
+    # The discount's Tanh reads count alone (the GELUs' read x_t through the mixers).
+    tanh = [n for n in fp16.graph.node if n.op_type == "Tanh" and "x_t" not in _ancestors(fp16, n)]
+    assert len(tanh) == 1 and types[tanh[0].output[0]] == TensorProto.FLOAT
+    assert "count" in _ancestors(fp16, tanh[0])
+    s16 = ort.InferenceSession(fp16.SerializeToString(), providers=["CPUExecutionProvider"])
+    s32 = _session(art.onnx_path("portable"))
+    worst_v = worst_s = 0.0
+    for feed in feeds:
+        v32, st32 = s32.run(None, feed)
+        v16, st16 = s16.run(None, _fp16_feed(feed))
+        worst_v = max(worst_v, float(np.abs(v16.astype(np.float32) - v32).max()))
+        worst_s = max(worst_s, float(np.abs(st16 - st32).max() / np.abs(st32).max()))
+    assert worst_v <= V_ATOL, f"fp16 v max abs error {worst_v:.2e}"
+    assert worst_s <= STATE_RTOL, f"fp16 state_out max rel error {worst_s:.2e}"
+
+
+def _ancestors(model: onnx.ModelProto, node: onnx.NodeProto) -> set[str]:
+    """Every tensor name ``node`` depends on (graph inputs included)."""
+    producer = {out: n for n in model.graph.node for out in n.output}
+    seen: set[str] = set()
+    stack = list(node.input)
+    while stack:
+        name = stack.pop()
+        if name and name not in seen:
+            seen.add(name)
+            stack.extend(producer[name].input if name in producer else ())
+    return seen

@@ -64,6 +64,35 @@ def test_acceptance_runs_on_the_bundled_model(ort_artifact):
     assert ort_artifact[1] == DEFAULT_MODEL
 
 
+def test_stationary_clip_matches_torch_from_the_same_seed(stationary_artifact):
+    """Issue 18 on ONNX Runtime: decay 0.6 and frames past max_frame_index 2, CFG on, two
+    streams; the bound of the clip above. The runtime advances ``count`` by tokens as ever."""
+    artifact, model = stationary_artifact
+    backend = OrtBackend(artifact, threads=1)
+    assert (backend.config.decay, backend.config.max_frame_index) == (0.6, 2)
+    kw = dict(labels=[3, 7], frames=4, steps=2, cfg_scale=2.0, seed=5)
+    ours, reference = generate(backend, **kw), generate(model, **kw)
+    per_frame = [psnr(ours[:, f], reference[:, f]) for f in range(4)]
+    assert min(per_frame) >= PSNR_MIN_DB, per_frame
+
+
+def test_an_artifact_written_before_the_stationary_state_runs_unchanged(
+    ort_artifact, backend, tmp_path
+):
+    """A manifest config without ``decay``/``max_frame_index`` (an artifact written before issue
+    18) loads as decay 1, unbounded, and generates exactly what the same graph does with them."""
+    root = _copy(ort_artifact[0], tmp_path)
+    manifest = json.loads((root / "manifest.json").read_text())
+    config = manifest["model"]["config"]
+    assert (config.pop("decay"), config.pop("max_frame_index")) == (1.0, None)
+    write_manifest(root, manifest)
+    old = OrtBackend(root, threads=1)
+    assert old.config == backend.config
+    assert (old.config.decay, old.config.max_frame_index) == (1.0, None)
+    kw = dict(labels=[2], frames=3, steps=2, cfg_scale=2.0, seed=1)
+    assert torch.equal(generate(old, **kw), generate(backend, **kw))
+
+
 def _collect(frames_iter, clips: dict) -> None:
     for frame in frames_iter:
         clips.setdefault(frame.stream, {})[frame.index] = frame.latent
