@@ -71,6 +71,12 @@ class TrainConfig:
     # per frame (still labelled t = 0): the model learns to read states of imperfect frames,
     # as in a long rollout of its own samples. 0: clean context, the stream not drawn from.
     context_noise: float = 0.0
+    # Self-made context: for this fraction of clips the committed frames are the model's own
+    # one-step denoised estimates ``x0_hat = x_s - s v(x_s)`` from ``s ~ U[0, self_context_t]``
+    # (one no-grad teacher-forced pass), so it learns to correct the kind of errors its own
+    # frames carry instead of copying them forward through the state. 0: off.
+    self_context: float = 0.0
+    self_context_t: float = 0.5
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -119,11 +125,35 @@ def flow_loss(
     tt = t.view(b, f, 1, 1, 1)
     x_t = (1 - tt) * clean + tt * eps
     context = clean
+    if cfg.self_context > 0:
+        context = self_made_context(model, clean, cond, index, cfg, gen)
     if cfg.context_noise > 0:
         s = cfg.context_noise * torch.rand(b, f, 1, 1, 1, generator=gen)
         context = (1 - s) * clean + s * torch.randn(clean.shape, generator=gen)
     v = model.forward_teacher_forced(x_t, t, context, cond, index)
     return (v - (eps - clean)).square().mean()
+
+
+@torch.no_grad()
+def self_made_context(
+    model: PoMDiT,
+    clean: torch.Tensor,
+    cond: torch.Tensor,
+    index: torch.Tensor,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """Clean clips (B, F, C, H, W) with the frames of ``self_context`` of the clips replaced
+    by the model's own denoised estimates (see :class:`TrainConfig`)."""
+    b, f = clean.shape[:2]
+    s = cfg.self_context_t * torch.rand(b, f, generator=gen)
+    x_s = (1 - s.view(b, f, 1, 1, 1)) * clean + s.view(b, f, 1, 1, 1) * torch.randn(
+        clean.shape, generator=gen
+    )
+    v = model.forward_teacher_forced(x_s, s, clean, cond, index)
+    estimate = x_s - s.view(b, f, 1, 1, 1) * v
+    use = (torch.rand(b, generator=gen) < cfg.self_context).view(b, 1, 1, 1, 1)
+    return torch.where(use, estimate, clean)
 
 
 @torch.no_grad()
@@ -238,7 +268,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("max_frame_index",):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None)
-    for name in ("decay", "context_noise", "offset_prob"):
+    for name in ("decay", "context_noise", "offset_prob", "self_context", "self_context_t"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     for name in ("lr", "ema_decay", "decay_frac"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))

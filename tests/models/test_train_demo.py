@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from pomexport.cli.main import cli
 from pomexport.models import get_preset, load_weights
-from pomexport.models.train_demo import TrainConfig, flow_loss, lr_at, train
+from pomexport.models.train_demo import TrainConfig, flow_loss, lr_at, train, trained_ranges
 
 SMALL = get_preset("tiny").replace(width=32, depth=2, patch_size=4)
 
@@ -132,3 +132,27 @@ def test_cli_help_states_the_recipe_defaults():
 
     d = TrainConfig()
     assert _D == {"steps": d.steps, "batch": d.batch, "frames": d.frames, "lr": d.lr}
+
+
+def test_stationary_fine_tune_sets_the_config_and_records_its_stages(tmp_path):
+    first = tmp_path / "first.safetensors"
+    train(_config(), first, progress=False)
+    second = tmp_path / "second.safetensors"
+    args = ["train-demo", "--init", str(first), "--decay", "0.6", "--max-frame-index", "3"]
+    args += ["--self-context", "1", "--steps", "2", "--batch", "2", "--frames", "4"]
+    result = CliRunner().invoke(cli, [*args, "--threads", "1", "--no-progress", "-o", str(second)])
+    assert result.exit_code == 0, result.output
+    model = load_weights(second)
+    assert (model.cfg.decay, model.cfg.max_frame_index) == (0.6, 3)
+    info = json.loads(second.with_suffix(".json").read_text())
+    assert info["train"]["self_context"] == 1.0 and info["init_info"]["train"]["frames"] == 4
+    ranges = trained_ranges(info, model.cfg)
+    # Every stage counts: stage 1 saw indices up to 3 + 48 (offsets), stage 2 up to its clamp.
+    assert ranges.frame_index == 3 + TrainConfig().max_offset
+    assert ranges.mixer_count == pytest.approx(0.6 * 16 * (1 - 0.6**3) / 0.4)
+
+
+def test_self_made_context_changes_what_the_model_learns_from():
+    plain = _weights(train(_config(), progress=False))
+    selfmade = _weights(train(_config(self_context=1.0), progress=False))
+    assert any(not torch.equal(plain[k], selfmade[k]) for k in plain)
