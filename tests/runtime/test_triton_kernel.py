@@ -55,12 +55,41 @@ CHILD = """
 import sys, torch
 from pomexport.runtime.kernels import dispatch
 from pomexport.runtime.kernels.triton_poly_mixer import poly_mixer_triton
+
+def run_model(config, weights, clip, gen_kw):
+    # The op's CPU kernel becomes the interpreted Triton kernel (as install_cuda_kernel makes
+    # it on CUDA) for the rest of this process: the model job is the last one. Calls are
+    # counted (a fallback to the reference would leave 0).
+    from pomexport.models import PoMDiT, PoMDiTConfig
+    from pomexport.models.poly_mixer_op import OP_NAME
+    from pomexport.runtime import TorchBackend, generate
+    model = PoMDiT(PoMDiTConfig.from_dict(config))
+    model.load_state_dict(weights)
+    calls = []
+    def kernel(*args):
+        calls.append(1)
+        return poly_mixer_triton(*args)
+    torch.library.register_kernel(OP_NAME, "cpu", kernel)
+    x, t, label, index = clip
+    state, count = model.eval().zero_state(x.shape[0])
+    vs = []
+    with torch.no_grad():
+        for f in range(x.shape[1]):
+            v, state = model.step(x[:, f], t[:, f], label, index[:, f], state, count)
+            count = count + model.cfg.tokens_per_frame
+            vs.append(v)
+    stepped = len(calls)
+    frames = generate(TorchBackend(model), **gen_kw)
+    return torch.stack(vs, 1), state, frames, stepped, len(calls) - stepped
+
 jobs = torch.load(sys.argv[1])
 out = []
 for inputs, attrs, via in jobs:
     if via == "dispatch":
         backend = dispatch.choose_backend(*inputs, *attrs)[0]
         out.append((backend, dispatch.poly_mixer(*inputs, *attrs)))
+    elif via == "model":
+        out.append(("triton", run_model(*inputs)))
     else:
         out.append(("triton", poly_mixer_triton(*inputs, *attrs)))
 torch.save(out, sys.argv[2])
@@ -98,12 +127,62 @@ def _jobs() -> dict[str, tuple]:
         jobs[f"tokens-{n}"] = (inputs, ("moments", 2, "sigmoid", 0), "kernel")
     inputs = make_inputs("powers", 3, 4, torch.float32)
     jobs["dispatch"] = (inputs, ("powers", 3, "hardsigmoid", 4), "dispatch")
+    for variant, gate, order, heads in (CASES[1], CASES[7]):
+        jobs[f"stationary-{variant}"] = (
+            stationary_inputs(variant, order, heads),
+            (variant, order, gate, heads),
+            "kernel",
+        )
+    model = stationary_model()
+    jobs["stationary-model"] = (
+        (model.cfg.to_dict(), model.state_dict(), stationary_clip(model), STATIONARY_GENERATE),
+        (),
+        "model",
+    )  # last: it makes the Triton kernel the op's CPU kernel in the child
     return jobs
+
+
+# The stationary model job (issue 18): small (16 tokens, C = 64) since the interpreter runs
+# every program of the grid in Python; 3 frames, the last past max_frame_index 1.
+STATIONARY_GENERATE = dict(labels=[3], frames=3, steps=1, cfg_scale=1.0, seed=5)
+
+
+def stationary_model():
+    """A decay-0.6 PoM-DiT, max_frame_index 1, non-trivial random weights (as tests/conftest)."""
+    from pomexport.models import PoMDiT, PoMDiTConfig
+
+    cfg = PoMDiTConfig(input_size=8, in_channels=3, patch_size=2, width=16, depth=2)
+    model = PoMDiT(cfg.replace(num_classes=10, decay=0.6, max_frame_index=1))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * (0.1 if p.dim() > 1 else 0.05))
+    return model.eval()
+
+
+def stationary_clip(model) -> tuple[torch.Tensor, ...]:
+    """(x (2, 3, C_in, H, W), t (2, 3), label (2,), frame_index (2, 3))."""
+    cfg = model.cfg
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, cfg.in_channels, cfg.input_size, cfg.input_size, generator=gen)
+    return x, torch.rand(2, 3, generator=gen), torch.tensor([1, 4]), torch.arange(3).expand(2, 3)
+
+
+def stationary_inputs(variant: str, order: int, sel_heads: int) -> tuple:
+    """What a decay-0.6 model's step hands the op (issue 18): the discounted read of a state
+    after 5 and 37 frames, i.e. ``0.6 * state`` and a non-integer ``0.6 * c_d`` count."""
+    from pomexport.models.mixer import discounted_read
+
+    h, g, state, _, coeff = make_inputs(variant, order, sel_heads, torch.float32)
+    read, read_count = discounted_read(state, torch.tensor([5.0, 37.0]) * 70, 0.6, 70)
+    assert read_count[0] != read_count[0].round()
+    return h, g, read, read_count, coeff
 
 
 @pytest.fixture(scope="module")
 def interpreted(tmp_path_factory) -> dict[str, tuple]:
-    """name -> (job, backend, (y, state_out)) from one TRITON_INTERPRET=1 child process."""
+    """name -> (job, backend, (y, state_out)) from one TRITON_INTERPRET=1 child process (the
+    model job: its step-through, state, generated frames and Triton call counts)."""
     assert HAS_TRITON, NO_TRITON
     tmp = tmp_path_factory.mktemp("triton_interpret")
     jobs = _jobs()
@@ -152,6 +231,35 @@ def test_interpreted_kernel_token_edges(interpreted, tokens):
 @needs_triton
 def test_dispatcher_uses_triton_under_the_interpreter(interpreted):
     assert _check(interpreted, "dispatch") == dispatch.TRITON
+
+
+@needs_triton
+@pytest.mark.parametrize("variant", ["moments", "powers"])
+def test_interpreted_kernel_reads_a_stationary_state(interpreted, variant):
+    _check(interpreted, f"stationary-{variant}")
+
+
+@needs_triton
+def test_stationary_model_through_the_interpreted_kernel_keeps_the_state_contract(interpreted):
+    """Issue 18 with the Triton kernel as the op (TRITON_INTERPRET=1): a decay-0.6 model past
+    max_frame_index 1, frame by frame through ``step``, equals the torch reference's
+    block-causal parallel forward (1e-5, as in tests/models); the torch backend's generator
+    equals the same generator on the torch op."""
+    from pomexport.runtime import generate
+
+    (inputs, _, _), backend, out = interpreted["stationary-model"]
+    v_seq, state, frames, stepped, generated = out
+    model, (x, t, label, index) = stationary_model(), inputs[2]
+    depth = model.cfg.depth
+    assert backend == "triton" and stepped == 3 * depth and generated == 3 * 2 * depth
+    with torch.no_grad():
+        v_par, sums = model.forward_clip(x, t, label, index)
+    assert (v_seq - v_par).abs().max().item() <= 1e-5
+    expected = torch.zeros_like(state)
+    for f in range(3):
+        expected = 0.6 * expected + sums[:, :, f]
+    assert (state - expected).abs().max().item() <= 1e-5 * max(expected.abs().max().item(), 1.0)
+    assert (frames - generate(model, **STATIONARY_GENERATE)).abs().max().item() <= 1e-4
 
 
 @needs_triton
