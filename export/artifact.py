@@ -31,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 
 from pomexport.errors import ArtifactError, PomExportError
+from pomexport.export._graph_check import check_initializers, check_io_dims, check_mixer_nodes
 from pomexport.export._manifest_schema import check_manifest
 from pomexport.export._paths import (
     external_data_refs,
@@ -470,6 +471,28 @@ def _verify_onnx(root: Path, name: str, manifest: dict) -> None:
                 f"{ref.location!r}, which has {size}"
             )
     _check_graph_io(name, model, manifest)
+    _check_config(name, model, manifest)
+
+
+def _check_config(name: str, model, manifest: dict) -> None:
+    """The manifest's model config (and the ``io`` shapes derived from it) against the graph's
+    static dims, initializers and PolyMixer attributes: buffers are sized from the config, so
+    it must describe the graph (``export/_graph_check.py``)."""
+    cfg = PoMDiTConfig.from_dict(manifest["model"]["config"])
+    contract = io_contract(cfg, "float32")
+    expected = {e["name"]: e["shape"] for entries in contract.values() for e in entries}
+    for kind in ("inputs", "outputs"):
+        for entry in manifest["io"][kind]:
+            want = expected.get(entry["name"])
+            if want is not None and entry["shape"] != want:
+                raise ArtifactError(
+                    f"{MANIFEST}: io {entry['name']} shape {entry['shape']} but its model "
+                    f"config gives {want}; refusing a manifest that contradicts itself"
+                )
+    symbols = {spec.name: spec.shape for spec in STEP_INPUTS + STEP_OUTPUTS}
+    check_io_dims(name, model, expected, symbols)
+    check_initializers(name, model, cfg)
+    check_mixer_nodes(name, model, cfg)
 
 
 _ONNX_DTYPES = {"float32": 1, "float16": 10, "int64": 7}

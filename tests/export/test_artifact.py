@@ -30,17 +30,25 @@ _IO = {
 
 
 def _small_model() -> onnx.ModelProto:
-    """v = x_t, state_out = state, with a 4 KiB initializer (big enough to go external)."""
+    """v = x_t, state_out = state, with a 4 KiB initializer (big enough to go external), the
+    ``tiny`` preset's static I/O dims and its label table (the loader checks the config
+    against both; the table is float_data, so it stays inline)."""
+    from pomexport.export.artifact import io_contract
+
+    cfg = get_preset("tiny")
+    dims = {e["name"]: e["shape"] for es in io_contract(cfg, "float32").values() for e in es}
     w = numpy_helper.from_array(np.arange(1024, dtype=np.float32), "w")
+    rows = [cfg.num_classes + 1, cfg.width]
+    table = helper.make_tensor("model.label.weight", 1, rows, np.zeros(rows[0] * rows[1]))
     nodes = [
         helper.make_node("Identity", ["x_t"], ["v"]),
         helper.make_node("Identity", ["state"], ["state_out"]),
     ]
     inputs, outputs = (
-        [helper.make_tensor_value_info(n, dtype, [None] * rank) for n, dtype, rank in _IO[kind]]
+        [helper.make_tensor_value_info(n, dtype, dims[n]) for n, dtype, _ in _IO[kind]]
         for kind in ("inputs", "outputs")
     )
-    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=[w])
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=[w, table])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 

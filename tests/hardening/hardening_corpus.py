@@ -50,21 +50,35 @@ class Case:
 
 
 def toy_model(weights: int = WEIGHTS, rename: dict | None = None) -> onnx.ModelProto:
-    """v = x_t, state_out = state with one float initializer ``w`` of ``weights`` floats."""
+    """v = x_t, state_out = state with one float initializer ``w`` of ``weights`` floats, the
+    static I/O dims of the ``tiny`` preset and its label table and patch projection (what the
+    loader checks the manifest's config against). Those two are float_data tensors, so only
+    ``w`` goes to external data."""
+    from pomexport.export.artifact import io_contract
+
     rename = rename or {}
+    cfg = get_preset("tiny")
     w = numpy_helper.from_array(np.arange(weights, dtype=np.float32), "w")
+    tables = [
+        helper.make_tensor(name, onnx.TensorProto.FLOAT, dims, np.zeros(int(np.prod(dims))))
+        for name, dims in (
+            ("model.label.weight", [cfg.num_classes + 1, cfg.width]),
+            ("model.patch.proj.weight", [cfg.width, cfg.in_channels, *[cfg.patch_size] * 2]),
+        )
+    ]
     nodes = [
         helper.make_node("Identity", [rename.get("x_t", "x_t")], ["v"]),
         helper.make_node("Identity", ["state"], ["state_out"]),
     ]
+    dims = {e["name"]: e["shape"] for es in io_contract(cfg, "float32").values() for e in es}
     inputs, outputs = (
         [
-            helper.make_tensor_value_info(rename.get(n, n), dtype, [None] * rank)
-            for n, dtype, rank in IO[kind]
+            helper.make_tensor_value_info(rename.get(n, n), dtype, dims[n])
+            for n, dtype, _ in IO[kind]
         ]
         for kind in ("inputs", "outputs")
     )
-    graph = helper.make_graph(nodes, "toy", inputs, outputs, initializer=[w])
+    graph = helper.make_graph(nodes, "toy", inputs, outputs, initializer=[w, *tables])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
@@ -237,6 +251,61 @@ def wrong_io_contract(tmp: Path) -> Case:
     return Case(_load(root), r"model\.onnx: graph inputs \['image', .*differ from manifest")
 
 
+def _edit_config(root: Path, consistent: bool, **changes: int) -> None:
+    """Change ``model.config``; ``consistent``: also rewrite ``io`` from the edited config and
+    re-hash, a manifest that agrees with itself and lies only against the graph."""
+    from pomexport.export.artifact import io_contract
+    from pomexport.models.config import PoMDiTConfig
+
+    data = json.loads((root / MANIFEST).read_text())
+    data["model"]["config"].update(changes)
+    if consistent:
+        data["io"] = io_contract(PoMDiTConfig.from_dict(data["model"]["config"]), "float32")
+    (root / MANIFEST).write_text(json.dumps(data))
+    if consistent:
+        rehash(root)
+
+
+# field -> (edit, error without io rewritten, error with io rewritten and re-hashed)
+_CONFIG_EDITS = {
+    "width": (
+        {"width": 128},
+        r"manifest\.json: io state shape \[4, 'B', 384\] but .* gives \[4, 'B', 512\]",
+        r"model\.onnx: state axis 2 is 384 in the graph but .*\(width\*expansion",
+    ),
+    "depth": (
+        {"depth": 400},
+        r"manifest\.json: io state shape \[4, 'B', 384\] but .* gives \[400, 'B', 384\]",
+        r"model\.onnx: state axis 0 is 4 in the graph but .*\(depth\) says 400",
+    ),
+    "channels": (
+        {"in_channels": 64},
+        r"manifest\.json: io x_t shape \['B', 3, 16, 16\] but .* gives \['B', 64, 16, 16\]",
+        r"model\.onnx: x_t axis 1 is 3 in the graph but .*\(in_channels\) says 64",
+    ),
+    "classes": (
+        {"num_classes": 1000},
+        r"model\.onnx: the label table is \[37, 96\] but .*says \[1001, 96\]",
+        r"model\.onnx: the label table is \[37, 96\] but .*says \[1001, 96\]",
+    ),
+}
+
+
+def _config_case(field: str, consistent: bool) -> Callable[[Path], Case]:
+    changes, plain, rewritten = _CONFIG_EDITS[field]
+
+    def build(tmp: Path) -> Case:
+        root = _art(tmp)
+        _edit_config(root, consistent, **changes)
+        return Case(_load(root), rewritten if consistent else plain)
+
+    build.__name__ = f"config_{field}{'_rehashed' if consistent else ''}"
+    return build
+
+
+CONFIG_CASES = [_config_case(f, c) for f in _CONFIG_EDITS for c in (False, True)]
+
+
 # -- weights -----------------------------------------------------------------------------------
 def _weights(path: Path) -> Callable[[], object]:
     from pomexport.models.weights import load_weights
@@ -367,6 +436,7 @@ ARTIFACT_CASES = {
         missing_file,
         truncated_onnx,
         wrong_io_contract,
+        *CONFIG_CASES,
     )
 }
 WEIGHTS_CASES = {
