@@ -19,6 +19,7 @@ import pytest
 from pomexport.errors import ArtifactError, BuildError, ConfigError
 from pomexport.export.artifact import MANIFEST, load_artifact
 from pomexport.models import get_preset
+from pomexport.runtime.build import tensorrt_missing
 from pomexport.runtime.sampler import time_schedule
 
 REPO = Path(__file__).resolve().parents[2]
@@ -247,6 +248,128 @@ def test_runtime_needs_tensorrt_build(lib, artifact):
 
     with pytest.raises(BuildError, match="built without TensorRT"):
         CppRuntime(lib, artifact)
+
+
+# -- stationary state (issue 18): nothing in C++ knows the decay ---------------------------
+def test_stationary_manifest_is_read_with_or_without_the_new_keys(
+    lib, stationary_artifact, tmp_path
+):
+    """The C++ manifest reader takes the config keys it needs and ignores the rest: a decay and
+    a max_frame_index (an int or null), or neither key (an artifact from before issue 18)."""
+    import json
+
+    from pomexport.export.artifact import write_manifest
+
+    art, model = stationary_artifact
+    root = Path(shutil.copytree(art.root, tmp_path / "art"))
+    manifest = json.loads((root / MANIFEST).read_text())
+    config = manifest["model"]["config"]
+    assert (config["decay"], config["max_frame_index"]) == (0.6, 2)
+    cfg = model.cfg
+    for change in ("as written", "null bound", "neither key"):
+        if change == "null bound":
+            config["max_frame_index"] = None
+        elif change == "neither key":
+            del config["decay"], config["max_frame_index"]
+        write_manifest(root, manifest)
+        lib.verify_artifact(root)
+        info = lib.artifact_info(root)
+        assert (info["depth"], info["state_width"]) == (cfg.depth, cfg.state_width), change
+        assert info["tokens_per_frame"] == cfg.tokens_per_frame and info["video"] == 1, change
+
+
+def _ort_step(onnx_path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    return lambda feed: session.run(None, feed)
+
+
+def _torch_step(model):
+    import torch
+
+    def step(feed):
+        with torch.no_grad():
+            v, state = model.step(*(torch.from_numpy(feed[k]) for k in feed))
+        return v.numpy(), state.numpy()
+
+    return step
+
+
+def _feed(x, t: float, label, frame_index, state, count) -> dict[str, np.ndarray]:
+    t = np.full(len(label), t, dtype=np.float32)
+    names = ("x_t", "t", "label", "frame_index", "state", "count")
+    return dict(zip(names, (x, t, label, frame_index, state, count), strict=True))
+
+
+def cpp_frame_loop(step, lib, cfg, seed: int, label: int, frames: int, steps: int, scale: float):
+    """runtime/cpp/README.md's frame loop for slot 0, step by step: the C API's noise and
+    schedule, CFG rows (label, null label), Euler, then the commit; ``count`` advances by
+    tokens_per_frame and ``frame_index`` by 1, the only state bookkeeping the C++ side does.
+    ``step(feed) -> (v, state_out)`` runs the step graph. Returns (frames, C_in, H, W)."""
+    rows = 2 if scale != 1.0 else 1
+    label_rows = np.array([label, cfg.num_classes][:rows], dtype=np.int64)
+    state = np.zeros((cfg.depth, rows, cfg.state_width), dtype=np.float32)
+    count = np.zeros(rows, dtype=np.float32)
+    times = lib.schedule(steps)
+    out = []
+    for f in range(frames):
+        x = lib.noise(seed, 0, f, (cfg.in_channels, cfg.input_size, cfg.input_size))
+        index = np.full(rows, f, dtype=np.int64)
+        for t, t_next in zip(times[:-1], times[1:], strict=True):
+            v, _ = step(_feed(np.stack([x] * rows), t, label_rows, index, state, count))
+            v = v[1] + scale * (v[0] - v[1]) if rows == 2 else v[0]
+            x = x + (t_next - t) * v
+        _, state = step(_feed(np.stack([x] * rows), 0.0, label_rows, index, state, count))
+        count = count + np.float32(cfg.tokens_per_frame)
+        out.append(x)
+    return np.stack(out)
+
+
+def _psnr(actual: np.ndarray, expected: np.ndarray) -> float:
+    """PSNR in dB of latents in [-1, 1] (peak-to-peak 2), as tests/runtime/test_ort_backend.py."""
+    mse = float(np.mean((actual.astype(np.float64) - expected) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(4.0 / mse)
+
+
+def test_stationary_artifact_needs_only_the_cpp_loops_bookkeeping(lib, stationary_artifact):
+    """The C++ loop's bookkeeping (count in tokens, frame_index + 1, the C API's noise and
+    schedule) on a decay-0.6 artifact (4 frames, past max_frame_index 2, CFG) gives the torch
+    model's frames within the ONNX Runtime bound (PSNR 50 dB): the discount and the bound are
+    in the graph, so the C++ runtime needs nothing of them. Its TensorRT half is compared below
+    (GPU + TensorRT)."""
+    art, model = stationary_artifact
+    kw = dict(seed=5, label=3, frames=4, steps=2, scale=2.0)
+    ours = cpp_frame_loop(_ort_step(art.onnx_path("portable")), lib, art.config, **kw)
+    reference = cpp_frame_loop(_torch_step(model), lib, model.cfg, **kw)
+    per_frame = [_psnr(ours[f], reference[f]) for f in range(4)]
+    assert min(per_frame) >= 50.0, per_frame
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+@pytest.mark.skipif(
+    tensorrt_missing() is not None, reason=f"needs TensorRT and a CUDA GPU: {tensorrt_missing()}"
+)
+def test_stationary_artifact_generates_through_the_c_api_as_python_ort(
+    stationary_artifact, tmp_path
+):
+    """libpomrt built with TensorRT generates the decay-0.6 artifact (portable flavor, engine
+    built on first use into a copy) as the same loop does on ONNX Runtime: PSNR >= 50 dB."""
+    from pomexport.runtime.capi import CppRuntime, build_library, load_library
+
+    art, _ = stationary_artifact
+    trt_lib = load_library(build_library(tmp_path / "build", with_tensorrt=True, jobs=4))
+    root = Path(shutil.copytree(art.root, tmp_path / "art"))  # the engine is cached in it
+    with CppRuntime(trt_lib, root, slots=1, steps=2, cfg_scale=2.0) as runtime:
+        runtime.reset_stream(0, seed=5, label=3)
+        frames = np.stack([runtime.next_frame(0) for _ in range(4)])
+    kw = dict(seed=5, label=3, frames=4, steps=2, scale=2.0)
+    expected = cpp_frame_loop(_ort_step(art.onnx_path("portable")), trt_lib, art.config, **kw)
+    per_frame = [_psnr(frames[f], expected[f]) for f in range(4)]
+    assert min(per_frame) >= 50.0, per_frame
 
 
 def test_missing_library_is_a_clear_error(tmp_path, monkeypatch):
