@@ -33,6 +33,12 @@ import click
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option(
+    "--model",
+    "reference",
+    default=None,
+    help="fp32 reference of an artifact SOURCE (default: the model named in the manifest).",
+)
+@click.option(
     "--out",
     "-o",
     required=True,
@@ -49,6 +55,7 @@ def command(
     seed: int,
     backend: str,
     device: str,
+    reference: str | None,
     out: str,
 ) -> None:
     """Generate FRAMES frames of one stream from SOURCE (an artifact directory or a model)
@@ -57,7 +64,7 @@ def command(
     from pomexport.runtime.soak import SoakOptions, check_finite, soak
 
     options = SoakOptions(frames, every, steps, cfg_scale, label, seed, backend, device)
-    report = soak(source, options, out, progress=click.echo)
+    report = soak(source, options, out, progress=click.echo, reference_model=reference)
     s = report.summary
     slope = s["rss_slope_kib_per_1000_frames"]
     click.echo(

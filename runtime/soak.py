@@ -139,7 +139,7 @@ def _sample(gen, ref: _Reference | None, frame, frames_done: int, clock: dict) -
     return record
 
 
-def _load(source, options: SoakOptions):
+def _load(source, options: SoakOptions, reference_model=None):
     """(tested backend, fp32 reference model or None, description of the source)."""
     from pomexport.runtime.loading import is_artifact, load_backend
 
@@ -149,7 +149,8 @@ def _load(source, options: SoakOptions):
         from pomexport.runtime.verify import _reference_model
 
         artifact = load_artifact(Path(source))
-        return backend, _reference_model(artifact, None), f"artifact {artifact.root}"
+        reference = _reference_model(artifact, reference_model)
+        return backend, reference, f"artifact {artifact.root}"
     from pomexport.models.registry import load_model
 
     if not isinstance(source, str | os.PathLike):
@@ -185,17 +186,20 @@ def soak(
     options: SoakOptions,
     out: str | os.PathLike | None = None,
     progress: Progress | None = None,
+    reference_model=None,
 ) -> SoakReport:
     """Generate ``options.frames`` frames of one stream from ``source`` (artifact directory,
     model name, weights path or PoMDiT), sampling every ``options.every`` frames.
 
-    Writes ``soak.json`` and ``soak.png`` into ``out`` when given. The report is truthy
-    when the state stayed finite throughout.
+    ``reference_model``: an artifact's fp32 torch reference (PoMDiT, name or weights path;
+    default the manifest's model name, as for ``verify``: an artifact exported from a model
+    object needs it). Writes ``soak.json`` and ``soak.png`` into ``out`` when given. The
+    report is truthy when the state stayed finite throughout.
     """
     from pomexport.runtime.generator import VideoGenerator
 
     progress = progress or logger.info
-    backend, model, described = _load(source, options)
+    backend, model, described = _load(source, options, reference_model)
     gen = VideoGenerator(backend, slots=1, steps=options.steps, cfg_scale=options.cfg_scale)
     gen.start(0, label=options.label, seed=options.seed)
     ref = _Reference(model, options.label) if model is not None else None
@@ -203,6 +207,9 @@ def soak(
     with torch.inference_mode():
         samples = _run(gen, ref, options, progress, checkpoint)
     summary = summarize(samples, options, described, backend.name, str(backend.device))
+    # A stationary state (decay < 1) plateaus at about sum P / (1 - decay) per layer, where a
+    # uniform one grows with every frame: the magnitude samples read against this.
+    summary["decay"] = backend.config.decay
     report = SoakReport(summary, samples, {})
     if out is not None:
         report.paths = write_soak(report, Path(out))

@@ -71,3 +71,20 @@ def test_overrides_and_errors():
         plan(get_preset("tiny"), target, "fp16", streams=2, batch=2)
     with pytest.raises(ConfigError, match="precision"):
         plan(get_preset("tiny"), target, "bf16")
+
+
+def test_a_stationary_model_plans_like_the_same_architecture(make_model, tmp_path):
+    """Issue 18: decay and max_frame_index add no buffer (state [L, B, C] and count [B] as
+    before, the discount is graph arithmetic), so a decay-0.6 weights file plans exactly as
+    its architecture without them; its config reads back with the new keys."""
+    from pomexport.models.weights import save_weights
+    from pomexport.runtime.plan import model_config
+
+    model = make_model("moments", decay=0.6, max_frame_index=2)
+    path = str(save_weights(model, tmp_path / "stationary.safetensors"))
+    assert model_config(path) == model.cfg
+    target = TARGETS["orin-nano-8gb"]
+    budgets = plan_models([path], target, ["fp32", "int8"], streams=2)
+    plain = model.cfg.replace(decay=1.0, max_frame_index=None)
+    for budget in budgets:
+        assert budget == plan(plain, target, budget.precision, streams=2, model=path)

@@ -50,3 +50,26 @@ def test_soak_cli_bad_source(tmp_path):
         cli, ["soak", "no-such-model", "--frames", "3", "--out", str(tmp_path)]
     )
     assert result.exit_code == 1 and result.output.startswith("Error: ")
+
+
+def test_soak_of_a_stationary_artifact_against_its_reference(stationary_artifact, tmp_path):
+    """Issue 18: a decay-0.6 artifact on ONNX Runtime soaked against its torch reference
+    (given explicitly: it was exported from a model object). The runtime's count stays in
+    tokens, the discounted state's drift stays at fp32 reordering (runtime/gates.py's fp32
+    state bound, 1e-5) past max_frame_index 2, and the summary names the regime."""
+    from pomexport.errors import ConfigError
+    from pomexport.models.weights import save_weights
+
+    art, model = stationary_artifact
+    options = SoakOptions(frames=8, every=2, steps=1, backend="ort", device="cpu")
+    with pytest.raises(ConfigError, match="pass the reference with --model"):
+        soak(art.root, options)
+    report = soak(art.root, options, reference_model=model)
+    assert report and report.summary["decay"] == 0.6
+    counts = [s["count"] for s in report.samples]
+    assert counts == [model.cfg.tokens_per_frame * s["frame"] for s in report.samples]
+    assert report.summary["state_rel_max"] <= 1e-5 and report.summary["v_rel_max"] <= 1e-4
+    weights = save_weights(model, tmp_path / "stationary.safetensors")  # --model takes a file
+    args = ["soak", str(art.root), "--model", str(weights), "--frames", "2", "--every", "1"]
+    result = CliRunner().invoke(cli, [*args, "--steps", "1", "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output

@@ -137,6 +137,36 @@ def test_nan_weight_is_reported_as_nan_with_its_layer(artifact, tmp_path):
     assert saved["summary"]["worst_step"]["v_max_abs"] == "nan"  # strict JSON, still NaN
 
 
+def test_stationary_artifact_passes_and_a_perturbed_one_names_its_layer(
+    stationary_artifact, tmp_path
+):
+    """Issue 18: verify's three runs advance ``count`` in tokens as every runtime does; the
+    artifact and its torch reference both discount it in the graph, so a decay-0.6 artifact
+    passes the fp32 gates over frames past max_frame_index 2. One perturbed weight in the last
+    block fails, and the layerwise search (the discounted state fed to both sides) names it."""
+    from pomexport.runtime.verify import verify
+
+    art, model = stationary_artifact
+    report = verify(art, frames=4, steps=1, seeds=1, reference_model=model)
+    assert report, report.failures
+    assert report.summary["worst_step"]["v_max_abs"] < 1e-4  # reordering only, as above
+    last = model.cfg.depth - 1
+    bias = f"model.blocks.{last}.mixer.proj_out.bias"
+
+    def edit(proto, arrays):
+        add = next(n for n in proto.graph.node if n.op_type == "Add" and bias in n.input)
+        matmul = next(n for n in proto.graph.node if n.output[0] in add.input)
+        name = next(x for x in matmul.input if x in arrays)
+        weight = arrays[name].copy()
+        weight.flat[0] += 0.5
+        return {name: weight}
+
+    perturbed = perturbed_copy(art.root, tmp_path / "perturbed", edit)
+    report = verify(perturbed, frames=2, steps=1, seeds=1, reference_model=model)
+    assert not report and report.layerwise["at"].startswith("frame 1, step 0")
+    assert report.layerwise["first_failure"] == f"blocks.{last}.mixer.proj_out"
+
+
 def test_nan_input_names_the_first_affected_layer(artifact):
     from pomexport.export.artifact import load_artifact
     from pomexport.models.registry import load_model
