@@ -25,6 +25,9 @@ def _check_files(path: Path, manifest: dict) -> None:
     for name, entry in files.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise _fail(path, f"files entry {name!r} has no sha256 string")
+        size = entry.get("bytes")
+        if type(size) is not int or size < 0:  # compared with the file's size before hashing
+            raise _fail(path, f"files entry {name!r} has no 'bytes' count")
 
 
 def _check_io(path: Path, manifest: dict) -> None:

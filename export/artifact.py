@@ -32,6 +32,7 @@ from pathlib import Path
 
 from pomexport.errors import ArtifactError, PomExportError
 from pomexport.export._graph_check import check_initializers, check_io_dims, check_mixer_nodes
+from pomexport.export._limits import DEFAULT_LIMITS, Limits, SizeBudget, check_json_depth
 from pomexport.export._manifest_schema import check_manifest
 from pomexport.export._paths import (
     external_data_refs,
@@ -409,16 +410,22 @@ class Artifact:
         return None
 
 
-def _read_manifest(root: Path) -> dict:
+def _read_manifest(root: Path, limits: Limits) -> dict:
     path = root / MANIFEST
     if not root.is_dir():
         raise ArtifactError(f"{root}: not an artifact directory")
+    if path.is_symlink():  # the writer never makes one; whose file would it be?
+        raise ArtifactError(f"{path}: is a symlink (a pomexport manifest is a plain file)")
     if not path.is_file():
         raise ArtifactError(f"{path}: missing (not a pomexport artifact)")
+    size = path.stat().st_size
+    if size > limits.manifest_bytes:
+        raise ArtifactError(f"{path}: {size} bytes (limit {limits.manifest_bytes})")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ArtifactError(f"{path}: unreadable manifest ({str(e)[:200]})") from e
+    check_json_depth(str(path), manifest, limits)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"{path}: not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -427,8 +434,21 @@ def _read_manifest(root: Path) -> dict:
     return manifest
 
 
-def _verify_file(root: Path, name: str, entry: dict, verify: bool) -> None:
+def _refuse_symlinked(root: Path, name: str) -> None:
+    """No component of a listed path may be a symlink, even one pointing inside: the writer
+    never makes one, and a link's target can change between the check and the use."""
+    current = root
+    for part in Path(name).parts:
+        current = current / part
+        if current.is_symlink():
+            rel = current.relative_to(root).as_posix()
+            raise ArtifactError(f"{name}: {rel} is a symlink (an artifact holds plain files)")
+
+
+def _check_file(root: Path, name: str, entry: dict) -> None:
+    """Path, type, links and size of one listed file: metadata only, nothing read."""
     path = safe_member(root, name, MANIFEST)
+    _refuse_symlinked(root, name)
     try:
         info = path.stat() if path.is_file() else None
     except OSError as e:
@@ -440,10 +460,16 @@ def _verify_file(root: Path, name: str, entry: dict, verify: bool) -> None:
         raise ArtifactError(
             f"{name}: has {info.st_nlink} hard links; copy the artifact (cp -r) instead of linking"
         )
-    if not verify:
-        return
+    if info.st_size != entry["bytes"]:  # before hashing: a wrong size costs no read
+        raise ArtifactError(
+            f"{name}: {info.st_size} bytes but {MANIFEST} says {entry['bytes']}; the artifact "
+            "was modified or is corrupt"
+        )
+
+
+def _verify_hash(root: Path, name: str, entry: dict) -> None:
     expected = entry.get("sha256")
-    actual = sha256_file(path)
+    actual = sha256_file(root / name)
     if actual != expected:
         raise ArtifactError(
             f"{name}: sha256 mismatch (manifest {str(expected)[:12]}..., file {actual[:12]}...);"
@@ -527,24 +553,36 @@ def _check_graph_io(name: str, model, manifest: dict) -> None:
                 )
 
 
-def load_artifact(path: str | os.PathLike, verify: bool = True) -> Artifact:
+def load_artifact(
+    path: str | os.PathLike, verify: bool = True, limits: Limits = DEFAULT_LIMITS
+) -> Artifact:
     """Open an artifact directory, verifying hashes and paths first.
 
     Raises ArtifactError (one line naming the offending file) for a missing or malformed
     manifest, a path leaving the directory (``..``, absolute, escaping symlink) in the
     manifest or in an ONNX file's external-data locations, a missing file, or a sha256
     mismatch, or a file (or symlink) present but not listed, dot-files excepted.
-    ``verify=False`` skips the hashes (paths and the listing are always checked).
+    ``verify=False`` skips the hashes (paths and the listing are always checked). Sizes,
+    counts and symlinks are checked before any hash; ``limits`` bounds the work done before a
+    refusal (``export/_limits.py``).
     """
     root = Path(path)
-    manifest = _read_manifest(root)
+    manifest = _read_manifest(root, limits)
     files = manifest["files"]
+    budget = SizeBudget(MANIFEST, limits)
+    if len(files) > limits.members:
+        raise ArtifactError(f"{MANIFEST}: lists {len(files)} files (limit {limits.members})")
+    for name, entry in files.items():  # declared sizes: bounded before any file is touched
+        budget.add(name, entry["bytes"])
     for name, entry in files.items():
-        _verify_file(root, name, entry, verify)
+        _check_file(root, name, entry)
     for flavor, name in manifest.get("flavors", {}).items():
         if name not in files:
             raise ArtifactError(f"{name}: the {flavor} flavor is not listed in {MANIFEST}")
-    _refuse_unlisted(root, files)
+    _refuse_unlisted(root, files, limits)
+    if verify:  # last: every cheaper refusal came first
+        for name, entry in files.items():
+            _verify_hash(root, name, entry)
     for name in files:
         if name.endswith(".onnx"):
             _verify_onnx(root, name, manifest)
@@ -555,15 +593,19 @@ def _hidden(rel: str) -> bool:
     return any(part.startswith(".") for part in rel.split("/"))
 
 
-def _refuse_unlisted(root: Path, files: dict) -> None:
+def _refuse_unlisted(root: Path, files: dict, limits: Limits) -> None:
     """Every entry but manifest.json and dot-files must be listed (runtime/cpp agrees).
 
     Dot-files are exempt because they are what an interrupted atomic write leaves behind
     (``.name.XXXX.tmp``); no loader ever opens one. Symlinks are not followed: an unlisted
     one is refused like any unlisted file, a directory symlink as one entry.
     """
+    seen = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         base = Path(dirpath).relative_to(root).as_posix()
+        seen += len(dirnames) + len(filenames)
+        if seen > 2 * limits.members + 64:  # dot-files too: a directory of 300,000 is refused
+            raise ArtifactError(f"{root}: holds more than {2 * limits.members + 64} entries")
         for entry in sorted(dirnames + filenames):
             rel = entry if base == "." else f"{base}/{entry}"
             if _hidden(rel) or rel == MANIFEST:

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pomexport.errors import ArtifactError
+from pomexport.export._limits import DEFAULT_LIMITS, Limits, SizeBudget, check_json_depth
 from pomexport.export._paths import sha256_file
 from pomexport.export.bundle import BUNDLE_MANIFEST, FORMAT, FORMAT_VERSION
 
-MAX_LISTING_BYTES = 16 << 20  # bundle.json is a few KiB; refuse a decompression bomb
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -108,16 +108,32 @@ def _check_members(path: Path, members: list[tarfile.TarInfo]) -> dict[str, tarf
     return files
 
 
-def _read_listing(tar: tarfile.TarFile, path: Path, files: dict) -> dict:
+def _members(tar: tarfile.TarFile, path: Path, limits: Limits) -> list[tarfile.TarInfo]:
+    """The archive's members, refused at the first one past the count or size limits.
+
+    ``getmembers()`` would read every header first (300,000 empty members: 13 s, 370 MB);
+    here each header is checked as it is read, from its declared size, before the stream
+    is advanced past its data.
+    """
+    budget = SizeBudget(path.name, limits)
+    members = []
+    while (member := tar.next()) is not None:
+        budget.add(member.name, member.size)
+        members.append(member)
+    return members
+
+
+def _read_listing(tar: tarfile.TarFile, path: Path, files: dict, limits: Limits) -> dict:
     member = files.get(BUNDLE_MANIFEST)
     if member is None:
         raise ArtifactError(f"{path.name}: no {BUNDLE_MANIFEST} (not a pomexport bundle)")
-    if member.size > MAX_LISTING_BYTES:
+    if member.size > limits.manifest_bytes:
         raise ArtifactError(f"{path.name}: {BUNDLE_MANIFEST} is {member.size} bytes (too large)")
     try:
         listing = json.loads(tar.extractfile(member).read())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ArtifactError(f"{path.name}: {BUNDLE_MANIFEST} is not valid JSON ({e})") from e
+    check_json_depth(f"{path.name}: {BUNDLE_MANIFEST}", listing, limits)
     if not isinstance(listing, dict) or listing.get("format") != FORMAT:
         raise ArtifactError(f"{path.name}: {BUNDLE_MANIFEST} is not a {FORMAT} listing")
     if listing.get("format_version") != FORMAT_VERSION:
@@ -180,12 +196,15 @@ def _check_hashes(tar: tarfile.TarFile, path: Path, files: dict, table: dict) ->
             raise _mismatch(path, name, entry["sha256"], digest.hexdigest())
 
 
-def _prepare_dest(dest: Path) -> None:
+def _prepare_dest(dest: Path, size: int) -> None:
     if dest.is_symlink():
         raise ArtifactError(f"{dest}: is a symlink; extract into a plain directory")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ArtifactError(f"{dest}: exists and is not an empty directory; choose another")
     dest.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(dest).free
+    if size > free:  # refuse now rather than fill the disk and fail half-way
+        raise ArtifactError(f"{dest}: the bundle needs {size} bytes, {free} are free")
 
 
 def _extract_plain(tar: tarfile.TarFile, members: list, staging: Path) -> None:
@@ -202,7 +221,7 @@ def _extract_plain(tar: tarfile.TarFile, members: list, staging: Path) -> None:
 def _extract(tar: tarfile.TarFile, path: Path, files: dict, table: dict, dest: Path) -> None:
     """Into a staging folder inside ``dest`` (nothing outside it), re-hash, rename into place."""
     try:
-        _prepare_dest(dest)
+        _prepare_dest(dest, sum(int(e["bytes"]) for e in table.values()))
         _extract_into(tar, path, files, table, dest)
     except OSError as e:
         raise ArtifactError(f"{dest}: extraction failed ({e})") from e
@@ -230,23 +249,27 @@ def _extract_into(tar: tarfile.TarFile, path: Path, files: dict, table: dict, de
 
 
 def verify_bundle(
-    path: str | os.PathLike, extract: str | os.PathLike | None = None
+    path: str | os.PathLike,
+    extract: str | os.PathLike | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> BundleReport:
     """Verify the bundle at ``path``; with ``extract``, unpack it into that directory.
 
     ``extract`` must be absent or empty. Raises ArtifactError (one line naming the
     offending member) before anything is written when the archive is not a readable
     tar.gz, a member is unsafe (absolute, ``..``, link, device, FIFO), unlisted, missing,
-    or has the wrong size or sha256.
+    or has the wrong size or sha256, or when the archive passes ``limits`` (member count,
+    per-member and total declared sizes, bundle.json size and nesting), checked as each
+    header is read.
     """
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: no such bundle file")
     try:
         with tarfile.open(path, "r:gz") as tar:
-            members = tar.getmembers()
+            members = _members(tar, path, limits)
             files = _check_members(path, members)
-            listing = _read_listing(tar, path, files)
+            listing = _read_listing(tar, path, files, limits)
             _check_listed(path, members, files, listing["files"])
             _check_hashes(tar, path, files, listing["files"])
             if extract is not None:

@@ -79,9 +79,18 @@ def test_roundtrip(tmp_path):
 
 def test_hash_mismatch_refused(tmp_path):
     _write(tmp_path)
+    raw = bytearray((tmp_path / PORTABLE).read_bytes())
+    raw[-1] ^= 1  # same size, other bytes: only the hash can tell
+    (tmp_path / PORTABLE).write_bytes(bytes(raw))
+    with pytest.raises(ArtifactError, match=r"model\.onnx: sha256 mismatch"):
+        load_artifact(tmp_path)
+
+
+def test_size_mismatch_refused_before_hashing(tmp_path):
+    _write(tmp_path)
     with open(tmp_path / PORTABLE, "ab") as f:
         f.write(b"\0")
-    with pytest.raises(ArtifactError, match=r"model\.onnx: sha256 mismatch"):
+    with pytest.raises(ArtifactError, match=r"model\.onnx: \d+ bytes but manifest\.json says"):
         load_artifact(tmp_path)
 
 

@@ -13,6 +13,7 @@ is a regex the one-line error must contain (it names the offending entry).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -306,6 +307,51 @@ def _config_case(field: str, consistent: bool) -> Callable[[Path], Case]:
 CONFIG_CASES = [_config_case(f, c) for f in _CONFIG_EDITS for c in (False, True)]
 
 
+def sparse_huge_file(tmp: Path) -> Case:
+    """model.onnx.data replaced by a 4 GiB sparse file: refused from its size, unread."""
+    root = _art(tmp)
+    with open(root / DATA, "r+b") as f:
+        f.truncate(4 << 30)
+    return Case(_load(root), r"model\.onnx\.data: 4294967296 bytes but manifest\.json says 4096")
+
+
+def symlinked_manifest(tmp: Path) -> Case:
+    root = _art(tmp)
+    target = tmp / "outside" / "manifest.json"
+    os.replace(root / MANIFEST, target)
+    os.symlink(target, root / MANIFEST)
+    return Case(_load(root), r"manifest\.json: is a symlink")
+
+
+def listed_symlink_inside(tmp: Path) -> Case:
+    """A listed symlink to a listed file of the same artifact (the writer never makes one)."""
+    root = _art(tmp)
+    os.replace(root / DATA, root / "w.bin")
+    os.symlink("w.bin", root / DATA)
+    listing_add(root, "w.bin", root / "w.bin")
+    return Case(_load(root), r"model\.onnx\.data: model\.onnx\.data is a symlink")
+
+
+def manifest_too_deep(tmp: Path) -> Case:
+    root = _art(tmp)
+    data = json.loads((root / MANIFEST).read_text())
+    nested: object = 0
+    for _ in range(100):
+        nested = [nested]
+    data["extra"] = nested
+    (root / MANIFEST).write_text(json.dumps(data))
+    return Case(_load(root), r"manifest\.json: nested 102 levels deep \(limit 32\)")
+
+
+def manifest_member_count(tmp: Path) -> Case:
+    root = _art(tmp)
+    data = json.loads((root / MANIFEST).read_text())
+    for i in range(5000):
+        data["files"][f"f{i}"] = {"sha256": "0" * 64, "bytes": 0}
+    (root / MANIFEST).write_text(json.dumps(data))
+    return Case(_load(root), r"manifest\.json: lists 5002 files \(limit 4096\)")
+
+
 # -- weights -----------------------------------------------------------------------------------
 def _weights(path: Path) -> Callable[[], object]:
     from pomexport.models.weights import load_weights
@@ -420,6 +466,27 @@ def tar_device_node(tmp: Path) -> Case:
     return Case(load, r"member 'null' refused: a device node")
 
 
+def tar_member_count_bomb(tmp: Path) -> Case:
+    """5,000 empty members: refused at the 4,097th header, before bundle.json is read."""
+    load = _bundle(tmp, [(_info(f"e{i}"), b"") for i in range(5000)])
+    return Case(load, r"bundle\.tar\.gz: more than 4096 members \(limit\)")
+
+
+def tar_size_bomb(tmp: Path) -> Case:
+    """A member whose header declares 1 TiB (the data is not there: only the header is read)."""
+    from pomexport.export.bundle_check import verify_bundle
+
+    bomb = _info("huge.bin")
+    bomb.size = 1 << 40
+    path = tmp / "bundle.tar.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(bomb.tobuf(tarfile.PAX_FORMAT) + bytes(1024))
+    return Case(
+        lambda: verify_bundle(path, extract=tmp / "dest"),
+        r"bundle\.tar\.gz: 'huge\.bin' is 1099511627776 bytes \(limit \d+ per file\)",
+    )
+
+
 ARTIFACT_CASES = {
     f.__name__: f
     for f in (
@@ -437,6 +504,11 @@ ARTIFACT_CASES = {
         truncated_onnx,
         wrong_io_contract,
         *CONFIG_CASES,
+        sparse_huge_file,
+        symlinked_manifest,
+        listed_symlink_inside,
+        manifest_too_deep,
+        manifest_member_count,
     )
 }
 WEIGHTS_CASES = {
@@ -445,7 +517,15 @@ WEIGHTS_CASES = {
 }
 BUNDLE_CASES = {
     f.__name__: f
-    for f in (tar_dotdot, tar_absolute, tar_symlink_outside, tar_hard_link_outside, tar_device_node)
+    for f in (
+        tar_dotdot,
+        tar_absolute,
+        tar_symlink_outside,
+        tar_hard_link_outside,
+        tar_device_node,
+        tar_member_count_bomb,
+        tar_size_bomb,
+    )
 }
 ALL_CASES = {**ARTIFACT_CASES, **WEIGHTS_CASES, **BUNDLE_CASES}
 
