@@ -103,6 +103,24 @@ def test_clip_matches_torch_from_the_same_seed(trt_artifact):
 
 @pytest.mark.tensorrt
 @pytest.mark.gpu
+@pytest.mark.skipif(MISSING is not None, reason=f"needs TensorRT and a CUDA GPU: {MISSING}")
+def test_stationary_clip_matches_torch_from_the_same_seed(stationary_artifact, tmp_path):
+    """Issue 18 on TensorRT: a decay-0.6 artifact (the discounted read is graph arithmetic
+    ahead of the unchanged op/plugin), frames past max_frame_index 2 (an fp32 Clip), CFG on."""
+    from pomexport.runtime.trt_backend import TrtBackend
+    from pomexport.runtime.trt_builder import engine_from_onnx
+
+    artifact, model = stationary_artifact
+    root = shutil.copytree(artifact.root, tmp_path / "artifact")
+    engine_from_onnx(load_artifact(root), progress=False)
+    kw = dict(labels=[3, 1], frames=4, steps=2, cfg_scale=2.0, seed=5)
+    ours, reference = generate(TrtBackend(load_artifact(root)), **kw), generate(model, **kw)
+    per_frame = [psnr(ours[:, f], reference[:, f]) for f in range(4)]
+    assert min(per_frame) >= PSNR_MIN_DB["fp32"], per_frame
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
 def test_cuda_graph_replay_equals_eager_enqueue(trt_artifact):
     """Same clip with graphs (captured per state pair, replayed) and with plain enqueues."""
     from pomexport.runtime.trt_backend import TrtBackend
