@@ -216,21 +216,44 @@ def staged_artifact(
     writers that died (SIGKILL, power loss), which the lock proves are nobody's.
     """
     out = Path(out)
+    if out.resolve() in _HELD:
+        # ``out`` is a staging folder this process is writing (build -> export_model): it is
+        # locked and swapped in by the outer writer already. Staging it again would put a
+        # second staging folder and lock file beside it, which nothing removes after a kill.
+        yield out
+        return
     with artifact_lock(out):
         if out.exists() and not out.is_dir():
             raise error(f"{out}: exists and is not a directory")
         if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
             raise error(f"{out}: not empty and not a pomexport artifact; choose another --out")
-        for pattern in (f".{out.name}.building-*", f".{out.name}.old-*"):
-            for stale in out.parent.glob(pattern):
-                log.info("removing %s (left by an interrupted write)", stale)
-                shutil.rmtree(stale, ignore_errors=True)
+        _remove_stale(out)
         staging = _staging_dir(out)
+        _HELD.add(staging.resolve())
         try:
             yield staging
             _swap_in(staging, out)
         finally:
+            _HELD.discard(staging.resolve())
             shutil.rmtree(staging, ignore_errors=True)
+
+
+# Staging folders this process is writing into (see staged_artifact's re-entry).
+_HELD: set[Path] = set()
+
+
+def _remove_stale(out: Path) -> None:
+    """Remove what writers of ``out`` that died left beside it (the caller holds the lock, so
+    none of it is anybody's): staging and old folders, and the nested staging folders and
+    lock files that builds before issue 22 made (``..<out>.building-*``)."""
+    patterns = (f".{out.name}.building-*", f".{out.name}.old-*", f"..{out.name}.building-*")
+    for pattern in patterns:
+        for stale in out.parent.glob(pattern):
+            log.info("removing %s (left by an interrupted write)", stale)
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 def _staging_dir(out: Path) -> Path:

@@ -158,3 +158,23 @@ def test_save_onnx_goes_external_over_threshold(tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".*"))  # no temp leftovers
     loaded = onnx.load(str(tmp_path / PORTABLE))
     assert numpy_helper.to_array(loaded.graph.initializer[0])[5] == 5.0
+
+
+def test_staging_leftovers_of_older_builds_removed(tmp_path):
+    """Builds before issue 22 staged twice (build -> export_model) and a kill left
+    ``..<out>.building-*`` folders and lock files; the next write removes them, and a nested
+    ``staged_artifact`` on a staging folder writes into it instead of staging again."""
+    from pomexport.export.artifact import staged_artifact
+
+    out = tmp_path / "out"
+    (tmp_path / "..out.building-abc.building-def").mkdir()
+    (tmp_path / "..out.building-abc.building-def" / "model.onnx").write_bytes(b"x")
+    (tmp_path / "..out.building-abc.lock").write_text("")
+    (tmp_path / ".out.old-xyz").mkdir()
+    with staged_artifact(out) as staging:
+        with staged_artifact(staging) as inner:
+            assert inner == staging
+            assert {p.name for p in tmp_path.iterdir()} == {".out.lock", staging.name}
+            _write(inner)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    load_artifact(out)

@@ -1,15 +1,22 @@
 """Subprocess for the crash-safety tests: ``build()`` in a loop with a fast stand-in exporter.
 
     python build_worker.py OUT NAME LOOPS FLOATS [INTERVALS_FILE]
+    python build_worker.py OUT NAME serve FLOATS
 
 The real ``pomexport.runtime.build.build`` runs (lock, staging directory, swap); only the
 torch -> ONNX trace (tens of seconds) is replaced by writing a toy graph of FLOATS weights
-through the real writers (``save_onnx`` with external data, ``write_manifest``). Prints
+through the real writers (``staged_artifact`` inside the build's staging folder as
+``export_model`` does, ``save_onnx`` with external data, ``write_manifest``). Prints
 ``ready`` once imported, so the parent's random kill delays all fall inside builds.
+
+``serve``: import once, then for each stdin line ``LOOPS TAG`` fork a child that runs LOOPS
+builds named ``NAME-TAG-i``, print its pid, and once it is gone (finished, or SIGKILLed by
+the parent) print its wait status. Ten kills then cost ten forks, not ten torch imports.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import types
@@ -27,8 +34,10 @@ def main(out: str, name: str, loops: int, floats: int, intervals: str | None) ->
 
     def export_model(source, staging, precision, flavor, batch, progress):
         start = time.time()
-        artifact.save_onnx(corpus.toy_model(floats), Path(staging) / artifact.PORTABLE)
-        artifact.write_manifest(staging, corpus.manifest(source))
+        # export_model stages its own writes (a build's staging folder is its ``out``).
+        with artifact.staged_artifact(staging) as inner:
+            artifact.save_onnx(corpus.toy_model(floats), inner / artifact.PORTABLE)
+            artifact.write_manifest(inner, corpus.manifest(source))
         if intervals:
             with open(intervals, "a") as f:
                 f.write(f"{start} {time.time()} {source}\n")
@@ -38,10 +47,26 @@ def main(out: str, name: str, loops: int, floats: int, intervals: str | None) ->
     from pomexport.runtime.build import build
 
     print("ready", flush=True)
-    for i in range(loops):
-        build(f"{name}-{i}", out, precision="fp32", backend="ort")
+    if loops >= 0:
+        for i in range(loops):
+            build(f"{name}-{i}", out, precision="fp32", backend="ort")
+        return
+    for line in sys.stdin:
+        count, tag = line.split()
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                for i in range(int(count)):
+                    build(f"{name}-{tag}-{i}", out, precision="fp32", backend="ort")
+                status = 0
+            finally:
+                os._exit(status)
+        print(pid, flush=True)
+        print(os.waitpid(pid, 0)[1], flush=True)
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(args[0], args[1], int(args[2]), int(args[3]), args[4] if len(args) > 4 else None)
+    loops = -1 if args[2] == "serve" else int(args[2])
+    main(args[0], args[1], loops, int(args[3]), args[4] if len(args) > 4 else None)

@@ -73,6 +73,46 @@ def test_sigkill_at_random_points(tmp_path):
     assert _leftovers(tmp_path, out) == []
 
 
+def test_ten_sigkilled_builds_leave_only_the_artifact(tmp_path):
+    """Issue 22: ten builds into one --out SIGKILLed at random points (staging folders, the
+    exporter's nested staging, lock files, temp files all in flight); the next build leaves
+    the parent folder holding the artifact and nothing else."""
+    out = tmp_path / "out"
+    corpus.write_artifact(out, name="old")
+    args = [sys.executable, str(WORKER), str(out), "gen", "serve", str(FLOATS)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+    )  # fmt: skip
+    assert server.stdout.readline().strip() == "ready", server.stderr.read()
+    rng = random.Random(22)
+    names = {"old"} | {f"gen-{k}-{i}" for k in range(11) for i in range(100)}
+
+    def run(tag: int, loops: int, kill_after: float | None) -> int:
+        server.stdin.write(f"{loops} {tag}\n")
+        server.stdin.flush()
+        pid = int(server.stdout.readline())
+        if kill_after is not None:
+            time.sleep(kill_after)
+            os.kill(pid, signal.SIGKILL)
+        return int(server.stdout.readline())
+
+    try:
+        left = set()  # what the kills left for the next build to clear (proves they landed)
+        for kill in range(10):
+            run(kill, 100, rng.uniform(0.05, 0.8))
+            _check_whole_or_none(out, names)
+            left |= {p.name for p in tmp_path.iterdir() if p.name != "out"}
+        assert any(".building-" in n for n in left) and f".{out.name}.lock" in left, left
+        assert run(10, 1, None) == 0  # the next build cleans up after the killed ones
+    finally:
+        server.stdin.close()
+        server.wait()
+    assert load_artifact(out).model_name == "gen-10-0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_two_builds_racing_leave_one_artifact(tmp_path):
     out, intervals = tmp_path / "out", tmp_path / "intervals.txt"
     procs = [_start(out, name, loops=3, intervals=intervals) for name in ("a", "b")]
