@@ -89,7 +89,7 @@ def command(
     same --seed gives the same noise on every backend."""
     from pomexport.runtime.api import generate_frames
     from pomexport.runtime.loading import choose_backend, load_backend
-    from pomexport.runtime.writers import check_output_path, open_video
+    from pomexport.runtime.writers import check_output_capacity, check_output_path, open_video
 
     labels = labels or (0,)
     _check_options(frames, steps, seed, scale, fps, shift)
@@ -100,6 +100,9 @@ def command(
     bad = [label for label in labels if not 0 <= label < n]
     if bad:
         raise ConfigError(f"label {bad[0]} out of range [0, {n}) for model {model}")
+    cfg = runner.config
+    shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
+    check_output_capacity(path, frames, len(labels), shape, scale)  # before generating
     click.echo(f"backend: {runner.name} on {runner.device} ({choice.reason})", err=True)
     start = time.perf_counter()
     # Frames go to the writer as they are made: memory stays flat for any --frames.

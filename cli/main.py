@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import re
 import sys
 
 import click
@@ -19,13 +20,44 @@ from pomexport.errors import PomExportError
 
 
 class _Group(click.Group):
-    """Turns a PomExportError into one line on stderr and exit status 1 (no traceback)."""
+    """Turns a PomExportError into one line on stderr and exit status 1 (no traceback); so are
+    the user's environment's refusals: out of memory at an allocation (a request too large
+    for this machine) and an OSError from a file the command was told to use."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except PomExportError as e:
             raise click.ClickException(str(e)) from e
+        except MemoryError as e:  # numpy's _ArrayMemoryError included
+            raise click.ClickException(f"out of memory: {_first_line(e)}") from e
+        except OSError as e:
+            where = f": {e.filename}" if e.filename else ""
+            raise click.ClickException(f"{e.strerror or _first_line(e)}{where}") from e
+        except RuntimeError as e:
+            if not _out_of_memory(e):
+                raise
+            raise click.ClickException(f"out of memory: {_allocation(e)}") from e
+
+
+# How torch (CPU allocator, CUDA) and ONNX Runtime word a failed allocation.
+_OOM = re.compile(r"can't allocate memory|out of memory|failed to allocate memory", re.I)
+
+
+def _out_of_memory(error: RuntimeError) -> bool:
+    return type(error).__name__ == "OutOfMemoryError" or bool(_OOM.search(str(error)))
+
+
+def _allocation(error: BaseException) -> str:
+    """``tried to allocate N bytes`` when the message says so, else its first line."""
+    match = re.search(r"tried to allocate (\d+) bytes", str(error))
+    if match:
+        return f"tried to allocate {int(match.group(1)) / 2**30:.1f} GiB"
+    return _first_line(error)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def _discover(group: click.Group) -> None:

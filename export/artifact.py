@@ -222,6 +222,7 @@ def staged_artifact(
         # second staging folder and lock file beside it, which nothing removes after a kill.
         yield out
         return
+    _writable_parent(out, error)
     with artifact_lock(out):
         if out.exists() and not out.is_dir():
             raise error(f"{out}: exists and is not a directory")
@@ -236,6 +237,18 @@ def staged_artifact(
         finally:
             _HELD.discard(staging.resolve())
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _writable_parent(out: Path, error: type[PomExportError]) -> None:
+    """Create ``out``'s parent and prove a file can be made there, before any export work:
+    one line instead of a PermissionError traceback minutes later."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.probe-", dir=out.parent)
+    except OSError as e:
+        raise error(f"cannot write {out}: {e.strerror or e}") from e
+    os.close(fd)
+    os.unlink(probe)
 
 
 # Staging folders this process is writing into (see staged_artifact's re-entry).

@@ -72,3 +72,9 @@ def test_bad_input_is_one_line_and_nonzero_exit(tmp_path, args, message):
 def test_unknown_precision_is_refused():
     result = _run("build", "--precision", "int4")
     assert result.exit_code == 2 and "'int4' is not one of 'fp32', 'fp16', 'int8'" in result.output
+
+
+def test_unwritable_out_is_one_line(tmp_path):
+    """/sys refuses new entries even to root: refused before any export work."""
+    result = _run("build", "tiny", "--precision", "fp32", "--backend", "ort", "--out", "/sys/art")
+    _one_error_line(result, "cannot write /sys/art")

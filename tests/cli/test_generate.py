@@ -135,3 +135,48 @@ def test_bad_artifact_input_is_one_line_and_nonzero_exit(ort_artifact, tmp_path,
     assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], lines
     assert "Traceback" not in result.output
     assert not out.exists()
+
+
+# -- outputs it cannot write, refused before generating (issue 22) -------------------------
+def _one_line(result, message: str) -> None:
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    "frames, ext, message",
+    [
+        ("1000000000", "npy", "of latents need"),  # 3 TB of latents: more than the disk
+        ("1000000000", "gif", "a gif keeps every frame until the end"),
+    ],
+)
+def test_impossible_clip_refused_in_under_a_second(tmp_path, frames, ext, message):
+    import time
+
+    start = time.perf_counter()
+    result = _run("tiny", "--frames", frames, "--steps", "1", "--no-progress",
+                  "--out", str(tmp_path / f"clip.{ext}"))  # fmt: skip
+    elapsed = time.perf_counter() - start
+    _one_line(result, message)
+    assert elapsed < 1.0, elapsed
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_outputs_refused_before_generating(tmp_path):
+    (tmp_path / "dir.mp4").mkdir()
+    _one_line(_run("tiny", *FAST, "--out", str(tmp_path / "dir.mp4")), "exists and is not a file")
+    # /sys refuses new files even to root (a chmod'ed folder would not stop root).
+    _one_line(_run("tiny", *FAST, "--out", "/sys/clip.gif"), "cannot write to /sys")
+    assert [p.name for p in tmp_path.iterdir()] == ["dir.mp4"]
+
+
+def test_output_into_an_artifact_refused(ort_artifact, tmp_path):
+    root = _copy_artifact(ort_artifact[0], tmp_path)
+    before = sorted(p.name for p in root.iterdir())
+    for out in (root / "clip.mp4", root / "frames" / "clip.png"):
+        (root / "frames").mkdir(exist_ok=True)
+        result = _run(str(root), *FAST, "--out", str(out))
+        _one_line(result, "inside the artifact")
+        (root / "frames").rmdir()
+    assert sorted(p.name for p in root.iterdir()) == before
