@@ -55,6 +55,16 @@ def read_onnx_graph(model_path: Path):
         raise ArtifactError(f"{model_path.name}: not a readable ONNX file ({e})") from e
 
 
+def read_onnx_bytes(name: str, data: bytes):
+    """The ModelProto serialised in ``data`` (external data not resolved)."""
+    import onnx
+
+    try:
+        return onnx.load_model_from_string(data)
+    except Exception as e:  # DecodeError and friends: one clear line
+        raise ArtifactError(f"{name}: not a readable ONNX file ({e})") from e
+
+
 def external_data_locations(model_path: Path) -> set[str]:
     """Every external-data ``location`` named by an ONNX file (graph, subgraphs, functions)."""
     return {ref.location for ref in external_data_refs(read_onnx_graph(model_path))}

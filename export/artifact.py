@@ -36,10 +36,12 @@ from pomexport.export._limits import DEFAULT_LIMITS, Limits, SizeBudget, check_j
 from pomexport.export._manifest_schema import check_manifest
 from pomexport.export._paths import (
     external_data_refs,
+    read_onnx_bytes,
     read_onnx_graph,
     safe_member,
     sha256_file,
 )
+from pomexport.export._pinned import private_copy
 from pomexport.export.contract import (
     DOMAIN,
     OP_TYPE,
@@ -419,6 +421,24 @@ class Artifact:
                 "artifact was loaded); refusing to use it"
             )
         return data
+
+    @contextmanager
+    def verified_onnx(self, name: str) -> Iterator[bytes | str]:
+        """What ONNX Runtime should open for the listed ONNX file ``name``: its bytes, hashed
+        as read, or, when it has external data, the path of a private copy of it and its data
+        written from the hashed streams (``export/_pinned.py``). A file swapped after
+        :func:`load_artifact` is refused, never run."""
+        data = self.read_verified(name)
+        refs = external_data_refs(read_onnx_bytes(name, data))
+        if not refs:
+            yield data
+            return
+        base = Path(name).parent
+        members = {(base / ref.location).as_posix() for ref in refs}
+        copies = {m: (self.path(m), self.files[m]["sha256"]) for m in sorted(members)}
+        with private_copy(copies, str(self.root)) as folder:
+            (folder / name).write_bytes(data)
+            yield str(folder / name)
 
     def onnx_path(self, flavor: str = "portable") -> Path:
         """``model.onnx`` (portable) or ``model.plugin.onnx`` (plugin)."""

@@ -208,10 +208,14 @@ class OrtBackend:
         ort = import_onnxruntime()
         path = self._onnx_path()
         options = _session_options(ort, self.threads)
-        try:
-            return ort.InferenceSession(str(path), options, providers=self._providers())
-        except Exception as e:  # ORT raises its own pybind types (Fail, InvalidProtobuf...)
-            raise ArtifactError(f"{path}: ONNX Runtime cannot load it: {_first_line(e)}") from e
+        name = path.relative_to(self.artifact.root).as_posix()
+        # From the hashed bytes (or a private copy of them), never by path: a file swapped
+        # after load_artifact is refused instead of run (issue 22).
+        with self.artifact.verified_onnx(name) as source:
+            try:
+                return ort.InferenceSession(source, options, providers=self._providers())
+            except Exception as e:  # ORT raises its own pybind types (Fail, InvalidProtobuf...)
+                raise ArtifactError(f"{path}: ONNX Runtime cannot load it: {_first_line(e)}") from e
 
     def _check_io(self) -> None:
         got_in = [i.name for i in self.session.get_inputs()]

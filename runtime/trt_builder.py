@@ -27,6 +27,7 @@ TensorRT is imported lazily: importing this module needs neither TensorRT nor a 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pomexport.errors import ArtifactError, BuildError, ConfigError, PluginError
-from pomexport.export._paths import sha256_file
+from pomexport.export._pinned import sealed_file
 from pomexport.export.artifact import (
     PLUGINS,
     TIMING_CACHE,
@@ -126,7 +127,8 @@ def load_plugin_library(path: str | os.PathLike, sha256: str):
         return _LOADED_PLUGINS[sha256][1]
     if not path.is_file():
         raise PluginError(f"{path}: plugin library not found")
-    actual = sha256_file(path)
+    data = path.read_bytes()  # hashed and loaded from these bytes, not the path (issue 22)
+    actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise PluginError(
             f"{path}: sha256 {actual[:12]}... does not match the expected {sha256[:12]}...; "
@@ -148,7 +150,8 @@ def load_plugin_library(path: str | os.PathLike, sha256: str):
         )  # fmt: skip
         _LOADED_PLUGINS[sha256] = (path.resolve(), None)
         return None
-    handle = registry.load_library(str(path))
+    with sealed_file(data, path.name) as pinned:  # dlopen maps it; the mapping outlives the fd
+        handle = registry.load_library(pinned)
     if handle is None:
         raise PluginError(
             f"{path}: TensorRT's load_library returned nothing: the library could not be opened "

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import struct
 import tarfile
 from collections.abc import Callable
@@ -352,6 +353,38 @@ def manifest_member_count(tmp: Path) -> Case:
     return Case(_load(root), r"manifest\.json: lists 5002 files \(limit 4096\)")
 
 
+def _swap_after_load(tmp: Path, name: str, swap: Callable[[Path], None]) -> Case:
+    """Load (hashes pass), then replace ``name`` by other bytes of the same size before ONNX
+    Runtime opens the model: the session must come from what was hashed, not the path."""
+    root = _art(tmp)
+
+    def load() -> object:
+        from pomexport.export.artifact import load_artifact
+        from pomexport.runtime.ort_backend import OrtBackend
+
+        artifact = load_artifact(root)
+        swap(root / name)
+        return OrtBackend(artifact, threads=1)
+
+    return Case(load, rf"{re.escape(name)}: sha256 does not match")
+
+
+def _flip_last_byte(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 1
+    tmp = path.with_name(path.name + ".swap")
+    tmp.write_bytes(bytes(raw))
+    os.replace(tmp, path)  # a new inode, as an attacker's rename would be
+
+
+def swap_model_after_load(tmp: Path) -> Case:
+    return _swap_after_load(tmp, PORTABLE, _flip_last_byte)
+
+
+def swap_data_after_load(tmp: Path) -> Case:
+    return _swap_after_load(tmp, DATA, _flip_last_byte)
+
+
 # -- weights -----------------------------------------------------------------------------------
 def _weights(path: Path) -> Callable[[], object]:
     from pomexport.models.weights import load_weights
@@ -509,6 +542,8 @@ ARTIFACT_CASES = {
         listed_symlink_inside,
         manifest_too_deep,
         manifest_member_count,
+        swap_model_after_load,
+        swap_data_after_load,
     )
 }
 WEIGHTS_CASES = {

@@ -45,3 +45,18 @@ def test_canary_pickle_is_live(tmp_path):
     corpus.pt_pickle_canary(tmp)
     torch.load(tmp / "evil.pt", weights_only=False)
     assert corpus.canary_path(tmp).read_text() == "pwned"
+
+
+def test_unswapped_artifact_runs_from_verified_bytes(tmp_path):
+    """Control for the swap cases: the same artifact, untouched, gets its ONNX Runtime session
+    (its weights are external: the session comes from a private copy, removed afterwards)."""
+    import tempfile
+    from pathlib import Path
+
+    from pomexport.runtime.ort_backend import OrtBackend
+
+    root = corpus.write_artifact(tmp_path / "art")
+    before = set(Path(tempfile.gettempdir()).glob("pomexport-verified-*"))
+    backend = OrtBackend(root, threads=1)
+    assert [i.name for i in backend.session.get_inputs()][0] == "x_t"
+    assert set(Path(tempfile.gettempdir()).glob("pomexport-verified-*")) == before
