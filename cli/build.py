@@ -47,6 +47,10 @@ def _batch(value: str) -> tuple[int, int, int]:
     help="libpomexport_plugins.so to ship in the artifact (plugins/, sha256 in the manifest); "
     "TensorRT engines are then built from the plugin flavor.",
 )  # fmt: skip
+@click.option(
+    "--sign", "sign_key", type=click.Path(dir_okay=False), default=None,
+    help="Ed25519 private key (pomexport keygen) signing the manifest (manifest.sig).",
+)  # fmt: skip
 def command(
     model: str,
     precision: str,
@@ -55,6 +59,7 @@ def command(
     batch: str,
     workspace_mb: int | None,
     plugin_library: str | None,
+    sign_key: str | None,
 ) -> None:
     """Build MODEL (bundled name, preset or weights file; default: the bundled
     pom-dit-video-tiny) into an artifact directory: model.onnx (portable, for ONNX Runtime
@@ -75,5 +80,6 @@ def command(
         progress=lambda m: click.echo(m, err=True),
         workspace_mb=workspace_mb,
         plugin_library=plugin_library,
+        sign_key=sign_key,
     )
     click.echo(result.summary)

@@ -67,6 +67,11 @@ from pomexport.runtime._choices import BACKENDS, DEVICES, SAMPLERS
 )
 @click.option("--fps", type=float, default=8.0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option(
+    "--trusted-key", "trusted", multiple=True, type=click.Path(dir_okay=False),
+    help="Public key an artifact's manifest must be signed by (repeatable)  "
+    "[default: $POMEXPORT_TRUSTED_KEYS]",
+)  # fmt: skip
 def command(
     model: str,
     frames: int,
@@ -82,6 +87,7 @@ def command(
     scale: int | None,
     fps: float,
     progress: bool,
+    trusted: tuple[str, ...],
 ) -> None:
     """Generate a video with MODEL: an artifact directory from `pomexport build` (run by
     ONNX Runtime), or a bundled name, preset such as `tiny`, or weights file (run by torch;
@@ -91,6 +97,10 @@ def command(
     from pomexport.runtime.loading import choose_backend, load_backend
     from pomexport.runtime.writers import check_output_capacity, check_output_path, open_video
 
+    if trusted:
+        from pomexport.export.signing import use_trusted_keys
+
+        use_trusted_keys(trusted)
     labels = labels or (0,)
     _check_options(frames, steps, seed, scale, fps, shift)
     path = check_output_path(out)

@@ -25,6 +25,8 @@ class _Group(click.Group):
     for this machine) and an OSError from a file the command was told to use."""
 
     def invoke(self, ctx: click.Context):
+        from pomexport.export.signing import use_trusted_keys
+
         try:
             return super().invoke(ctx)
         except PomExportError as e:
@@ -38,6 +40,8 @@ class _Group(click.Group):
             if not _out_of_memory(e):
                 raise
             raise click.ClickException(f"out of memory: {_allocation(e)}") from e
+        finally:
+            use_trusted_keys(None)  # a command's --trusted-key ends with it (CliRunner reuse)
 
 
 # How torch (CPU allocator, CUDA) and ONNX Runtime word a failed allocation.

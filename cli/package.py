@@ -23,13 +23,33 @@ _TARGETS = ("jetson-orin-jp6", "jetson-jp7", "x86-trt10", "x86-trt11")
     help="TensorRT builder workspace cap on the device (0: none)  [default: the target's; "
     "1024 on Jetson, which fits an Orin Nano 8 GB]",
 )  # fmt: skip
-def command(artifact: str, target: str, out: str, workspace_mib: int | None) -> None:
+@click.option(
+    "--sign", "sign_key", type=click.Path(dir_okay=False), default=None,
+    help="Ed25519 private key (pomexport keygen) signing bundle.json (bundle.sig) and the "
+    "bundled manifest (artifact/manifest.sig).",
+)  # fmt: skip
+@click.option(
+    "--trusted-key", "trusted", multiple=True, type=click.Path(dir_okay=False),
+    help="Public key the ARTIFACT must be signed by (repeatable)  [default: "
+    "$POMEXPORT_TRUSTED_KEYS]",
+)  # fmt: skip
+def command(
+    artifact: str,
+    target: str,
+    out: str,
+    workspace_mib: int | None,
+    sign_key: str | None,
+    trusted: tuple[str, ...],
+) -> None:
     """Package ARTIFACT (a `pomexport build` directory) into a deterministic tar.gz for the
     device: the precision-baked ONNX (portable and plugin flavors), the plugin and C++
     runtime sources with CMake, build.sh (verifies every file, compiles, builds the engine
     with trtexec), bundle.json (sha256 of every file, target versions, IO contract) and a
     README. Check it with `pomexport verify-bundle`."""
     from pomexport.export.bundle import package
+    from pomexport.export.signing import use_trusted_keys
 
-    result = package(artifact, target, out, workspace_mib=workspace_mib)
+    if trusted:
+        use_trusted_keys(trusted)
+    result = package(artifact, target, out, workspace_mib=workspace_mib, sign_key=sign_key)
     click.echo(result.summary)

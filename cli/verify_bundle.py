@@ -12,11 +12,18 @@ import click
     "--extract", "extract", default=None, type=click.Path(file_okay=False),
     help="Unpack into this directory (absent or empty) after every check passed.",
 )  # fmt: skip
-def command(bundle: str, extract: str | None) -> None:
+@click.option(
+    "--trusted-key", "trusted", multiple=True, type=click.Path(dir_okay=False),
+    help="Public key bundle.json must be signed by (repeatable; pomexport keygen's .pub)  "
+    "[default: $POMEXPORT_TRUSTED_KEYS; none: unsigned bundles pass, with a warning]",
+)  # fmt: skip
+def command(bundle: str, extract: str | None, trusted: tuple[str, ...]) -> None:
     """Verify BUNDLE (from `pomexport package`): every member a plain relative regular file
     (no absolute path, no '..', no symlink, hard link, device node or FIFO), listed in
     bundle.json with its size and sha256, every listed file present. Nothing is written
     unless all checks pass; a failure is one line naming the member, exit status 1."""
     from pomexport.export.bundle_check import verify_bundle
+    from pomexport.export.signing import load_public_key
 
-    click.echo(verify_bundle(bundle, extract).summary)
+    keys = [load_public_key(k) for k in trusted] if trusted else None
+    click.echo(verify_bundle(bundle, extract, trusted=keys).summary)

@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -49,6 +49,13 @@ from pomexport.export.contract import (
     STEP_INPUTS,
     STEP_OUTPUTS,
     TensorSpec,
+)
+from pomexport.export.signing import (
+    MANIFEST_SIGNATURE,
+    MAX_SIGNATURE_BYTES,
+    TrustedKey,
+    check_signature,
+    trusted_keys,
 )
 from pomexport.models.config import PoMDiTConfig
 from pomexport.models.weights import atomic_write
@@ -152,7 +159,7 @@ def _member_files(root: Path) -> list[str]:
     names = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if rel == MANIFEST or any(part.startswith(".") for part in Path(rel).parts):
+        if rel in (MANIFEST, MANIFEST_SIGNATURE) or any(p.startswith(".") for p in Path(rel).parts):
             continue
         if path.is_symlink():
             raise ArtifactError(f"{rel}: refusing to record a symlink in an artifact")
@@ -174,6 +181,7 @@ def write_manifest(root: str | os.PathLike, manifest: dict) -> Path:
         files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest = {**manifest, "files": files}
     text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
+    (root / MANIFEST_SIGNATURE).unlink(missing_ok=True)  # signs the old bytes: sign again
     atomic_write(root / MANIFEST, lambda tmp: tmp.write_text(text))
     log.info("wrote %s (%d files)", root / MANIFEST, len(files))
     return root / MANIFEST
@@ -466,7 +474,19 @@ class Artifact:
         return None
 
 
-def _read_manifest(root: Path, limits: Limits) -> dict:
+def _read_signature(root: Path) -> bytes | None:
+    """manifest.sig's bytes (None: absent); a symlink or an oversized file is refused."""
+    path = root / MANIFEST_SIGNATURE
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ArtifactError(f"{path}: not a plain file")
+    if not path.exists():
+        return None
+    if path.stat().st_size > MAX_SIGNATURE_BYTES:
+        raise ArtifactError(f"{path}: too large for a signature")
+    return path.read_bytes()
+
+
+def _read_manifest(root: Path, limits: Limits, keys: tuple[TrustedKey, ...]) -> dict:
     path = root / MANIFEST
     if not root.is_dir():
         raise ArtifactError(f"{root}: not an artifact directory")
@@ -478,8 +498,13 @@ def _read_manifest(root: Path, limits: Limits) -> dict:
     if size > limits.manifest_bytes:
         raise ArtifactError(f"{path}: {size} bytes (limit {limits.manifest_bytes})")
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raw = path.read_bytes()  # checked and parsed from these bytes: no second read
+    except OSError as e:
+        raise ArtifactError(f"{path}: unreadable manifest ({e.strerror})") from e
+    check_signature(str(path), raw, _read_signature(root), keys)  # before any other file
+    try:
+        manifest = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ArtifactError(f"{path}: unreadable manifest ({str(e)[:200]})") from e
     check_json_depth(str(path), manifest, limits)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -610,7 +635,10 @@ def _check_graph_io(name: str, model, manifest: dict) -> None:
 
 
 def load_artifact(
-    path: str | os.PathLike, verify: bool = True, limits: Limits = DEFAULT_LIMITS
+    path: str | os.PathLike,
+    verify: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
+    trusted: Sequence[TrustedKey] | None = None,
 ) -> Artifact:
     """Open an artifact directory, verifying hashes and paths first.
 
@@ -620,10 +648,13 @@ def load_artifact(
     mismatch, or a file (or symlink) present but not listed, dot-files excepted.
     ``verify=False`` skips the hashes (paths and the listing are always checked). Sizes,
     counts and symlinks are checked before any hash; ``limits`` bounds the work done before a
-    refusal (``export/_limits.py``).
+    refusal (``export/_limits.py``). With trusted keys (``trusted``, else the CLI's
+    ``--trusted-key``, else ``POMEXPORT_TRUSTED_KEYS``), manifest.json must carry a valid
+    ``manifest.sig`` by one of them, checked before any other file is read
+    (``export/signing.py``).
     """
     root = Path(path)
-    manifest = _read_manifest(root, limits)
+    manifest = _read_manifest(root, limits, trusted_keys(trusted))
     files = manifest["files"]
     budget = SizeBudget(MANIFEST, limits)
     if len(files) > limits.members:
@@ -664,7 +695,7 @@ def _refuse_unlisted(root: Path, files: dict, limits: Limits) -> None:
             raise ArtifactError(f"{root}: holds more than {2 * limits.members + 64} entries")
         for entry in sorted(dirnames + filenames):
             rel = entry if base == "." else f"{base}/{entry}"
-            if _hidden(rel) or rel == MANIFEST:
+            if _hidden(rel) or rel in (MANIFEST, MANIFEST_SIGNATURE):
                 continue
             path = root / rel
             if path.is_symlink() or not path.is_dir():

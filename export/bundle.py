@@ -33,6 +33,12 @@ from pathlib import Path
 from pomexport.errors import ArtifactError
 from pomexport.export._paths import external_data_locations, sha256_file
 from pomexport.export.artifact import MANIFEST, PLUGIN, PORTABLE, Artifact, load_artifact
+from pomexport.export.signing import (
+    BUNDLE_SIGNATURE,
+    MANIFEST_SIGNATURE,
+    load_private_key,
+    signature_document,
+)
 from pomexport.export.targets import DeployTarget, get_target
 from pomexport.models.weights import atomic_write
 
@@ -131,7 +137,7 @@ def _shipped_files(artifact: Artifact) -> list[str]:
     return sorted(names)
 
 
-def _artifact_members(artifact: Artifact) -> list[_Member]:
+def _artifact_members(artifact: Artifact, private=None) -> list[_Member]:
     """The reduced artifact: its TensorRT flavors and a manifest listing exactly those."""
     names = _shipped_files(artifact)
     manifest = dict(artifact.manifest)
@@ -140,6 +146,9 @@ def _artifact_members(artifact: Artifact) -> list[_Member]:
     manifest.pop("engines", None)  # engine records of plans not shipped
     text = json.dumps(manifest, indent=2) + "\n"
     members = [_from_bytes(f"{ARTIFACT_DIR}/{MANIFEST}", text.encode())]
+    if private is not None:  # the reduced manifest is new bytes: sign them for the device
+        signature = signature_document(text.encode(), private)
+        members.append(_from_bytes(f"{ARTIFACT_DIR}/{MANIFEST_SIGNATURE}", signature))
     for name in names:
         # The hash load_artifact just verified; _write_tar checks the bytes it reads against it.
         sha = artifact.files[name]["sha256"]
@@ -245,14 +254,17 @@ def _listing(artifact: Artifact, target: DeployTarget, members: list[_Member], e
     }
 
 
-def _members(artifact: Artifact, target: DeployTarget, workspace_mib: int) -> list[_Member]:
-    """Every member of the bundle, bundle.json last computed (it hashes all the others)."""
+def _members(
+    artifact: Artifact, target: DeployTarget, workspace_mib: int, private=None
+) -> list[_Member]:
+    """Every member of the bundle, bundle.json last computed (it hashes all the others);
+    with ``private`` (an Ed25519 key) the artifact's manifest.sig and bundle.sig too."""
     shapes = _profile_shapes(artifact)
     trtexec = _trtexec_line(shapes, workspace_mib)
     members = [
         _from_bytes(BUILD_SCRIPT, _build_script(target, shapes, workspace_mib).encode(), True),
         _from_bytes(README, _readme(artifact, target, trtexec, workspace_mib).encode()),
-        *_artifact_members(artifact),
+        *_artifact_members(artifact, private),
         *_source_members(),
     ]
     members.sort(key=lambda m: m.name)
@@ -260,7 +272,10 @@ def _members(artifact: Artifact, target: DeployTarget, workspace_mib: int) -> li
     members.append(_from_bytes(SUMS, sums.encode()))
     engine = {"flavor": ENGINE_FLAVOR, "workspace_mib": workspace_mib, "trtexec": trtexec}
     listing = _listing(artifact, target, sorted(members, key=lambda m: m.name), engine)
-    members.append(_from_bytes(BUNDLE_MANIFEST, (json.dumps(listing, indent=2) + "\n").encode()))
+    text = (json.dumps(listing, indent=2) + "\n").encode()
+    members.append(_from_bytes(BUNDLE_MANIFEST, text))
+    if private is not None:  # beside bundle.json, not listed in it (it cannot hash itself)
+        members.append(_from_bytes(BUNDLE_SIGNATURE, signature_document(text, private)))
     return sorted(members, key=lambda m: m.name)
 
 
@@ -319,11 +334,14 @@ def package(
     target: str,
     out: str | os.PathLike,
     workspace_mib: int | None = None,
+    sign_key: str | os.PathLike | None = None,
 ) -> BundleResult:
     """Write the deploy bundle of ``artifact`` for ``target`` (targets.py) to ``out``.
 
     The artifact is loaded hash-verified and must have both the portable and the plugin
     flavor; ``workspace_mib`` overrides the target's builder workspace cap (0: none).
+    ``sign_key``: an Ed25519 private key (``pomexport keygen``) signing bundle.json
+    (``bundle.sig``) and the bundled artifact's manifest (``artifact/manifest.sig``).
     Raises ArtifactError/ConfigError (one line) before anything is written.
     """
     deploy = get_target(target)
@@ -333,8 +351,9 @@ def package(
     out = Path(out)
     if out.is_dir():
         raise ArtifactError(f"{out}: is a directory; --out takes a file name (BUNDLE.tar.gz)")
+    private = load_private_key(sign_key) if sign_key is not None else None
     loaded = load_artifact(artifact)
-    members = _members(loaded, deploy, workspace)
+    members = _members(loaded, deploy, workspace, private)
     _write_tar(out, members)
     size = out.stat().st_size
     log.info("wrote %s (%d members, %d bytes)", out, len(members), size)

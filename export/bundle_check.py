@@ -27,6 +27,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -34,6 +35,13 @@ from pomexport.errors import ArtifactError
 from pomexport.export._limits import DEFAULT_LIMITS, Limits, SizeBudget, check_json_depth
 from pomexport.export._paths import sha256_file
 from pomexport.export.bundle import BUNDLE_MANIFEST, FORMAT, FORMAT_VERSION
+from pomexport.export.signing import (
+    BUNDLE_SIGNATURE,
+    MAX_SIGNATURE_BYTES,
+    TrustedKey,
+    check_signature,
+    trusted_keys,
+)
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -123,14 +131,23 @@ def _members(tar: tarfile.TarFile, path: Path, limits: Limits) -> list[tarfile.T
     return members
 
 
-def _read_listing(tar: tarfile.TarFile, path: Path, files: dict, limits: Limits) -> dict:
+def _read_listing(
+    tar: tarfile.TarFile, path: Path, files: dict, limits: Limits, keys: tuple
+) -> dict:
     member = files.get(BUNDLE_MANIFEST)
     if member is None:
         raise ArtifactError(f"{path.name}: no {BUNDLE_MANIFEST} (not a pomexport bundle)")
     if member.size > limits.manifest_bytes:
         raise ArtifactError(f"{path.name}: {BUNDLE_MANIFEST} is {member.size} bytes (too large)")
+    raw = tar.extractfile(member).read()
+    signature = files.get(BUNDLE_SIGNATURE)
+    if signature is not None and signature.size > MAX_SIGNATURE_BYTES:
+        raise ArtifactError(f"{path.name}: {BUNDLE_SIGNATURE} is {signature.size} bytes")
+    sig = tar.extractfile(signature).read() if signature is not None else None
+    # Before any other member's content is read (hashes, extraction).
+    check_signature(f"{path.name}: {BUNDLE_MANIFEST}", raw, sig, keys)
     try:
-        listing = json.loads(tar.extractfile(member).read())
+        listing = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ArtifactError(f"{path.name}: {BUNDLE_MANIFEST} is not valid JSON ({e})") from e
     check_json_depth(f"{path.name}: {BUNDLE_MANIFEST}", listing, limits)
@@ -143,7 +160,8 @@ def _read_listing(tar: tarfile.TarFile, path: Path, files: dict, limits: Limits)
     if not isinstance(table, dict):
         raise ArtifactError(f"{path.name}: {BUNDLE_MANIFEST} has no 'files' table")
     for name, entry in table.items():
-        why = unsafe_name(name) if name != BUNDLE_MANIFEST else "lists itself"
+        own = name in (BUNDLE_MANIFEST, BUNDLE_SIGNATURE)
+        why = "lists itself" if own else unsafe_name(name)
         ok = isinstance(entry, dict) and isinstance(entry.get("bytes"), int)
         if why is None and not (ok and _HEX64.match(str(entry.get("sha256")))):
             why = "entry needs 'sha256' (64 hex) and 'bytes' (int)"
@@ -161,7 +179,7 @@ def _check_listed(path: Path, members: list, files: dict, table: dict) -> None:
                 f"{path.name}: member {member.name!r} is a directory no listed file is in"
             )
     for name in files:
-        if name != BUNDLE_MANIFEST and name not in table:
+        if name not in (BUNDLE_MANIFEST, BUNDLE_SIGNATURE) and name not in table:
             raise ArtifactError(f"{path.name}: member {name!r} is not listed in {BUNDLE_MANIFEST}")
     for name, entry in table.items():
         if name not in files:
@@ -185,7 +203,7 @@ def _mismatch(path: Path, name: str, expected: str, actual: str) -> ArtifactErro
 def _check_hashes(tar: tarfile.TarFile, path: Path, files: dict, table: dict) -> None:
     # In archive order: a gzip stream only seeks forward cheaply.
     for name, member in files.items():
-        if name == BUNDLE_MANIFEST:
+        if name in (BUNDLE_MANIFEST, BUNDLE_SIGNATURE):
             continue
         entry = table[name]
         digest = hashlib.sha256()
@@ -252,6 +270,7 @@ def verify_bundle(
     path: str | os.PathLike,
     extract: str | os.PathLike | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    trusted: Sequence[TrustedKey] | None = None,
 ) -> BundleReport:
     """Verify the bundle at ``path``; with ``extract``, unpack it into that directory.
 
@@ -260,7 +279,9 @@ def verify_bundle(
     tar.gz, a member is unsafe (absolute, ``..``, link, device, FIFO), unlisted, missing,
     or has the wrong size or sha256, or when the archive passes ``limits`` (member count,
     per-member and total declared sizes, bundle.json size and nesting), checked as each
-    header is read.
+    header is read. With trusted keys (``trusted``, else ``--trusted-key``, else
+    ``POMEXPORT_TRUSTED_KEYS``) bundle.json must carry a valid ``bundle.sig`` by one of
+    them, checked before any other member is read.
     """
     path = Path(path)
     if not path.is_file():
@@ -269,7 +290,7 @@ def verify_bundle(
         with tarfile.open(path, "r:gz") as tar:
             members = _members(tar, path, limits)
             files = _check_members(path, members)
-            listing = _read_listing(tar, path, files, limits)
+            listing = _read_listing(tar, path, files, limits, trusted_keys(trusted))
             _check_listed(path, members, files, listing["files"])
             _check_hashes(tar, path, files, listing["files"])
             if extract is not None:

@@ -108,6 +108,7 @@ def build(
     calibration: CalibrationOptions | None = None,
     workspace_mb: int | None = None,
     plugin_library: str | os.PathLike | None = None,
+    sign_key: str | os.PathLike | None = None,
 ) -> BuildResult:
     """Export ``model`` (default: the bundled model) with both flavors into ``out``, then
     build the TensorRT engine when ``backend`` is ``trt`` (or ``auto`` and TensorRT + a GPU
@@ -117,7 +118,8 @@ def build(
     (``calibration``: :class:`pomexport.calibration.CalibrationOptions`, default entropy).
     ``workspace_mb`` caps the TensorRT builder's workspace (Jetson); ``plugin_library``: the
     PolyMixer plugin library to ship in ``plugins/`` (engines are then built from the plugin
-    flavor)."""
+    flavor); ``sign_key``: an Ed25519 private key (``pomexport keygen``) signing the finished
+    manifest (``manifest.sig``, export/signing.py)."""
     from pomexport.export.api import export_model
     from pomexport.export.artifact import load_artifact, staged_artifact
     from pomexport.models.registry import DEFAULT_MODEL
@@ -130,6 +132,10 @@ def build(
         from pomexport.runtime.trt_builder import add_plugin_library, check_plugin_library
 
         check_plugin_library(plugin_library)  # before minutes of export
+    if sign_key is not None:
+        from pomexport.export.signing import load_private_key, sign_artifact
+
+        load_private_key(sign_key)  # a bad key fails now, not after minutes of export
     out = Path(out)
     # One writer at a time per output directory; `out` is swapped in only when complete.
     with staged_artifact(out, BuildError) as staging:
@@ -144,6 +150,8 @@ def build(
             add_plugin_library(staging, plugin_library)
         if target == "trt":
             build_engine(load_artifact(staging), progress, workspace_mb)
+        if sign_key is not None:  # last: the manifest is final
+            sign_artifact(staging, sign_key)
     artifact = load_artifact(out)
     return BuildResult(artifact, target, _summary(artifact, target, why))
 

@@ -28,18 +28,26 @@ def _one_error_line(result, message: str) -> None:
 
 
 def test_build_fp16_then_generate_from_it(tmp_path):
-    """The README's main job on the tiny preset: fp16 artifact, then a clip from it."""
+    """The README's main job on the tiny preset: fp16 artifact (signed, issue 22), then a
+    clip from it trusting the signing key; another key is refused in one line."""
+    from pomexport.export.signing import keygen, load_public_key
+
+    key, public = keygen(tmp_path / "ops")
+    other = keygen(tmp_path / "other")[1]
     out = tmp_path / "tiny"
-    result = _run("build", "tiny", "--precision", "fp16", "--backend", "auto", "--out", str(out))
+    result = _run("build", "tiny", "--precision", "fp16", "--backend", "auto", "--out", str(out),
+                  "--sign", str(key))  # fmt: skip
     assert result.exit_code == 0, result.output
-    artifact = load_artifact(out)
+    artifact = load_artifact(out, trusted=[load_public_key(public)])
     assert artifact.precision == "fp16" and artifact.flavors == ("portable", "plugin")
     if tensorrt_missing():
         assert "the TensorRT engine will be built on the target" in result.output
 
     clip = tmp_path / "clip.npy"
     args = ["--frames", "4", "--steps", "3", "--seed", "4", "--label", "5", "--no-progress"]
-    result = _run("generate", str(out), *args, "--out", str(clip))
+    refused = _run("generate", str(out), *args, "--trusted-key", str(other), "--out", str(clip))
+    _one_error_line(refused, "which is not a trusted key")
+    result = _run("generate", str(out), *args, "--trusted-key", str(public), "--out", str(clip))
     assert result.exit_code == 0, result.output
     assert "backend: ort-" in result.output
     ours = np.load(clip)

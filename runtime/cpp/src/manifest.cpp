@@ -298,12 +298,14 @@ bool hidden(fs::path const& rel)
 
 void refuseUnlisted(fs::path const& root, Manifest const& m)
 {
-    // Mirrors artifact.py's _member_files: everything but manifest.json and dot-files is listed.
+    // Mirrors artifact.py's _member_files: everything but manifest.json, its signature
+    // (manifest.sig, not verified here yet) and dot-files is listed.
     for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it)
     {
         fs::path const rel = fs::relative(it->path(), root);
         std::string const name = rel.generic_string();
-        if (name == kManifestName || hidden(rel) || it->is_directory(/*follows links*/))
+        if (name == kManifestName || name == kSignatureName || hidden(rel)
+            || it->is_directory(/*follows links*/))
         {
             if (it->is_symlink() && it->is_directory() && !hidden(rel))
             {

@@ -76,6 +76,8 @@ struct Manifest
 };
 
 inline constexpr char const* kManifestName = "manifest.json";
+// The Ed25519 signature of manifest.json (export/signing.py): beside it, never listed in it.
+inline constexpr char const* kSignatureName = "manifest.sig";
 inline constexpr char const* kFormat = "pomexport-artifact";
 inline constexpr int32_t kFormatVersion = 1;
 
