@@ -553,3 +553,26 @@ def test_signed_artifact_is_not_an_unlisted_file(lib, artifact, tmp_path):
     (artifact / "manifest.sig.extra").write_text("but nothing else")
     with pytest.raises(ArtifactError, match=r"manifest\.sig\.extra: present in .* not listed"):
         lib.verify_artifact(artifact)
+
+
+def test_signature_refusals_through_the_c_api(lib, artifact, tmp_path, monkeypatch):
+    """The C++ loader (libcrypto) enforces POMEXPORT_TRUSTED_KEYS like Python: a signed
+    artifact loads; unsigned, another key's and edited-after-signing ones are refused with
+    Python's words and key ids (issue 22)."""
+    from pomexport.export.signing import keygen, load_public_key, sign_artifact
+
+    a_key, a_pub = keygen(tmp_path / "a")
+    b_key, b_pub = keygen(tmp_path / "b")
+    monkeypatch.setenv("POMEXPORT_TRUSTED_KEYS", str(a_pub))
+    with pytest.raises(ArtifactError, match=r"manifest\.json: unsigned, and 1 trusted key"):
+        lib.verify_artifact(artifact)
+    sign_artifact(artifact, b_key)
+    other = load_public_key(b_pub).key_id
+    with pytest.raises(ArtifactError, match=rf"signed by key {other}, which is not a trusted key"):
+        lib.verify_artifact(artifact)
+    sign_artifact(artifact, a_key)
+    lib.verify_artifact(artifact)
+    manifest = artifact / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes().replace(b'"fp32"', b'"fp16"', 1))
+    with pytest.raises(ArtifactError, match=r"signature by key [0-9a-f]{16} does not match"):
+        lib.verify_artifact(artifact)

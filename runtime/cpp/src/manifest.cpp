@@ -12,6 +12,7 @@
 #include "pomrt/error.hpp"
 #include "pomrt/paths.hpp"
 #include "pomrt/sha256.hpp"
+#include "pomrt/signature.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -332,7 +333,10 @@ Artifact Artifact::open(fs::path const& root, VerifyOptions const& options)
     {
         throw artifactError(manifestPath.string() + ": missing (not a pomexport artifact)");
     }
-    Manifest m = parseManifest(readText(manifestPath), manifestPath.string());
+    // The signature is checked over the bytes that are then parsed, before any other file.
+    std::string const text = readText(manifestPath);
+    checkManifestSignature(root, text, options.trustedKeys.empty() ? trustedKeysFromEnv() : options.trustedKeys);
+    Manifest m = parseManifest(text, manifestPath.string());
     verifyListed(root, m, options);
     for (auto const& [flavor, name] : m.flavors)
     {

@@ -93,6 +93,9 @@ struct VerifyOptions
 {
     bool hashes{true};         //!< check every listed file's sha256
     bool refuseUnlisted{true}; //!< fail on a regular file the manifest does not list
+    //! PEM Ed25519 public keys manifest.sig must be signed by (empty: POMEXPORT_TRUSTED_KEYS;
+    //! none there either: unsigned artifacts load)
+    std::vector<std::string> trustedKeys{};
 };
 
 //! A verified artifact directory: its manifest and safe paths to the files it lists.
