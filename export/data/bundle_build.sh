@@ -21,8 +21,45 @@ die() {
     exit 1
 }
 
+# With POMEXPORT_TRUSTED_KEYS (PEM Ed25519 public keys, ':'-separated, as for the runtimes):
+# bundle.json must carry a valid bundle.sig by one of them, and SHA256SUMS must be the file
+# bundle.json lists, so every file checked below is the one the key holder signed. (A
+# modified build.sh skips this check: verify the bundle before running it, e.g.
+# `pomexport verify-bundle --trusted-key KEY`.)
+verify_signature() {
+    if [[ -z "${POMEXPORT_TRUSTED_KEYS:-}" ]]; then
+        log "no trusted keys (POMEXPORT_TRUSTED_KEYS): checking integrity only, not authenticity"
+        return 0
+    fi
+    command -v openssl >/dev/null || die "openssl not found: cannot check bundle.sig"
+    command -v python3 >/dev/null || die "python3 not found: cannot check bundle.sig"
+    [[ -f bundle.sig ]] || die "bundle.json: unsigned, and trusted keys are configured; refusing it"
+    mkdir -p build
+    python3 - <<'PY' || die "bundle.sig is not a signature, or SHA256SUMS is not the file bundle.json lists"
+import base64, hashlib, json
+sig = json.load(open("bundle.sig"))
+assert sig.get("format") == "pomexport-signature" and sig.get("algorithm") == "ed25519"
+open("build/bundle.sig.bin", "wb").write(base64.b64decode(sig["signature"], validate=True))
+listed = json.load(open("bundle.json"))["files"]["SHA256SUMS"]["sha256"]
+assert hashlib.sha256(open("SHA256SUMS", "rb").read()).hexdigest() == listed
+PY
+    local key
+    local -a keys
+    IFS=':' read -ra keys <<<"$POMEXPORT_TRUSTED_KEYS"
+    for key in "${keys[@]}"; do
+        [[ -n "$key" ]] || continue
+        if openssl pkeyutl -verify -pubin -inkey "$key" -rawin -in bundle.json \
+            -sigfile build/bundle.sig.bin >/dev/null 2>&1; then
+            log "bundle.json is signed by the trusted key $key"
+            return 0
+        fi
+    done
+    die "bundle.json: not signed by a trusted key (POMEXPORT_TRUSTED_KEYS); refusing it"
+}
+
 verify_files() {
     command -v sha256sum >/dev/null || die "sha256sum not found (coreutils)"
+    verify_signature
     if [[ -f build/manifest.bundle.json ]]; then
         # A rebuild: put back the manifest as shipped, drop what a previous run added.
         cp build/manifest.bundle.json artifact/manifest.json

@@ -363,3 +363,29 @@ def test_only_tensorrt_flavors_are_shipped(ort_artifact, tmp_path):
         inner = json.loads(tar.extractfile("artifact/manifest.json").read())
     assert inner["flavors"] == {"portable": "model.onnx", "plugin": "model.plugin.onnx"}
     assert set(inner["files"]) == {"model.onnx", "model.plugin.onnx"}
+
+
+def test_build_script_checks_the_signature(ort_artifact, extracted, tmp_path, monkeypatch):
+    """build.sh with POMEXPORT_TRUSTED_KEYS (issue 22): a bundle signed by the key passes,
+    an unsigned one, another key's and an edited bundle.json stop before any compile."""
+    from pomexport.export.signing import keygen, load_public_key
+
+    key, public = keygen(tmp_path / "ops")
+    other = keygen(tmp_path / "other")[1]
+    signed = tmp_path / "signed.tar.gz"
+    package(ort_artifact[0].root, "jetson-orin-jp6", signed, sign_key=key)
+    root = tmp_path / "m"
+    verify_bundle(signed, extract=root, trusted=[load_public_key(public)])
+    unsigned = Path(shutil.copytree(extracted, tmp_path / "u"))
+    monkeypatch.setenv("POMEXPORT_TRUSTED_KEYS", str(public))
+    assert _steps(root, "verify_files").returncode == 0
+    done = _steps(unsigned, "verify_files")
+    assert done.returncode != 0 and "bundle.json: unsigned" in done.stderr
+    monkeypatch.setenv("POMEXPORT_TRUSTED_KEYS", f"{other}:{tmp_path / 'missing.pub'}")
+    done = _steps(root, "verify_files")
+    assert done.returncode != 0 and "not signed by a trusted key" in done.stderr
+    monkeypatch.setenv("POMEXPORT_TRUSTED_KEYS", str(public))
+    listing = root / "bundle.json"
+    listing.write_text(listing.read_text().replace("jetson-orin-jp6", "x86-trt10"))
+    done = _steps(root, "verify_files")
+    assert done.returncode != 0 and "not signed by a trusted key" in done.stderr
