@@ -93,17 +93,20 @@ def command(
     ONNX Runtime), or a bundled name, preset such as `tiny`, or weights file (run by torch;
     default: the bundled pom-dit-video-tiny). One stream per --label, all in one batch; the
     same --seed gives the same noise on every backend."""
-    from pomexport.runtime.api import generate_frames
-    from pomexport.runtime.loading import choose_backend, load_backend
-    from pomexport.runtime.writers import check_output_capacity, check_output_path, open_video
+    from pomexport.runtime._outputs import check_output_capacity, check_output_path
 
+    # Options and the output path first: torch-free, so a refusal takes no import time.
+    _check_options(frames, steps, seed, scale, fps, shift)
+    path = check_output_path(out)
     if trusted:
         from pomexport.export.signing import use_trusted_keys
 
         use_trusted_keys(trusted)
+    from pomexport.runtime.api import generate_frames
+    from pomexport.runtime.loading import choose_backend, load_backend
+    from pomexport.runtime.writers import open_video
+
     labels = labels or (0,)
-    _check_options(frames, steps, seed, scale, fps, shift)
-    path = check_output_path(out)
     choice = choose_backend(model, backend, device)
     runner = load_backend(model, backend=choice.backend, device=device)
     n = runner.config.num_classes

@@ -25,8 +25,6 @@ class _Group(click.Group):
     for this machine) and an OSError from a file the command was told to use."""
 
     def invoke(self, ctx: click.Context):
-        from pomexport.export.signing import use_trusted_keys
-
         try:
             return super().invoke(ctx)
         except PomExportError as e:
@@ -41,7 +39,11 @@ class _Group(click.Group):
                 raise
             raise click.ClickException(f"out of memory: {_allocation(e)}") from e
         finally:
-            use_trusted_keys(None)  # a command's --trusted-key ends with it (CliRunner reuse)
+            # A command's --trusted-key ends with it (CliRunner reuse). Only when a command
+            # loaded the module: importing pomexport.export costs torch's import time.
+            signing = sys.modules.get("pomexport.export.signing")
+            if signing is not None:
+                signing.use_trusted_keys(None)
 
 
 # How torch (CPU allocator, CUDA) and ONNX Runtime word a failed allocation.

@@ -8,11 +8,8 @@ tall). Every file is written atomically (temp file + rename).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import math
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,9 +19,17 @@ import torch
 from pomexport.errors import ConfigError
 from pomexport.models.weights import atomic_write
 
-logger = logging.getLogger(__name__)
+# Output checks live in a torch-free module so the CLI can run them before importing torch.
+from pomexport.runtime._outputs import (  # noqa: F401 (re-exported)
+    MIN_VIEW_PX,
+    WRITERS,
+    _import_av,
+    check_output_capacity,
+    check_output_path,
+    default_scale,
+)
 
-MIN_VIEW_PX = 256
+logger = logging.getLogger(__name__)
 
 
 class _TempTarget:
@@ -200,23 +205,10 @@ class _Mp4Sink(VideoSink):
             self.target.discard()
 
 
-def _import_av():
-    try:
-        import av
-    except ImportError as e:
-        raise ConfigError(
-            "writing mp4 needs PyAV: pip install av (or write .gif, .png or .npy)"
-        ) from e
-    return av
-
-
 def _even(array: np.ndarray) -> np.ndarray:
     """Pad to even height/width by repeating the edge (yuv420p needs even sizes)."""
     pad_h, pad_w = array.shape[0] % 2, array.shape[1] % 2
     return np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-
-
-WRITERS = (".gif", ".png", ".npy", ".mp4")
 
 
 def open_video(
@@ -239,102 +231,6 @@ def open_video(
     if kind == ".npy":
         return _NpySink(path, scale, fps, frames)
     return {".gif": _GifSink, ".png": _PngSink, ".mp4": _Mp4Sink}[kind](path, scale, fps)
-
-
-def check_output_path(path: str | os.PathLike) -> Path:
-    """``path`` if its extension has a writer and its folder exists, else a ConfigError."""
-    path = Path(path)
-    if path.suffix.lower() not in WRITERS:
-        raise ConfigError(
-            f"unknown output extension {path.suffix or '(none)'!r} for {path.name}; "
-            f"known: {', '.join(WRITERS)}"
-        )
-    if not path.parent.is_dir():
-        raise ConfigError(f"output folder does not exist: {path.parent}")
-    if path.is_dir() or (path.exists() and not path.is_file()):
-        raise ConfigError(f"{path}: exists and is not a file; choose another --out")
-    _refuse_artifact_folder(path)
-    _probe_writable(path.parent)
-    if path.suffix.lower() == ".mp4" and importlib.util.find_spec("av") is None:
-        _import_av()  # fail before generating, not after
-    return path
-
-
-def _refuse_artifact_folder(path: Path) -> None:
-    """An artifact refuses files it does not list: writing a clip into one breaks it."""
-    for folder in path.resolve().parents:
-        if _is_artifact(folder):
-            raise ConfigError(
-                f"{path}: inside the artifact {folder} (an unlisted file would make it refuse "
-                "to load); write the clip elsewhere"
-            )
-
-
-def _is_artifact(folder: Path) -> bool:
-    """Whether ``folder`` holds a pomexport artifact manifest (its first 4 KiB name the format;
-    any other manifest.json, a web app's, is not ours to protect)."""
-    try:
-        with open(folder / "manifest.json", "rb") as f:
-            return b'"pomexport-artifact"' in f.read(4096)
-    except OSError:
-        return False
-
-
-def _probe_writable(folder: Path) -> None:
-    """Create and remove a temp file in ``folder``: permissions, read-only mounts and ACLs all
-    answer here, before minutes of generation (``os.access`` says yes to root on a read-only
-    mount)."""
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".pomexport-probe-", dir=folder)
-    except OSError as e:
-        raise ConfigError(f"cannot write to {folder}: {e.strerror}") from e
-    os.close(fd)
-    os.unlink(probe)
-
-
-def check_output_capacity(
-    path: Path, frames: int, streams: int, frame_shape: tuple[int, int, int], scale: int | None
-) -> None:
-    """Refuse, before generating, a clip its writer cannot hold: a ``.npy`` larger than the free
-    disk space, a ``.gif`` (every frame kept until the end) larger than the available memory.
-    ``frame_shape``: one stream's latent (C, H, W). mp4 and png stream: any length fits."""
-    channels, height, width = frame_shape
-    kind = path.suffix.lower()
-    if kind == ".npy":
-        need = 4 * frames * streams * channels * height * width
-        free = shutil.disk_usage(path.parent).free
-        if need > free:
-            raise ConfigError(
-                f"{path}: {frames} frames of latents need {need / 2**30:.1f} GiB, "
-                f"{free / 2**30:.1f} GiB are free there; write .mp4 or .png to stream them"
-            )
-    elif kind == ".gif":
-        scale = default_scale(height) if scale is None else scale
-        need = frames * streams * 3 * (height * scale) * (width * scale)
-        free = _available_memory()
-        if free is not None and need > free // 2:
-            raise ConfigError(
-                f"{path}: a gif keeps every frame until the end; {frames} frames need "
-                f"{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB of memory are available; "
-                "write .mp4 or .png to stream them"
-            )
-
-
-def _available_memory() -> int | None:
-    """MemAvailable in bytes (None where /proc/meminfo is missing)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def default_scale(height: int) -> int:
-    """Smallest integer scale that makes a frame of ``height`` px at least 256 px tall."""
-    return max(1, math.ceil(MIN_VIEW_PX / height))
 
 
 def to_rgb_frames(latents: torch.Tensor, scale: int) -> list[np.ndarray]:

@@ -180,3 +180,23 @@ def test_output_into_an_artifact_refused(ort_artifact, tmp_path):
         _one_line(result, "inside the artifact")
         (root / "frames").rmdir()
     assert sorted(p.name for p in root.iterdir()) == before
+
+
+def test_impossible_path_refused_in_under_a_second_by_the_console_script(tmp_path):
+    """The real process: options and output path are checked before torch is imported."""
+    import shutil
+    import subprocess
+    import time
+
+    script = shutil.which("pomexport")
+    assert script, "the pomexport console script is required (pip install -e .)"
+    for args, message in (
+        (["--out", "/sys/clip.mp4"], "cannot write to /sys"),
+        (["--frames", "0", "--out", str(tmp_path / "c.mp4")], "--frames must be >= 1"),
+    ):
+        start = time.perf_counter()
+        done = subprocess.run([script, "generate", *args], capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1 and message in lines[0], done.stderr
+        assert elapsed < 1.0, elapsed
