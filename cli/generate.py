@@ -10,6 +10,7 @@ import time
 
 import click
 
+from pomexport.cli._options import trusted_key_option
 from pomexport.errors import ConfigError
 from pomexport.runtime._choices import BACKENDS, DEVICES, SAMPLERS
 
@@ -67,11 +68,7 @@ from pomexport.runtime._choices import BACKENDS, DEVICES, SAMPLERS
 )
 @click.option("--fps", type=float, default=8.0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@click.option(
-    "--trusted-key", "trusted", multiple=True, type=click.Path(dir_okay=False),
-    help="Public key an artifact's manifest must be signed by (repeatable)  "
-    "[default: $POMEXPORT_TRUSTED_KEYS]",
-)  # fmt: skip
+@trusted_key_option("an artifact's manifest")
 def command(
     model: str,
     frames: int,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from pomexport.cli._options import trusted_key_option
+
 # Target names without importing the export package (keeps `pomexport --help` fast).
 _TARGETS = ("jetson-orin-jp6", "jetson-jp7", "x86-trt10", "x86-trt11")
 
@@ -28,11 +30,7 @@ _TARGETS = ("jetson-orin-jp6", "jetson-jp7", "x86-trt10", "x86-trt11")
     help="Ed25519 private key (pomexport keygen) signing bundle.json (bundle.sig) and the "
     "bundled manifest (artifact/manifest.sig).",
 )  # fmt: skip
-@click.option(
-    "--trusted-key", "trusted", multiple=True, type=click.Path(dir_okay=False),
-    help="Public key the ARTIFACT must be signed by (repeatable)  [default: "
-    "$POMEXPORT_TRUSTED_KEYS]",
-)  # fmt: skip
+@trusted_key_option("the ARTIFACT")
 def command(
     artifact: str,
     target: str,

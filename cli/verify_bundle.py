@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from pomexport.cli._options import trusted_key_option
+
 
 @click.command("verify-bundle")
 @click.argument("bundle", type=click.Path(dir_okay=False))
@@ -12,11 +14,7 @@ import click
     "--extract", "extract", default=None, type=click.Path(file_okay=False),
     help="Unpack into this directory (absent or empty) after every check passed.",
 )  # fmt: skip
-@click.option(
-    "--trusted-key", "trusted", multiple=True, type=click.Path(dir_okay=False),
-    help="Public key bundle.json must be signed by (repeatable; pomexport keygen's .pub)  "
-    "[default: $POMEXPORT_TRUSTED_KEYS; none: unsigned bundles pass, with a warning]",
-)  # fmt: skip
+@trusted_key_option("bundle.json", "none: unsigned bundles pass, with a warning")
 def command(bundle: str, extract: str | None, trusted: tuple[str, ...]) -> None:
     """Verify BUNDLE (from `pomexport package`): every member a plain relative regular file
     (no absolute path, no '..', no symlink, hard link, device node or FIFO), listed in

@@ -23,6 +23,18 @@ def as_backend(model_or_backend: PoMDiT | Backend, device: str | None = None) ->
     return model_or_backend
 
 
+def _generator(model_or_backend, slots, steps, cfg_scale, sampler, shift, progress):
+    return VideoGenerator(
+        as_backend(model_or_backend),
+        slots=slots,
+        steps=steps,
+        cfg_scale=cfg_scale,
+        sampler=sampler,
+        shift=shift,
+        progress=progress,
+    )
+
+
 def generate(
     model_or_backend: PoMDiT | Backend,
     labels: Sequence[int],
@@ -39,16 +51,7 @@ def generate(
     A bare model runs on the torch backend, on the device its weights are on. Returns
     (B, F, C_in, H, W) fp32 latents on the CPU (for the tiny model: images in about [-1, 1]).
     """
-    backend = as_backend(model_or_backend)
-    gen = VideoGenerator(
-        backend,
-        slots=len(labels),
-        steps=steps,
-        cfg_scale=cfg_scale,
-        sampler=sampler,
-        shift=shift,
-        progress=progress,
-    )
+    gen = _generator(model_or_backend, len(labels), steps, cfg_scale, sampler, shift, progress)
     return gen.run(labels, frames, seed=seed)
 
 
@@ -66,16 +69,7 @@ def generate_frames(
     """:func:`generate`'s frames one at a time: yields (B, C_in, H, W) fp32 CPU latents,
     frame 0 first, as soon as every stream has committed it — nothing of the clip is held,
     so ``frames`` may be any number (memory stays flat)."""
-    backend = as_backend(model_or_backend)
-    gen = VideoGenerator(
-        backend,
-        slots=len(labels),
-        steps=steps,
-        cfg_scale=cfg_scale,
-        sampler=sampler,
-        shift=shift,
-        progress=progress,
-    )
+    gen = _generator(model_or_backend, len(labels), steps, cfg_scale, sampler, shift, progress)
     for slot, label in enumerate(labels):
         gen.start(slot, int(label), seed=seed, stream=slot)
     done: dict[int, torch.Tensor] = {}
