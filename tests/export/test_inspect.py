@@ -144,6 +144,9 @@ def _contract_graph(cfg) -> onnx.ModelProto:
     inits = [
         numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("two", 2), ("one", 1))
     ]
+    # The label table the loader checks num_classes against (unused by this stand-in).
+    table = np.zeros((cfg.num_classes + 1, cfg.width), np.float32)
+    inits.append(numpy_helper.from_array(table, "model.label.weight"))
     graph = h.make_graph(nodes, "step", inputs, outputs, inits)
     return h.make_model(graph, opset_imports=[h.make_opsetid("", 18)])
 
@@ -161,7 +164,8 @@ def test_inspect_artifact_directory_reads_the_manifest(tmp_path):
     assert report.precision.batch == 3  # the profile's opt batch
     # "batch" is bound by the manifest's B range: no unbounded-dim warning.
     assert report.lint_ok and report.lint["model.onnx"].warnings == []
-    (tmp_path / "model.onnx").write_bytes(b"tampered")
+    size = (tmp_path / "model.onnx").stat().st_size  # same size: the hash must catch it
+    (tmp_path / "model.onnx").write_bytes(b"tampered".ljust(size, b"\0"))
     with pytest.raises(ArtifactError, match="sha256"):
         inspect_artifact(tmp_path)
 

@@ -76,21 +76,28 @@ def test_stationary_clip_matches_torch_from_the_same_seed(stationary_artifact):
     assert min(per_frame) >= PSNR_MIN_DB, per_frame
 
 
-def test_an_artifact_written_before_the_stationary_state_runs_unchanged(
-    ort_artifact, backend, tmp_path
-):
+@pytest.fixture(scope="module")
+def uniform_artifact(tmp_path_factory):
+    """An fp32 artifact of the ``tiny`` preset (decay 1, unbounded index; random weights)."""
+    from pomexport.runtime.build import build
+
+    out = tmp_path_factory.mktemp("uniform") / "artifact"
+    return build("tiny", out, precision="fp32", backend="ort").artifact
+
+
+def test_an_artifact_written_before_the_stationary_state_runs_unchanged(uniform_artifact, tmp_path):
     """A manifest config without ``decay``/``max_frame_index`` (an artifact written before issue
     18) loads as decay 1, unbounded, and generates exactly what the same graph does with them."""
-    root = _copy(ort_artifact[0], tmp_path)
+    root = _copy(uniform_artifact, tmp_path)
     manifest = json.loads((root / "manifest.json").read_text())
     config = manifest["model"]["config"]
     assert (config.pop("decay"), config.pop("max_frame_index")) == (1.0, None)
     write_manifest(root, manifest)
-    old = OrtBackend(root, threads=1)
-    assert old.config == backend.config
+    old, new = OrtBackend(root, threads=1), OrtBackend(uniform_artifact, threads=1)
+    assert old.config == new.config
     assert (old.config.decay, old.config.max_frame_index) == (1.0, None)
     kw = dict(labels=[2], frames=3, steps=2, cfg_scale=2.0, seed=1)
-    assert torch.equal(generate(old, **kw), generate(backend, **kw))
+    assert torch.equal(generate(old, **kw), generate(new, **kw))
 
 
 def _collect(frames_iter, clips: dict) -> None:
