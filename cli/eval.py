@@ -42,6 +42,7 @@ _COLUMNS = ("single_blob", "jerk", "consistency")
     show_default=True,
     help="With --curve: writes OUT.json and OUT.png (one line per model, real dashed).",
 )
+@click.option("--progress/--no-progress", default=True, show_default=True, help="With --curve.")
 def command(
     models: tuple[str, ...],
     clips: int,
@@ -53,6 +54,7 @@ def command(
     as_json: bool,
     curve: int | None,
     out: str,
+    progress: bool,
 ) -> None:
     """Score MODELS (default: the bundled pom-dit-video-tiny; a preset such as `tiny` is a
     random-init baseline) on bouncing-shapes clips, frame by frame with the state, next to
@@ -66,9 +68,8 @@ def command(
     if clips < 1 or frames < 2 or skip < 0 or steps < 1:
         raise ConfigError("need --clips >= 1, --frames >= 2, --skip >= 0 and --steps >= 1")
     if curve is not None:
-        _curve(
-            models, curve, out, clips=clips, window=frames, steps=steps, cfg=cfg_scale, seed=seed
-        )
+        given = dict(clips=clips, window=frames, steps=steps, cfg=cfg_scale, seed=seed)
+        _curve(models, curve, out, progress, **given)
         return
     rows = {"real": evaluate_real(clips, frames, seed, skip).to_dict()}
     for name in models or ("pom-dit-video-tiny",):
@@ -87,7 +88,7 @@ def command(
         click.echo(f"{name:<24}" + "".join(f"{row[c]:>13.3f}" for c in _COLUMNS))
 
 
-def _curve(models: tuple[str, ...], total: int, out: str, **given) -> None:
+def _curve(models: tuple[str, ...], total: int, out: str, progress: bool, **given) -> None:
     from pathlib import Path
 
     from pomexport.models.weights import atomic_write
@@ -105,7 +106,7 @@ def _curve(models: tuple[str, ...], total: int, out: str, **given) -> None:
         clips=given["clips"], frames=total, window=given["window"], steps=given["steps"],
         cfg_scale=given["cfg"], seed=given["seed"],
     )  # fmt: skip
-    report = quality_curve(models or ("pom-dit-video-tiny",), settings)
+    report = quality_curve(models or ("pom-dit-video-tiny",), settings, progress)
     text = json.dumps(report, indent=1) + "\n"
     json_path, png_path = prefix.with_suffix(".json"), prefix.with_suffix(".png")
     atomic_write(json_path, lambda tmp: tmp.write_text(text))

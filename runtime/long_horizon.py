@@ -44,24 +44,36 @@ def _windows(frames: Iterable[torch.Tensor], labels: torch.Tensor, window: int, 
     return rows
 
 
+def _bar(frames: Iterable[torch.Tensor], total: int, name: str, progress: bool):
+    from tqdm.auto import tqdm
+
+    short = os.path.basename(os.path.normpath(name)) or name
+    return tqdm(frames, total=total, desc=short, unit="frame", disable=not progress)
+
+
 def quality_curve(
-    sources: Sequence[str | os.PathLike], settings: CurveSettings | None = None
+    sources: Sequence[str | os.PathLike],
+    settings: CurveSettings | None = None,
+    progress: bool = False,
 ) -> dict:
     """Per-window quality of real clips and of each source (bundled name, weights file,
-    or artifact directory, run on its best backend) over ``settings.frames`` frames.
+    or artifact directory, run on its best backend) over ``settings.frames`` frames, with a
+    progress bar per source when ``progress``.
 
     Returns ``{"settings": ..., "curves": {"real": [window, ...], source: [...]}}`` where
     each window is ``{"first", "last", "single_blob", "jerk", "consistency", ...}``.
     """
     s = settings or CurveSettings()
     labels = eval_labels(s.clips)
-    curves = {"real": _windows(real_frames(s.clips, s.frames, s.seed), labels, s.window, "real")}
+    real = _bar(real_frames(s.clips, s.frames, s.seed), s.frames, "real", progress)
+    curves = {"real": _windows(real, labels, s.window, "real")}
     for source in sources:
         backend = load_backend(source)
         check_scorable(str(source), backend.config)
         made = generate_frames(
             backend, labels.tolist(), s.frames, s.steps, s.cfg_scale, s.seed, progress=False
         )
+        made = _bar(made, s.frames, str(source), progress)
         curves[str(source)] = _windows(made, labels, s.window, str(source))
     return {"settings": vars(s) | {"labels": labels.tolist()}, "curves": curves}
 
