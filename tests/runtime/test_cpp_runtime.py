@@ -22,6 +22,8 @@ from pomexport.models import get_preset
 from pomexport.runtime.build import tensorrt_missing
 from pomexport.runtime.sampler import time_schedule
 
+TRT_MISSING = tensorrt_missing()
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -350,9 +352,7 @@ def test_stationary_artifact_needs_only_the_cpp_loops_bookkeeping(lib, stationar
 
 @pytest.mark.gpu
 @pytest.mark.tensorrt
-@pytest.mark.skipif(
-    tensorrt_missing() is not None, reason=f"needs TensorRT and a CUDA GPU: {tensorrt_missing()}"
-)
+@pytest.mark.skipif(TRT_MISSING is not None, reason=f"needs TensorRT and a CUDA GPU: {TRT_MISSING}")
 def test_stationary_artifact_generates_through_the_c_api_as_python_ort(
     stationary_artifact, tmp_path
 ):
@@ -381,15 +381,15 @@ def test_missing_library_is_a_clear_error(tmp_path, monkeypatch):
 
 
 TRT_HEADER_DIRS = [p for p in os.environ.get("POMEXPORT_TRT_HEADERS", "").split(os.pathsep) if p]
+_HEADERS_HINT = (
+    "set POMEXPORT_TRT_HEADERS to TensorRT include/ folders (copies of NVIDIA/TensorRT "
+    "release/10.3 and main kept outside the repository, e.g. /tmp/trt-headers/*/include, "
+    "which CI does not have)"
+)
 
 
 @pytest.mark.tensorrt
-@pytest.mark.skipif(
-    not TRT_HEADER_DIRS,
-    reason="set POMEXPORT_TRT_HEADERS to TensorRT include/ folders (copies of NVIDIA/TensorRT "
-    "release/10.3 and main kept outside the repository, e.g. /tmp/trt-headers/*/include, "
-    "which CI does not have)",
-)
+@pytest.mark.skipif(not TRT_HEADER_DIRS, reason=f"needs TensorRT headers: {_HEADERS_HINT}")
 @pytest.mark.parametrize("include_dir", TRT_HEADER_DIRS)
 def test_trt_compile_check(nvcc, include_dir):
     """scripts/check_cpp_runtime.sh passes; NvOnnxParser.h comes from the include folder or,
@@ -401,11 +401,8 @@ def test_trt_compile_check(nvcc, include_dir):
         else [os.environ.get("POMRT_ONNX_PARSER_INCLUDE", "")]
     )
     if parser and not Path(parser[0], "NvOnnxParser.h").is_file():
-        pytest.skip(
-            f"the TensorRT ONNX parser header NvOnnxParser.h is not in {include} (release/10.x "
-            "keeps it in the onnx-tensorrt submodule): set POMRT_ONNX_PARSER_INCLUDE to a folder "
-            "holding it"
-        )
+        where = f"not in {include} (release/10.x keeps it in the onnx-tensorrt submodule)"
+        pytest.skip(f"needs TensorRT's NvOnnxParser.h, {where}: set POMRT_ONNX_PARSER_INCLUDE")
     script = REPO / "scripts" / "check_cpp_runtime.sh"
     done = subprocess.run(
         ["bash", str(script), str(include), *parser, "87"],
@@ -524,10 +521,7 @@ def _build_real_plugin(include_dir: str, out: Path) -> Path:
 
 
 @pytest.mark.tensorrt
-@pytest.mark.skipif(
-    not TRT_HEADER_DIRS,
-    reason="set POMEXPORT_TRT_HEADERS to TensorRT include/ folders to build the real plugin",
-)
+@pytest.mark.skipif(not TRT_HEADER_DIRS, reason=f"needs TensorRT headers: {_HEADERS_HINT}")
 def test_real_plugin_library_loads_once_through_the_c_api(lib, nvcc, tmp_path):
     """libpomexport_plugins.so (built against the first TensorRT header folder) is dlopen'ed
     by this CPU build without libnvinfer, once, however many times it is asked for."""

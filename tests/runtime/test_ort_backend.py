@@ -20,6 +20,7 @@ from pomexport.runtime.ort_backend import OrtBackend
 from pomexport.runtime.providers import CUDA_EP, TRT_EP, available_providers
 
 PSNR_MIN_DB = 50.0  # issue 4's acceptance bound, on images in [-1, 1] (peak-to-peak 2)
+_GPU, _EPS = torch.cuda.is_available(), available_providers()
 STREAM_ATOL = 1e-5  # same stream alone vs in a batch: only GEMM blocking order differs
 
 
@@ -206,10 +207,7 @@ def test_choose_backend(ort_artifact):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(
-    not torch.cuda.is_available() or CUDA_EP not in available_providers(),
-    reason="needs onnxruntime-gpu and a CUDA GPU visible to torch",
-)
+@pytest.mark.skipif(not _GPU or CUDA_EP not in _EPS, reason="needs onnxruntime-gpu and a CUDA GPU")
 def test_cuda_ep_matches_cpu(ort_artifact, backend):
     kw = dict(labels=[1, 2], frames=4, steps=3, cfg_scale=2.0, seed=2)
     gpu = generate(OrtBackend(ort_artifact[0], "ort-cuda"), **kw)
@@ -219,10 +217,7 @@ def test_cuda_ep_matches_cpu(ort_artifact, backend):
 
 @pytest.mark.gpu
 @pytest.mark.tensorrt
-@pytest.mark.skipif(
-    not torch.cuda.is_available() or TRT_EP not in available_providers(),
-    reason="needs onnxruntime-gpu with the TensorRT EP and a CUDA GPU",
-)
+@pytest.mark.skipif(not _GPU or TRT_EP not in _EPS, reason="needs TensorRT EP and a CUDA GPU")
 def test_tensorrt_ep_matches_torch(ort_artifact, model, tmp_path):
     trt = OrtBackend(ort_artifact[0], "ort-trt", trt_cache=tmp_path / "trt")
     kw = dict(labels=[1], frames=4, steps=3, cfg_scale=2.0, seed=2)
