@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pomexport.errors import ConfigError
-from pomexport.models.weights import atomic_write
+from pomexport.models.weights import TempTarget, atomic_write
 
 # Output checks live in a torch-free module so the CLI can run them before importing torch.
 from pomexport.runtime._outputs import (  # noqa: F401 (re-exported)
@@ -30,27 +29,6 @@ from pomexport.runtime._outputs import (  # noqa: F401 (re-exported)
 )
 
 logger = logging.getLogger(__name__)
-
-
-class _TempTarget:
-    """A file written in pieces: a hidden temp file beside ``path``, renamed onto it by
-    :meth:`commit` (readers never see half a file) or removed by :meth:`discard`."""
-
-    def __init__(self, path: Path) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; match a plain open()
-        self.path, self.tmp = path, Path(tmp)
-
-    def commit(self) -> None:
-        with open(self.tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(self.tmp, self.path)
-
-    def discard(self) -> None:
-        self.tmp.unlink(missing_ok=True)
 
 
 class VideoSink:
@@ -98,7 +76,7 @@ class _NpySink(VideoSink):
 
     def __init__(self, path: Path, scale: int, fps: float, frames: int) -> None:
         super().__init__(path, scale, fps)
-        self.total, self.target, self.array = frames, _TempTarget(path), None
+        self.total, self.target, self.array = frames, TempTarget(path), None
 
     def _write(self, frame: torch.Tensor) -> None:
         if self.array is None:
@@ -175,7 +153,7 @@ class _Mp4Sink(VideoSink):
 
     def __init__(self, path: Path, scale: int, fps: float) -> None:
         super().__init__(path, scale, fps)
-        self.av, self.target = _import_av(), _TempTarget(path)
+        self.av, self.target = _import_av(), TempTarget(path)
         self.container = self.av.open(str(self.target.tmp), mode="w", format="mp4")
         self.stream = None
 
