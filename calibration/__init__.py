@@ -1,6 +1,7 @@
 """INT8 calibration (DESIGN.md §4): trajectory capture, calibrators, Q/DQ insertion, report.
 
-    from pomexport.calibration import calibrate, CalibrationOptions
+    from pomexport.calibration import CalibrationOptions
+    from pomexport.export.pipeline import calibrate
     artifact = calibrate("pom-dit-video-tiny", "build/int8", CalibrationOptions("percentile"))
 
 Heavy modules (onnx, onnxruntime, the exporter) load on first use.
@@ -13,7 +14,6 @@ import importlib
 _LAZY = {
     "CalibrationOptions": "pomexport.calibration.api",
     "QuantizedGraphs": "pomexport.calibration.api",
-    "calibrate": "pomexport.calibration.api",
     "quantize_artifact": "pomexport.calibration.api",
     "quantize_graph": "pomexport.calibration.api",
     "ORT_CPU": "pomexport.calibration.api",

@@ -7,7 +7,7 @@ fp32 artifact (export_model, both flavors)
 -> model.onnx / model.plugin.onnx: symmetric int8 Q/DQ (TensorRT)
    model.ort-cpu.onnx: uint8 activations, int8 weights (ONNX Runtime x86 CPU, portable)
 -> calibration.json + calibration.txt + calibration-set.npz; manifest rewritten through
-   export/artifact.py
+   export/artifact/
 """
 
 from __future__ import annotations
@@ -206,24 +206,3 @@ def _summary(report: CalibrationReport, options: CalibrationOptions) -> dict:
         "report": [REPORT_JSON, REPORT_TEXT],
         "calibration_set": CALIBRATION_SET,
     }
-
-
-def calibrate(
-    model="pom-dit-video-tiny",
-    out: str | os.PathLike = "build/int8",
-    options: CalibrationOptions | None = None,
-    batch: tuple[int, int, int] = (1, 1, 8),
-    progress: Progress | None = None,
-) -> Artifact:
-    """Export ``model`` (fp32, both flavors) and calibrate it into the int8 artifact ``out``.
-
-    ``pomexport build --precision int8`` with calibration options: built in a temporary
-    directory beside ``out`` and renamed into place when complete.
-    """
-    from pomexport.export.api import resolve_model
-    from pomexport.runtime.build import build
-
-    options = options or CalibrationOptions()
-    options.capture.resolve_labels(resolve_model(model)[0].cfg)  # fail before exporting
-    result = build(model, out, "int8", "ort", batch, progress, calibration=options)
-    return result.artifact

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from pomexport.errors import ArtifactError, ConfigError
+from pomexport.export.artifact.atomic import atomic_write
 from pomexport.models.config import PoMDiTConfig
-from pomexport.models.weights import atomic_write
 from pomexport.runtime.backend import Backend, StepBuffers
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import onnx
 import onnx_ir as ir
 
-from pomexport.export.contract import DOMAIN, OP_TYPE
+from pomexport.export.artifact.contract import DOMAIN, OP_TYPE
 
 QUANTIZED_OPS = ("MatMul", "Gemm", "Conv")
 TOKEN_INPUT = "x_t"

@@ -130,8 +130,8 @@ def command(
     recompute on 2 cores, so its large-frame attention rows would only be skipped (pass
     --presets S/2 and a larger --max-seconds on a bigger machine).
     """
-    from pomexport.models.weights import atomic_write
-    from pomexport.runtime.bench import BenchSettings, run_bench
+    from pomexport.export.artifact.atomic import atomic_write
+    from pomexport.runtime.measure.bench import BenchSettings, run_bench
 
     settings = BenchSettings(
         presets=_csv(presets),
@@ -150,7 +150,7 @@ def command(
     _check_writable(plot)
     echo = lambda line: click.echo(line, err=True)  # noqa: E731
     if long_frames is not None:
-        from pomexport.runtime.bench_long import long_report
+        from pomexport.runtime.measure.bench_long import long_report
 
         report = long_report(settings.backends, long_frames, steps, threads, progress=echo)
         plot = None  # the latency-per-frame-index plot is for the rows
@@ -163,6 +163,6 @@ def command(
         atomic_write(out, lambda tmp: tmp.write_text(text))
         click.echo(f"wrote {out}", err=True)
     if plot is not None:  # after the JSON is safe: a plotting problem loses nothing
-        from pomexport.runtime.plots import plot_bench
+        from pomexport.runtime.measure.plots import plot_bench
 
         click.echo(f"wrote {plot_bench(report, plot)}", err=True)

@@ -1,5 +1,5 @@
 """``pomexport build``: export a model to a deployable artifact (+ TensorRT engine where
-TensorRT and a GPU are available). A thin layer over :func:`pomexport.runtime.build.build`."""
+TensorRT and a GPU are available). A thin layer over :func:`pomexport.export.pipeline.build`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import click
 
 from pomexport.errors import ConfigError
 
-_PRECISIONS = ("fp32", "fp16", "int8")  # runtime/build.py's PRECISIONS, without torch
+_PRECISIONS = ("fp32", "fp16", "int8")  # export/pipeline.py's PRECISIONS, without torch
 _BACKENDS = ("auto", "trt", "ort")
 
 
@@ -66,7 +66,7 @@ def command(
     and TensorRT), model.plugin.onnx (TensorRT with the PolyMixer plugin), manifest.json."""
     from pathlib import Path
 
-    from pomexport.runtime.build import build
+    from pomexport.export.pipeline import build
 
     rows = _batch(batch)
     name = Path(model).stem if model.endswith(".safetensors") else model.replace("/", "-")

@@ -82,8 +82,9 @@ def command(model: str, samples: int, method: str, out: str | None, labels: str 
     calibration.json / calibration.txt (per-layer scales, clipped fraction, sensitivity)."""
     from pathlib import Path
 
-    from pomexport.calibration import CalibrationOptions, CaptureSettings, calibrate
+    from pomexport.calibration import CalibrationOptions, CaptureSettings
     from pomexport.cli.export import parse_batch
+    from pomexport.export.pipeline import calibrate
 
     settings = CaptureSettings(
         labels=_ints(labels, "--labels"), seeds=_ints(seeds, "--seeds") or (), frames=frames,

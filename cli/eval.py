@@ -63,7 +63,8 @@ def command(
     consecutive frames keeping one blob of the same shape/colour/area that moves <= 2.5 px.
     """
     from pomexport.models import load_model
-    from pomexport.models.quality import check_scorable, evaluate_model, evaluate_real
+    from pomexport.models.quality import check_scorable, evaluate_real
+    from pomexport.runtime.measure.long_horizon import evaluate_model
 
     if clips < 1 or frames < 2 or skip < 0 or steps < 1:
         raise ConfigError("need --clips >= 1, --frames >= 2, --skip >= 0 and --steps >= 1")
@@ -91,9 +92,9 @@ def command(
 def _curve(models: tuple[str, ...], total: int, out: str, progress: bool, **given) -> None:
     from pathlib import Path
 
-    from pomexport.models.weights import atomic_write
-    from pomexport.runtime.long_horizon import CurveSettings, quality_curve
-    from pomexport.runtime.plots import plot_curve
+    from pomexport.export.artifact.atomic import atomic_write
+    from pomexport.runtime.measure.long_horizon import CurveSettings, quality_curve
+    from pomexport.runtime.measure.plots import plot_curve
 
     if total < given["window"]:
         raise ConfigError(

@@ -12,7 +12,7 @@ import click
 
 from pomexport.cli._options import trusted_key_option
 from pomexport.errors import ConfigError
-from pomexport.runtime._choices import BACKENDS, DEVICES, SAMPLERS
+from pomexport.runtime.choices import BACKENDS, DEVICES, SAMPLERS
 
 
 @click.command("generate")
@@ -90,13 +90,13 @@ def command(
     ONNX Runtime), or a bundled name, preset such as `tiny`, or weights file (run by torch;
     default: the bundled pom-dit-video-tiny). One stream per --label, all in one batch; the
     same --seed gives the same noise on every backend."""
-    from pomexport.runtime._outputs import check_output_capacity, check_output_path
+    from pomexport.runtime.outputs import check_output_capacity, check_output_path
 
     # Options and the output path first: torch-free, so a refusal takes no import time.
     _check_options(frames, steps, seed, scale, fps, shift)
     path = check_output_path(out)
     if trusted:
-        from pomexport.export.signing import use_trusted_keys
+        from pomexport.export.artifact.signing import use_trusted_keys
 
         use_trusted_keys(trusted)
     from pomexport.runtime.api import generate_frames

@@ -41,7 +41,7 @@ class _Group(click.Group):
         finally:
             # A command's --trusted-key ends with it (CliRunner reuse). Only when a command
             # loaded the module: importing pomexport.export costs torch's import time.
-            signing = sys.modules.get("pomexport.export.signing")
+            signing = sys.modules.get("pomexport.export.artifact.signing")
             if signing is not None:
                 signing.use_trusted_keys(None)
 

@@ -44,8 +44,8 @@ def command(
     runtime sources with CMake, build.sh (verifies every file, compiles, builds the engine
     with trtexec), bundle.json (sha256 of every file, target versions, IO contract) and a
     README. Check it with `pomexport verify-bundle`."""
+    from pomexport.export.artifact.signing import use_trusted_keys
     from pomexport.export.bundle import package
-    from pomexport.export.signing import use_trusted_keys
 
     if trusted:
         use_trusted_keys(trusted)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from pomexport.runtime import plan as budget  # light: torch is imported only when counting
+from pomexport.runtime.measure import plan as budget  # light: torch is imported only when counting
 
 _HELP = f"""Print the memory budget of MODEL(s) (default: the bundled model, S/2 and XL/2) on a
 Jetson TARGET for each --precision, and whether it fits.

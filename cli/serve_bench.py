@@ -45,7 +45,7 @@ def command(
     if out:
         from pathlib import Path
 
-        from pomexport.models.weights import atomic_write
+        from pomexport.export.artifact.atomic import atomic_write
 
         atomic_write(Path(out), lambda tmp: Path(tmp).write_text(text + "\n"))
     click.echo(text)

@@ -1,5 +1,5 @@
 """``pomexport soak``: a long generation run watching memory, state and drift.
-A thin layer over :func:`pomexport.runtime.soak.soak`."""
+A thin layer over :func:`pomexport.runtime.measure.soak.soak`."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def command(
     """Generate FRAMES frames of one stream from SOURCE (an artifact directory or a model)
     continuously, sampling process RSS (and CUDA memory), state finiteness and drift against
     an fp32 torch reference every K frames. Exit status 1 when the state went non-finite."""
-    from pomexport.runtime.soak import SoakOptions, check_finite, soak
+    from pomexport.runtime.measure.soak import SoakOptions, check_finite, soak
 
     options = SoakOptions(frames, every, steps, cfg_scale, label, seed, backend, device)
     report = soak(source, options, out, progress=click.echo, reference_model=reference)

@@ -81,7 +81,7 @@ def command(artifact, against, reference, frames, steps, seeds, report_dir) -> N
     artifact's manifest (defaults when absent, said so). On the first failure the first layer
     that goes wrong is named. Exits 1 when a gate fails.
     """
-    from pomexport.runtime.verify import verify
+    from pomexport.runtime.measure.verify import verify
 
     report = verify(
         artifact,

@@ -20,8 +20,8 @@ def command(bundle: str, extract: str | None, trusted: tuple[str, ...]) -> None:
     (no absolute path, no '..', no symlink, hard link, device node or FIFO), listed in
     bundle.json with its size and sha256, every listed file present. Nothing is written
     unless all checks pass; a failure is one line naming the member, exit status 1."""
+    from pomexport.export.artifact.signing import load_public_key
     from pomexport.export.bundle_check import verify_bundle
-    from pomexport.export.signing import load_public_key
 
     keys = [load_public_key(k) for k in trusted] if trusted else None
     click.echo(verify_bundle(bundle, extract, trusted=keys).summary)

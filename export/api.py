@@ -6,7 +6,7 @@ trace the step graph (fp32, plugin flavor)
 -> write manifest.json last; return the loaded (verified) Artifact
 
 All of it is written into a staging directory beside ``out`` and renamed into place when
-complete (``export/artifact.py::staged_artifact``): an interrupted export leaves ``out`` as
+complete (``export/artifact/::staged_artifact``): an interrupted export leaves ``out`` as
 it was, and the next one clears what it left.
 """
 
@@ -139,9 +139,9 @@ def export_model(
     weights path. ``batch`` = (min, opt, max) of the dynamic batch axis (recorded in the
     manifest for TensorRT profiles). Extra keyword ``options`` go to :class:`ExportOptions`.
     """
+    from pomexport.export.artifact.gates import default_gates_entry
     from pomexport.export.schema import register_schema
     from pomexport.export.step_graph import export_step
-    from pomexport.runtime.gates import default_gates_entry
 
     opts = ExportOptions(precision, flavor, opset, tuple(batch), **options)
     progress = progress or (lambda message: log.info("%s", message))

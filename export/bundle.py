@@ -31,16 +31,16 @@ from importlib import metadata
 from pathlib import Path
 
 from pomexport.errors import ArtifactError
-from pomexport.export._paths import external_data_locations, sha256_file
 from pomexport.export.artifact import MANIFEST, PLUGIN, PORTABLE, Artifact, load_artifact
-from pomexport.export.signing import (
+from pomexport.export.artifact.atomic import atomic_write
+from pomexport.export.artifact.paths import external_data_locations, sha256_file
+from pomexport.export.artifact.signing import (
     BUNDLE_SIGNATURE,
     MANIFEST_SIGNATURE,
     load_private_key,
     signature_document,
 )
 from pomexport.export.targets import DeployTarget, get_target
-from pomexport.models.weights import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -32,16 +32,16 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pomexport.errors import ArtifactError
-from pomexport.export._limits import DEFAULT_LIMITS, Limits, SizeBudget, check_json_depth
-from pomexport.export._paths import sha256_file
-from pomexport.export.bundle import BUNDLE_MANIFEST, FORMAT, FORMAT_VERSION
-from pomexport.export.signing import (
+from pomexport.export.artifact.limits import DEFAULT_LIMITS, Limits, SizeBudget, check_json_depth
+from pomexport.export.artifact.paths import sha256_file
+from pomexport.export.artifact.signing import (
     BUNDLE_SIGNATURE,
     MAX_SIGNATURE_BYTES,
     TrustedKey,
     check_signature,
     trusted_keys,
 )
+from pomexport.export.bundle import BUNDLE_MANIFEST, FORMAT, FORMAT_VERSION
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

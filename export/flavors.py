@@ -20,7 +20,7 @@ import onnx
 from onnx import helper
 
 from pomexport.errors import ExportError
-from pomexport.export.contract import (
+from pomexport.export.artifact.contract import (
     DOMAIN,
     OP_TYPE,
     OP_VERSION,

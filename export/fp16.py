@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 import onnx_ir as ir
 
-from pomexport.export.contract import DOMAIN, OP_TYPE
+from pomexport.export.artifact.contract import DOMAIN, OP_TYPE
 
 log = logging.getLogger(__name__)
 

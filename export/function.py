@@ -24,7 +24,7 @@ from onnxscript import opset18 as op
 from onnxscript.values import Opset
 
 from pomexport.errors import ExportError
-from pomexport.export.contract import DOMAIN, OP_ATTRIBUTES, OP_TYPE, OP_VERSION
+from pomexport.export.artifact.contract import DOMAIN, OP_ATTRIBUTES, OP_TYPE, OP_VERSION
 
 # Helpers live in a private domain; they are inlined and never reach a model.
 _HELPERS = Opset("pomexport.decomposition", 1)

@@ -2,7 +2,7 @@
 
 Registering the schema lets ``onnx.checker`` and ``onnx.shape_inference`` understand graphs
 holding the node (the plugin flavor has nothing else to explain it). Names come from
-``export/contract.py``; registration is idempotent.
+``export/artifact/contract.py``; registration is idempotent.
 
     h (B, N, C) T, g (B, N, C | sel_heads) T, state (B, C) fp32, count (B,) fp32,
     coeff (C, k) fp32 (optional, ``powers`` only)
@@ -16,7 +16,7 @@ import threading
 import onnx
 from onnx import TensorProto, defs, helper
 
-from pomexport.export.contract import (
+from pomexport.export.artifact.contract import (
     DOMAIN,
     OP_ATTRIBUTES,
     OP_INPUTS,

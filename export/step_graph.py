@@ -5,7 +5,7 @@
 through ``Opset("pomexport", 1)``). The exporter would inline an onnxscript *function*, so
 the node is emitted as an opaque custom op here and the portable flavor's FunctionProto is
 appended afterwards (:mod:`pomexport.export.flavors`). I/O names, dtypes and the symbolic
-batch ``B`` are checked against ``export/contract.py`` before the graph is returned.
+batch ``B`` are checked against ``export/artifact/contract.py`` before the graph is returned.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from onnxscript.values import Opset
 
 from pomexport.errors import ExportError
-from pomexport.export.contract import (
+from pomexport.export.artifact.contract import (
     DOMAIN,
     OP_TYPE,
     OP_VERSION,

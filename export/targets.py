@@ -27,7 +27,7 @@ class DeployTarget:
     ``workspace_mib``: the default cap of the TensorRT builder's workspace
     (``trtexec --memPoolSize=workspace:N``; 0 = TensorRT's default, the device memory). On
     Jetson, CPU and GPU share the memory, so the cap is what keeps an engine build from
-    being OOM-killed on an Orin Nano 8 GB (its value in ``runtime/plan.py``).
+    being OOM-killed on an Orin Nano 8 GB (its value in ``runtime/measure/plan.py``).
     """
 
     name: str

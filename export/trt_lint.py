@@ -30,7 +30,7 @@ from pomexport.export import _lint_patterns as patterns
 from pomexport.export._lint_graph import GraphView, all_nodes
 from pomexport.export._lint_patterns import Finding
 from pomexport.export._plugin_lookup import LOCAL_FUNCTION, PLUGIN, LookupRule, resolve
-from pomexport.export.contract import PLUGIN_NAMESPACE_ATTRIBUTE
+from pomexport.export.artifact.contract import PLUGIN_NAMESPACE_ATTRIBUTE
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from pomexport.errors import ConfigError
-from pomexport.models.polynomial import GATES, VARIANTS
+
+VARIANTS = ("moments", "powers")  # PoM formulations (models/polynomial.py)
+GATES = ("sigmoid", "hardsigmoid")
 
 
 @dataclass(frozen=True)

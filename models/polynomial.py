@@ -17,8 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-VARIANTS = ("moments", "powers")
-GATES = ("sigmoid", "hardsigmoid")
+from pomexport.models.config import GATES, VARIANTS
 
 # The official package's activation range: leaky_relu, then clamp into [-0.1, 6].
 POWERS_CLAMP = (-0.1, 6.0)

@@ -191,27 +191,6 @@ def evaluate_real(clips: int, frames: int, seed: int = 0, skip: int = 0) -> Qual
     return score_clips(video[:, skip:], labels)
 
 
-def evaluate_model(
-    model: torch.nn.Module,
-    clips: int,
-    frames: int,
-    seed: int = 0,
-    skip: int = 0,
-    **sampler,
-) -> QualityReport:
-    """Generate ``clips`` clips of ``skip + frames`` frames (frame by frame with the state,
-    ``pomexport.runtime.generate``) and score the last ``frames`` frames.
-
-    ``sampler`` goes to ``generate`` (``steps``, ``cfg_scale``, ``sampler``, ``shift``).
-    """
-    from pomexport.runtime import generate
-
-    labels = eval_labels(clips)
-    with torch.no_grad():
-        video = generate(model, labels, skip + frames, seed=seed, **sampler)
-    return score_clips(video[:, skip:], labels)
-
-
 @dataclass(frozen=True)
 class WindowReport:
     """The metric of one window of a long stream: frames ``first..last`` (1-based)."""

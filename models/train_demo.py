@@ -26,12 +26,13 @@ from pathlib import Path
 
 import torch
 
+from pomexport.export.artifact.atomic import atomic_write
 from pomexport.models.config import PoMDiTConfig
 from pomexport.models.demo_data import BouncingShapes
 from pomexport.models.pom_dit import PoMDiT
 from pomexport.models.presets import TINY
 from pomexport.models.registry import load_model
-from pomexport.models.weights import atomic_write, save_weights
+from pomexport.models.weights import save_weights
 
 logger = logging.getLogger(__name__)
 

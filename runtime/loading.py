@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pomexport.errors import ArtifactError, ConfigError
-from pomexport.runtime._choices import ARTIFACT_BACKENDS, BACKENDS, TRT_BACKEND
+from pomexport.runtime.choices import ARTIFACT_BACKENDS, BACKENDS, TRT_BACKEND
 from pomexport.runtime.providers import Choice
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["BACKENDS", "Choice", "choose_backend", "is_artifact", "load_backend"]
 
-MANIFEST = "manifest.json"  # export/artifact.py's name, without importing onnx here
+MANIFEST = "manifest.json"  # export/artifact/'s name, without importing onnx here
 
 
 def is_artifact(source: object) -> bool:
@@ -77,7 +77,7 @@ def choose_backend(source: object, backend: str = "auto", device: str = "auto") 
 def _trt_engine_reason(source: str | os.PathLike) -> str | None:
     """Why ``auto`` runs the artifact on TensorRT (None: it does not): TensorRT and a GPU are
     here and the artifact lists an engine plan (built by ``pomexport build --backend trt``)."""
-    from pomexport.runtime.build import tensorrt_missing
+    from pomexport.export.engine.target import tensorrt_missing
 
     if tensorrt_missing() is not None:
         return None

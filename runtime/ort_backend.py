@@ -23,7 +23,7 @@ import torch
 
 from pomexport.errors import ArtifactError, ConfigError, StateError
 from pomexport.export.artifact import ENGINES, Artifact, load_artifact
-from pomexport.export.contract import STEP_INPUTS, STEP_OUTPUTS
+from pomexport.export.artifact.contract import STEP_INPUTS, STEP_OUTPUTS
 from pomexport.models.config import PoMDiTConfig
 from pomexport.runtime.backend import StepBuffers, allocate_like
 from pomexport.runtime.providers import (

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from pomexport.errors import ConfigError
-from pomexport.runtime._choices import SAMPLERS
+from pomexport.runtime.choices import SAMPLERS
 
 __all__ = [
     "SAMPLERS",

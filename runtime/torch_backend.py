@@ -9,8 +9,8 @@ import torch
 from pomexport.errors import ConfigError
 from pomexport.models.config import PoMDiTConfig
 from pomexport.models.pom_dit import PoMDiT
-from pomexport.runtime._choices import DEVICES
 from pomexport.runtime.backend import StepBuffers, allocate_like
+from pomexport.runtime.choices import DEVICES
 
 logger = logging.getLogger(__name__)
 

@@ -44,16 +44,16 @@ import torch
 
 from pomexport.errors import ArtifactError, ConfigError, StateError
 from pomexport.export.artifact import Artifact
-from pomexport.export.contract import STEP_INPUTS, STEP_OUTPUTS
-from pomexport.models.config import PoMDiTConfig
-from pomexport.runtime.backend import StepBuffers, allocate_like
-from pomexport.runtime.trt_builder import (
+from pomexport.export.artifact.contract import STEP_INPUTS, STEP_OUTPUTS
+from pomexport.export.engine.builder import (
     EngineBuild,
     EngineFromOnnx,
     EngineLoader,
     import_tensorrt,
     load_plugin_library,
 )
+from pomexport.models.config import PoMDiTConfig
+from pomexport.runtime.backend import StepBuffers, allocate_like
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class TrtBackend:
         cuda_graphs: bool = True,
     ) -> None:
         self._trt = import_tensorrt()
-        from pomexport.runtime._trt_progress import trt_logger
+        from pomexport.export.engine.progress import trt_logger
 
         loader = source if callable(source) else EngineFromOnnx(source, device=device)
         build: EngineBuild = loader()

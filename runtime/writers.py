@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from pomexport.errors import ConfigError
-from pomexport.models.weights import TempTarget, atomic_write
+from pomexport.export.artifact.atomic import TempTarget, atomic_write
 
 # Output checks live in a torch-free module so the CLI can run them before importing torch.
-from pomexport.runtime._outputs import (  # noqa: F401 (re-exported)
+from pomexport.runtime.outputs import (  # noqa: F401 (re-exported)
     MIN_VIEW_PX,
     WRITERS,
     _import_av,

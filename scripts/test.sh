@@ -22,7 +22,7 @@ pip_install() { "$1" -m pip install --quiet --disable-pip-version-check "${@:2}"
 # The CPU build of torch first: a plain `pip install torch` pulls a multi-GB CUDA build.
 pip_install python torch==2.13.0
 pip_install python -e ".[onnx,test,triton,plots,serve]"
-# tritonserver for tests/runtime/test_serving.py (55 MB wheel); --no-deps: its Python API pins numpy<2.
+# tritonserver for tests/runtime/serving/test_serving.py (55 MB wheel); --no-deps: its Python API pins numpy<2.
 pip_install python --no-deps nvidia-pytriton==0.7.0
 python -m pytest -q -ra
 
@@ -36,4 +36,4 @@ venv_python="$venv_root/venv/bin/python"
 pip_install "$venv_python" torch==2.13.0
 pip_install "$venv_python" ".[onnx,test,serve]"
 pip_install "$venv_python" --no-deps nvidia-pytriton==0.7.0
-"$venv_python" -m pytest -q -ra -p no:cacheprovider tests/runtime/test_serving.py
+"$venv_python" -m pytest -q -ra -p no:cacheprovider tests/runtime/serving/test_serving.py

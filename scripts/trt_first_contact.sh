@@ -61,5 +61,5 @@ if [[ -x build/pomrt/check_plugin ]]; then
         say "check_plugin refused the library (reason above); the Python check below says more"
 fi
 
-exec "$PYTHON" -m pomexport.runtime.first_contact "$library" --out "$OUT" \
+exec "$PYTHON" -m pomexport.runtime.measure.first_contact "$library" --out "$OUT" \
     --frames "${FRAMES:-16}" --steps "${STEPS:-8}"

@@ -104,11 +104,11 @@ def make_model():
 
 @pytest.fixture(scope="session")
 def ort_artifact(tmp_path_factory):
-    """One fp32 artifact (both flavors) built once per session by ``pomexport.runtime.build``:
+    """One fp32 artifact (both flavors) built once per session by ``pomexport.export.pipeline``:
     the bundled model when its weights are installed, else the ``tiny`` preset (seed 0).
     Returns ``(artifact, model_name)``; tests that modify it copy it first."""
+    from pomexport.export.pipeline import build
     from pomexport.models.registry import DEFAULT_MODEL, bundled_path
-    from pomexport.runtime.build import build
 
     name = DEFAULT_MODEL if bundled_path(DEFAULT_MODEL).is_file() else "tiny"
     out = tmp_path_factory.mktemp("ort") / "artifact"

@@ -115,10 +115,10 @@ def test_calibration_set_round_trips_and_is_checked_against_the_model(tmp_path):
 def test_stationary_int8_passes_the_int8_gates_against_torch(stationary_int8):
     """Issue 18: the int8 artifact of a decay 0.6 model (uint8 encoding on the CPU), frame by
     frame against the torch model over 4 frames (past max_frame_index 2): every step within
-    runtime/gates.py's int8 bounds, every frame's PSNR too. The capture ran the discounted
+    export/artifact/gates.py's int8 bounds, every frame's PSNR too. The capture ran the discounted
     sampler (count in tokens, as every runtime advances it)."""
-    from pomexport.runtime.gates import DEFAULT_GATES
-    from pomexport.runtime.verify import verify
+    from pomexport.export.artifact.gates import DEFAULT_GATES
+    from pomexport.runtime.measure.verify import verify
 
     int8, model = stationary_int8
     n = model.cfg.tokens_per_frame

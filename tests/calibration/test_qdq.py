@@ -13,7 +13,7 @@ from onnx import numpy_helper
 from pomexport.calibration.api import ORT_CPU, ORT_CPU_FILE
 from pomexport.calibration.capture import CalibrationSet
 from pomexport.calibration.placement import find_targets_proto, token_path
-from pomexport.export.contract import DOMAIN, OP_TYPE
+from pomexport.export.artifact.contract import DOMAIN, OP_TYPE
 from pomexport.export.trt_lint import lint_model
 
 TRT_FLAVORS = ("portable", "plugin")

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 from pomexport.cli.main import cli
 from pomexport.export.artifact import load_artifact
+from pomexport.export.pipeline import tensorrt_missing
 from pomexport.models.registry import load_model
 from pomexport.runtime import generate
-from pomexport.runtime.build import tensorrt_missing
 
 FP16_PSNR_MIN_DB = 40.0  # fp16 graph vs the fp32 torch model, 4 frames of the tiny preset
 
@@ -30,7 +30,7 @@ def _one_error_line(result, message: str) -> None:
 def test_build_fp16_then_generate_from_it(tmp_path):
     """The README's main job on the tiny preset: fp16 artifact (signed, issue 22), then a
     clip from it trusting the signing key; another key is refused in one line."""
-    from pomexport.export.signing import keygen, load_public_key
+    from pomexport.export.artifact.signing import keygen, load_public_key
 
     key, public = keygen(tmp_path / "ops")
     other = keygen(tmp_path / "other")[1]

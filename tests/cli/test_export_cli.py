@@ -13,7 +13,7 @@ from pomexport.cli.export import parse_batch
 from pomexport.cli.main import cli
 from pomexport.errors import ConfigError
 from pomexport.export import load_artifact
-from pomexport.export.contract import STEP_INPUTS
+from pomexport.export.artifact.contract import STEP_INPUTS
 from pomexport.models import PoMDiT, get_preset, save_weights
 
 

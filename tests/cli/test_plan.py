@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from pomexport.cli.main import cli
 from pomexport.models import get_preset
-from pomexport.runtime.plan import TARGETS, plan
+from pomexport.runtime.measure.plan import TARGETS, plan
 
 
 def test_json_equals_the_library():

@@ -15,7 +15,7 @@ from pomexport.cli.main import cli
 
 
 def shared_artifact(tmp_path_factory) -> Path:
-    """The session's fp32 artifact (same place and model as tests/runtime/test_verify.py,
+    """The session's fp32 artifact (same place and model as tests/runtime/measure/test_verify.py,
     so a full run exports it once)."""
     from pomexport.export import export_model
     from pomexport.models.registry import BUNDLED, bundled_path

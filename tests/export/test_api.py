@@ -10,7 +10,7 @@ import torch
 
 from pomexport.errors import ConfigError, ExportError
 from pomexport.export import export_model, load_artifact
-from pomexport.export.contract import STEP_INPUTS, STEP_OUTPUTS
+from pomexport.export.artifact.contract import STEP_INPUTS, STEP_OUTPUTS
 
 # The bound, on both outputs. state_out is an fp32 sum over tokens and frames (|state|
 # up to ~100 here, an ulp ~8e-6), so this holds only because the graph computes what torch

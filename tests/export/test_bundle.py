@@ -368,7 +368,7 @@ def test_only_tensorrt_flavors_are_shipped(ort_artifact, tmp_path):
 def test_build_script_checks_the_signature(ort_artifact, extracted, tmp_path, monkeypatch):
     """build.sh with POMEXPORT_TRUSTED_KEYS (issue 22): a bundle signed by the key passes,
     an unsigned one, another key's and an edited bundle.json stop before any compile."""
-    from pomexport.export.signing import keygen, load_public_key
+    from pomexport.export.artifact.signing import keygen, load_public_key
 
     key, public = keygen(tmp_path / "ops")
     other = keygen(tmp_path / "other")[1]

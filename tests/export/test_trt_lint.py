@@ -8,7 +8,7 @@ from onnx import helper as h
 
 from pomexport.errors import ConfigError
 from pomexport.export._plugin_lookup import Lookup, LookupRule, resolve
-from pomexport.export.contract import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE
+from pomexport.export.artifact.contract import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE
 from pomexport.export.trt_lint import lint_model, load_op_table
 
 OPSET = 18

@@ -3,7 +3,7 @@
     python build_worker.py OUT NAME LOOPS FLOATS [INTERVALS_FILE]
     python build_worker.py OUT NAME serve FLOATS
 
-The real ``pomexport.runtime.build.build`` runs (lock, staging directory, swap); only the
+The real ``pomexport.export.pipeline.build`` runs (lock, staging directory, swap); only the
 torch -> ONNX trace (tens of seconds) is replaced by writing a toy graph of FLOATS weights
 through the real writers (``staged_artifact`` inside the build's staging folder as
 ``export_model`` does, ``save_onnx`` with external data, ``write_manifest``). Prints
@@ -44,7 +44,7 @@ def main(out: str, name: str, loops: int, floats: int, intervals: str | None) ->
 
     # Stand in for the exporter module before build() imports it (skips importing torch.onnx).
     sys.modules["pomexport.export.api"] = types.SimpleNamespace(export_model=export_model)
-    from pomexport.runtime.build import build
+    from pomexport.export.pipeline import build
 
     print("ready", flush=True)
     if loops >= 0:

@@ -387,7 +387,7 @@ def swap_data_after_load(tmp: Path) -> Case:
 
 def keys(tmp: Path) -> tuple[Path, Path, Path, Path]:
     """Two key pairs in tmp/keys: (a.key, a.pub, b.key, b.pub); a is the trusted one."""
-    from pomexport.export.signing import keygen
+    from pomexport.export.artifact.signing import keygen
 
     (tmp / "keys").mkdir(exist_ok=True)
     a_key, a_pub = keygen(tmp / "keys" / "a")
@@ -397,7 +397,7 @@ def keys(tmp: Path) -> tuple[Path, Path, Path, Path]:
 
 def _load_trusting(root: Path, public: Path) -> Callable[[], object]:
     from pomexport.export.artifact import load_artifact
-    from pomexport.export.signing import load_public_key
+    from pomexport.export.artifact.signing import load_public_key
 
     return lambda: load_artifact(root, trusted=[load_public_key(public)])
 
@@ -416,7 +416,7 @@ def art_rehashed_unsigned(tmp: Path) -> Case:
 
 
 def art_signed_by_another_key(tmp: Path) -> Case:
-    from pomexport.export.signing import sign_artifact
+    from pomexport.export.artifact.signing import sign_artifact
 
     _, a_pub, b_key, _ = keys(tmp)
     root = _art(tmp)
@@ -427,7 +427,7 @@ def art_signed_by_another_key(tmp: Path) -> Case:
 
 def art_signed_then_rehashed(tmp: Path) -> Case:
     """Signed by the trusted key, then edited and re-hashed (the old manifest.sig kept)."""
-    from pomexport.export.signing import sign_artifact
+    from pomexport.export.artifact.signing import sign_artifact
 
     a_key, a_pub, _, _ = keys(tmp)
     root = _art(tmp)
@@ -575,14 +575,14 @@ def _signed_bundle(tmp: Path, sign: Path | None, trust: Path, tamper: bool) -> C
     """The minimal bundle (README.md + bundle.json), optionally signed with ``sign``; with
     ``tamper`` README.md is changed and bundle.json re-hashed after signing (as an edited
     build.sh would be). Verified trusting ``trust``."""
-    from pomexport.export.bundle import BUNDLE_MANIFEST, FORMAT, FORMAT_VERSION
-    from pomexport.export.bundle_check import verify_bundle
-    from pomexport.export.signing import (
+    from pomexport.export.artifact.signing import (
         BUNDLE_SIGNATURE,
         load_private_key,
         load_public_key,
         signature_document,
     )
+    from pomexport.export.bundle import BUNDLE_MANIFEST, FORMAT, FORMAT_VERSION
+    from pomexport.export.bundle_check import verify_bundle
 
     def listing(body: bytes) -> bytes:
         files = {"README.md": {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}}

@@ -11,8 +11,8 @@ import hardening_corpus as corpus
 import pytest
 
 from pomexport.errors import ArtifactError
-from pomexport.export._limits import Limits, json_depth
 from pomexport.export.artifact import load_artifact
+from pomexport.export.artifact.limits import Limits, json_depth
 from pomexport.export.bundle_check import verify_bundle
 
 

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from pomexport.models import get_preset, load_model, load_weights, save_weights
-from pomexport.models.quality import evaluate_model, evaluate_real
+from pomexport.models.quality import evaluate_real
 from pomexport.models.registry import bundled_path
 from pomexport.models.train_demo import trained_ranges
+from pomexport.runtime.measure.long_horizon import evaluate_model
 
 NAME = "pom-dit-video-tiny"
 CLIPS, FRAMES = 6, 16  # labels 0, 7, ..., 35: every shape, colour and direction

@@ -18,8 +18,8 @@ import pytest
 
 from pomexport.errors import ArtifactError, BuildError, ConfigError
 from pomexport.export.artifact import MANIFEST, load_artifact
+from pomexport.export.pipeline import tensorrt_missing
 from pomexport.models import get_preset
-from pomexport.runtime.build import tensorrt_missing
 from pomexport.runtime.sampler import time_schedule
 
 TRT_MISSING = tensorrt_missing()
@@ -197,7 +197,7 @@ def test_escaping_symlink_refused(lib, artifact, tmp_path):
     outside = tmp_path / "secret.bin"
     outside.write_bytes(b"secret")
     os.symlink(outside, artifact / "weights.bin")
-    from pomexport.export._paths import sha256_file
+    from pomexport.export.artifact.paths import sha256_file
 
     _list(artifact, "weights.bin", sha256_file(outside))
     with pytest.raises(ArtifactError, match=r"'weights\.bin' leaves the artifact directory"):
@@ -539,7 +539,7 @@ def test_real_plugin_library_loads_once_through_the_c_api(lib, nvcc, tmp_path):
 def test_signed_artifact_is_not_an_unlisted_file(lib, artifact, tmp_path):
     """manifest.sig sits beside manifest.json, unlisted (issue 22): the C++ loader's listing
     rule exempts it as Python's does."""
-    from pomexport.export.signing import keygen, sign_artifact
+    from pomexport.export.artifact.signing import keygen, sign_artifact
 
     private, _ = keygen(tmp_path / "key")
     sign_artifact(artifact, private)
@@ -553,7 +553,7 @@ def test_signature_refusals_through_the_c_api(lib, artifact, tmp_path, monkeypat
     """The C++ loader (libcrypto) enforces POMEXPORT_TRUSTED_KEYS like Python: a signed
     artifact loads; unsigned, another key's and edited-after-signing ones are refused with
     Python's words and key ids (issue 22)."""
-    from pomexport.export.signing import keygen, load_public_key, sign_artifact
+    from pomexport.export.artifact.signing import keygen, load_public_key, sign_artifact
 
     a_key, a_pub = keygen(tmp_path / "a")
     b_key, b_pub = keygen(tmp_path / "b")

@@ -80,7 +80,7 @@ def test_stationary_clip_matches_torch_from_the_same_seed(stationary_artifact):
 @pytest.fixture(scope="module")
 def uniform_artifact(tmp_path_factory):
     """An fp32 artifact of the ``tiny`` preset (decay 1, unbounded index; random weights)."""
-    from pomexport.runtime.build import build
+    from pomexport.export.pipeline import build
 
     out = tmp_path_factory.mktemp("uniform") / "artifact"
     return build("tiny", out, precision="fp32", backend="ort").artifact

@@ -1,4 +1,4 @@
-"""The plugin sources agree with export/contract.py, and the CUDA kernels compile for the targets.
+"""The plugin sources agree with export/artifact/contract.py; the CUDA kernels compile.
 
 - contract: polyMixerContract.h and polymixer_plugin.config carry contract.py's names;
 - nvcc: polyMixerKernel.cu compiles for Orin (sm_87), H100 (sm_90) and Thor (sm_110, or sm_101
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pomexport.export import contract
+from pomexport.export.artifact import contract
 from pomexport.models.polynomial import GATES, VARIANTS
 
 ROOT = Path(contract.__file__).resolve().parent.parent

@@ -63,7 +63,7 @@ def test_python_builders_clear_tf32():
             assert cleared, f"{builders[-1]} creates a builder config and leaves TF32 on"
         for call in _calls(ast.parse(path.read_text()), "set_flag"):
             assert not (call.args and _is_tf32(call.args[0])), f"{path} sets TF32"
-    assert "runtime/trt_builder.py::_config" in builders  # the scan sees the known builder
+    assert "export/engine/builder.py::_config" in builders  # the scan sees the known builder
 
 
 # A C++ function: a line at column 0 opening a signature, up to the matching closing brace at

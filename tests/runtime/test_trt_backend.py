@@ -16,14 +16,14 @@ from click.testing import CliRunner
 from pomexport.cli.main import cli
 from pomexport.errors import ConfigError
 from pomexport.export.artifact import load_artifact
+from pomexport.export.pipeline import tensorrt_missing
 from pomexport.models.registry import load_model
 from pomexport.runtime import VideoGenerator, generate
 from pomexport.runtime.backend import Backend
-from pomexport.runtime.build import tensorrt_missing
 from pomexport.runtime.loading import choose_backend, load_backend
 
 MISSING = tensorrt_missing()
-PSNR_MIN_DB = {"fp32": 50.0, "fp16": 30.0}  # runtime/gates.py's per-frame bounds
+PSNR_MIN_DB = {"fp32": 50.0, "fp16": 30.0}  # export/artifact/gates.py's per-frame bounds
 GRAPH_ATOL = 0.0  # a replayed graph runs the very kernels of the eager enqueue
 
 
@@ -78,7 +78,7 @@ def trt_artifact(ort_artifact, tmp_path_factory):
     )
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible to torch: the TensorRT backend runs on the GPU")
-    from pomexport.runtime.trt_builder import engine_from_onnx
+    from pomexport.export.engine.builder import engine_from_onnx
 
     root = shutil.copytree(ort_artifact[0].root, tmp_path_factory.mktemp("trt") / "artifact")
     engine_from_onnx(load_artifact(root), progress=False)
@@ -107,8 +107,8 @@ def test_clip_matches_torch_from_the_same_seed(trt_artifact):
 def test_stationary_clip_matches_torch_from_the_same_seed(stationary_artifact, tmp_path):
     """Issue 18 on TensorRT: a decay-0.6 artifact (the discounted read is graph arithmetic
     ahead of the unchanged op/plugin), frames past max_frame_index 2 (an fp32 Clip), CFG on."""
+    from pomexport.export.engine.builder import engine_from_onnx
     from pomexport.runtime.trt_backend import TrtBackend
-    from pomexport.runtime.trt_builder import engine_from_onnx
 
     artifact, model = stationary_artifact
     root = shutil.copytree(artifact.root, tmp_path / "artifact")

@@ -1,0 +1,1 @@
+"""The TensorRT engine builder: strongly typed engines from an artifact's ONNX, on request."""

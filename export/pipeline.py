@@ -1,0 +1,180 @@
+"""``pomexport build``: a model -> a deployable artifact directory (DESIGN.md §6).
+
+export (both flavors, precision baked into the graph) -> [TensorRT engine, on a machine with
+TensorRT and a GPU]. Without TensorRT or a GPU, ``auto`` stops after the ONNX Runtime
+artifact and says the engine will be built on the target; ``trt`` fails before exporting.
+
+The artifact is written into a temporary directory beside ``out`` and renamed into place
+when complete, so ``out`` is never a half-written artifact: it is the old one or the new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pomexport.errors import BuildError, ConfigError
+from pomexport.export.engine.target import tensorrt_missing
+
+if TYPE_CHECKING:
+    from pomexport.calibration.api import CalibrationOptions
+    from pomexport.export.artifact import Artifact
+    from pomexport.models.pom_dit import PoMDiT
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")  # int8: fp32 export + calibration (calibration/api.py)
+BUILD_BACKENDS = ("auto", "trt", "ort")
+DEFAULT_BATCH = (1, 1, 8)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build produced: the verified artifact, the target it was built for, and a
+    one-paragraph summary for the user (what was built, what happens on the target)."""
+
+    artifact: Artifact
+    backend: str  # "trt" | "ort"
+    summary: str
+
+
+def build_engine(
+    artifact: Artifact, progress: Progress | None = None, workspace_mb: int | None = None
+) -> Path:
+    """Build the TensorRT engine of ``artifact`` into ``<artifact>/engines/`` and return it.
+
+    Strongly typed network from the precision-baked ONNX (plugin flavor when the artifact
+    carries a verified plugin library), profiles from the artifact's batch range, timing
+    cache beside it, ``workspace_mb`` capping the builder's memory
+    (:func:`pomexport.export.engine.builder.engine_from_onnx`).
+    """
+    reason = tensorrt_missing()
+    if reason is not None:
+        raise BuildError(f"TensorRT is not installed or usable here: {reason}")
+    from pomexport.export.engine.builder import engine_from_onnx
+
+    if progress is not None:
+        progress("building the TensorRT engine (minutes; the timing cache makes rebuilds fast)")
+    built = engine_from_onnx(artifact, workspace_mb=workspace_mb)
+    if progress is not None:
+        verb = "reused" if built.reused else f"built in {built.seconds:.0f} s"
+        progress(f"TensorRT engine {built.path.name} ({built.flavor} flavor) {verb}")
+    return built.path
+
+
+def _target(backend: str) -> tuple[str, str]:
+    """(target, reason) for a ``--backend`` value; BuildError for ``trt`` without TensorRT."""
+    if backend not in BUILD_BACKENDS:
+        raise ConfigError(f"backend must be one of {BUILD_BACKENDS}, got {backend!r}")
+    if backend == "ort":
+        return "ort", "requested"
+    missing = tensorrt_missing()
+    if backend == "trt":
+        if missing is not None:
+            raise BuildError(
+                f"--backend trt: {missing}. Build the ONNX Runtime artifact with --backend ort "
+                "(or auto) here and the engine on the target"
+            )
+        return "trt", "requested"
+    if missing is not None:
+        return "ort", missing
+    return "trt", "TensorRT and a CUDA GPU are available"
+
+
+def build(
+    model: PoMDiT | str | os.PathLike | None = None,
+    out: str | os.PathLike = "build/artifact",
+    precision: str = "fp16",
+    backend: str = "auto",
+    batch: tuple[int, int, int] = DEFAULT_BATCH,
+    progress: Progress | None = None,
+    calibration: CalibrationOptions | None = None,
+    workspace_mb: int | None = None,
+    plugin_library: str | os.PathLike | None = None,
+    sign_key: str | os.PathLike | None = None,
+) -> BuildResult:
+    """Export ``model`` (default: the bundled model) with both flavors into ``out``, then
+    build the TensorRT engine when ``backend`` is ``trt`` (or ``auto`` and TensorRT + a GPU
+    are here). Returns the loaded, hash-verified artifact.
+
+    ``int8`` exports fp32 and calibrates it on the model's own sampling trajectories
+    (``calibration``: :class:`pomexport.calibration.CalibrationOptions`, default entropy).
+    ``workspace_mb`` caps the TensorRT builder's workspace (Jetson); ``plugin_library``: the
+    PolyMixer plugin library to ship in ``plugins/`` (engines are then built from the plugin
+    flavor); ``sign_key``: an Ed25519 private key (``pomexport keygen``) signing the finished
+    manifest (``manifest.sig``, export/artifact/signing.py)."""
+    from pomexport.export.api import export_model
+    from pomexport.export.artifact import load_artifact, staged_artifact
+    from pomexport.models.registry import DEFAULT_MODEL
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    progress = progress or (lambda message: logger.info("%s", message))
+    target, why = _target(backend)
+    if plugin_library is not None:
+        from pomexport.export.engine.builder import add_plugin_library, check_plugin_library
+
+        check_plugin_library(plugin_library)  # before minutes of export
+    if sign_key is not None:
+        from pomexport.export.artifact.signing import load_private_key, sign_artifact
+
+        load_private_key(sign_key)  # a bad key fails now, not after minutes of export
+    out = Path(out)
+    # One writer at a time per output directory; `out` is swapped in only when complete.
+    with staged_artifact(out, BuildError) as staging:
+        source = DEFAULT_MODEL if model is None else model
+        exported = "fp32" if precision == "int8" else precision
+        export_model(source, staging, exported, "both", batch=tuple(batch), progress=progress)
+        if precision == "int8":
+            from pomexport.calibration.api import quantize_artifact
+
+            quantize_artifact(staging, source, calibration, progress)
+        if plugin_library is not None:
+            add_plugin_library(staging, plugin_library)
+        if target == "trt":
+            build_engine(load_artifact(staging), progress, workspace_mb)
+        if sign_key is not None:  # last: the manifest is final
+            sign_artifact(staging, sign_key)
+    artifact = load_artifact(out)
+    return BuildResult(artifact, target, _summary(artifact, target, why))
+
+
+def _summary(artifact: Artifact, target: str, why: str) -> str:
+    built = (
+        f"built {artifact.root} ({artifact.model_name}, {artifact.precision}, "
+        f"flavors: {', '.join(artifact.flavors)}, batch {'..'.join(map(str, artifact.batch[::2]))})"
+    )
+    if target == "trt":
+        return f"{built} and its TensorRT engine ({why})"
+    return (
+        f"{built} for ONNX Runtime; {why}, so the TensorRT engine will be built on the "
+        f"target (`pomexport build --backend trt` there). Run it here with "
+        f"`pomexport generate {artifact.root}`"
+    )
+
+
+def calibrate(
+    model="pom-dit-video-tiny",
+    out: str | os.PathLike = "build/int8",
+    options: CalibrationOptions | None = None,
+    batch: tuple[int, int, int] = (1, 1, 8),
+    progress: Progress | None = None,
+) -> Artifact:
+    """Export ``model`` (fp32, both flavors) and calibrate it into the int8 artifact ``out``.
+
+    ``pomexport build --precision int8`` with calibration options: built in a temporary
+    directory beside ``out`` and renamed into place when complete.
+    """
+    from pomexport.calibration.api import CalibrationOptions
+    from pomexport.export.api import resolve_model
+
+    options = options or CalibrationOptions()
+    options.capture.resolve_labels(resolve_model(model)[0].cfg)  # fail before exporting
+    result = build(model, out, "int8", "ort", batch, progress, calibration=options)
+    return result.artifact

@@ -1,0 +1,1 @@
+"""Measurement of a running artifact: verify, layerwise, compare, bench, soak, plots, plan."""

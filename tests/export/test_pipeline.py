@@ -1,0 +1,74 @@
+"""export/pipeline.py: a verified artifact, written atomically; TensorRT refused clearly where
+it is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from pomexport.errors import BuildError, ConfigError, ExportError
+from pomexport.export.artifact import MANIFEST, PLUGIN, PORTABLE, load_artifact
+from pomexport.export.pipeline import build, build_engine, tensorrt_missing
+
+NO_TENSORRT = tensorrt_missing() is not None
+
+
+def _leftovers(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_build_writes_a_verified_artifact_with_both_flavors(ort_artifact):
+    artifact, name = ort_artifact
+    again = load_artifact(artifact.root)  # hashes verified
+    assert again.flavors == ("portable", "plugin") and again.precision == "fp32"
+    assert {PORTABLE, PLUGIN} <= set(again.files) and again.model_name == name
+    assert _leftovers(artifact.root.parent) == []  # no staging directory left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert artifact.root.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+
+
+def test_a_failed_rebuild_leaves_the_old_artifact_whole(ort_artifact, tmp_path, monkeypatch):
+    out = shutil.copytree(ort_artifact[0].root, tmp_path / "out")
+    before = (out / MANIFEST).read_text()
+
+    def half_export(model, staging, *args, **kwargs):
+        (staging / PORTABLE).write_bytes(b"half a model")
+        raise ExportError("the exporter failed half-way")
+
+    monkeypatch.setattr("pomexport.export.api.export_model", half_export)
+    with pytest.raises(ExportError, match="half-way"):
+        build("tiny", out, precision="fp32", backend="ort")
+    assert (out / MANIFEST).read_text() == before
+    assert load_artifact(out).files == ort_artifact[0].files
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not NO_TENSORRT, reason="TensorRT is installed here")
+def test_trt_without_tensorrt_fails_before_exporting(tmp_path):
+    with pytest.raises(BuildError, match="TensorRT is not installed"):
+        build("tiny", tmp_path / "out", backend="trt")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not NO_TENSORRT, reason="TensorRT is installed here")
+def test_build_engine_hook_says_tensorrt_is_missing(ort_artifact):
+    with pytest.raises(BuildError, match="TensorRT is not installed"):
+        build_engine(ort_artifact[0])
+
+
+def test_bad_arguments_are_refused_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        build("tiny", tmp_path / "a", precision="int4")
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        build("tiny", tmp_path / "a", backend="tvm")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    with pytest.raises(BuildError, match="not empty and not a pomexport artifact"):
+        build("tiny", tmp_path / "foreign", backend="ort")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BuildError, match="not a directory"):
+        build("tiny", tmp_path / "file", backend="ort")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "foreign"]

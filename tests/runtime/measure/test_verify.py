@@ -1,0 +1,221 @@
+"""``verify`` end to end: an fp32 ONNX Runtime artifact vs torch passes its gates; one
+perturbed weight fails and the layerwise search names its layer; NaN is reported as NaN.
+
+The artifact is the bundled model when its weights are installed, else the ``tiny`` preset
+(random weights). It is exported once per test session (about 30 s on 2 cores) into pytest's
+session temp dir, where tests/cli/test_verify.py finds it too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BLOCK = 2  # the perturbed layer (the tiny config and the bundled model have 4 blocks)
+
+
+def shared_artifact(tmp_path_factory) -> Path:
+    """Export the bundled model (or ``tiny``) once per session; reuse it after."""
+    from pomexport.export import export_model
+    from pomexport.models.registry import BUNDLED, bundled_path
+
+    root = tmp_path_factory.getbasetemp() / "verify-fp32"
+    if not (root / "manifest.json").is_file():
+        name = next(iter(BUNDLED))
+        name = name if bundled_path(name).is_file() else "tiny"
+        for quiet in ("torch.onnx", "onnxscript", "onnx_ir"):
+            logging.getLogger(quiet).setLevel(logging.ERROR)
+        export_model(name, root, "fp32", "portable", batch=(1, 2, 8))
+    return root
+
+
+def perturbed_copy(root: Path, out: Path, edit) -> Path:
+    """A copy of ``root`` whose model.onnx has ``edit(initializers by name)`` applied, with the
+    manifest re-signed through the artifact API."""
+    import onnx
+    from onnx import numpy_helper
+
+    from pomexport.export.artifact import load_artifact, save_onnx, write_manifest
+
+    shutil.copytree(root, out)
+    proto = onnx.load(str(out / "model.onnx"))
+    inits = {init.name: init for init in proto.graph.initializer}
+    for name, value in edit(proto, {n: numpy_helper.to_array(i) for n, i in inits.items()}).items():
+        inits[name].CopyFrom(numpy_helper.from_array(value, name))
+    save_onnx(proto, out / "model.onnx")
+    manifest = {k: v for k, v in load_artifact(root).manifest.items() if k != "files"}
+    write_manifest(out, manifest)
+    return out
+
+
+def proj_out_weight(proto, arrays) -> str:
+    """Name of the (exporter-named) weight of ``blocks.BLOCK.mixer.proj_out``: the MatMul
+    input feeding the Add that adds this Linear's bias."""
+    bias = f"model.blocks.{BLOCK}.mixer.proj_out.bias"
+    add = next(n for n in proto.graph.node if n.op_type == "Add" and bias in n.input)
+    matmul = next(n for n in proto.graph.node if n.output[0] in add.input)
+    return next(name for name in matmul.input if name in arrays)
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory) -> Path:
+    return shared_artifact(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def perturbed(artifact, tmp_path_factory) -> Path:
+    def edit(proto, arrays):
+        name = proj_out_weight(proto, arrays)
+        weight = arrays[name].copy()
+        weight.flat[0] += 0.5  # one weight of one matrix
+        return {name: weight}
+
+    return perturbed_copy(artifact, tmp_path_factory.mktemp("perturbed") / "a", edit)
+
+
+def test_fp32_artifact_passes_its_gates(artifact, tmp_path):
+    from pomexport.runtime.measure.verify import verify
+
+    report = verify(artifact, frames=3, steps=2, seeds=2, report_dir=tmp_path)
+    assert report, report.failures
+    s = report.summary
+    assert s["gates_source"] == "manifest"
+    assert s["worst_step"]["v_max_abs"] <= s["gates"]["v_max_abs"]
+    assert s["worst_step"]["state_out_rel"] <= s["gates"]["state_rel"]
+    # fp32 vs fp32: float reordering only, so far inside the gate, not just under it.
+    assert s["worst_step"]["v_max_abs"] < 1e-4 and s["worst_step"]["v_cosine_min"] > 0.99999
+    assert len(report.steps) == 3 * (2 + 1) and [f["frame"] for f in report.frames] == [1, 2, 3]
+    assert report.layerwise is None
+    saved = json.loads((tmp_path / "verify.json").read_text())
+    assert saved["summary"]["passed"] is True
+    assert len(json.loads((tmp_path / "drift.json").read_text())["frames"]) == 3
+
+
+def test_one_perturbed_weight_fails_and_names_its_layer(perturbed):
+    from pomexport.runtime.measure.verify import verify
+
+    # The reference is the unperturbed torch model named in the (re-signed) manifest.
+    report = verify(perturbed, frames=2, steps=2, seeds=1)
+    assert not report
+    assert report.summary["failed_steps"] > 0
+    assert any("v:" in f for f in report.failures)
+    assert report.layerwise["at"].startswith("frame 1, step 0")
+    assert report.layerwise["first_failure"] == f"blocks.{BLOCK}.mixer.proj_out"
+    assert report.layerwise["status"] == "error"
+    layers = {e["name"]: e for e in report.layerwise["layers"]}
+    # Every layer before it agrees to fp32 rounding; it is off by far more than its bound.
+    assert layers[f"blocks.{BLOCK}.mixer.poly_mixer"]["rel"] < 1e-4
+    assert layers[f"blocks.{BLOCK}.mixer.proj_out"]["rel"] > 1e-3
+
+
+def test_nan_weight_is_reported_as_nan_with_its_layer(artifact, tmp_path):
+    from pomexport.runtime.measure.verify import verify
+
+    bias = f"model.blocks.{BLOCK}.mixer.proj_h.bias"
+
+    def edit(proto, arrays):
+        value = arrays[bias].copy()
+        value[3] = np.nan
+        return {bias: value}
+
+    bad = perturbed_copy(artifact, tmp_path / "nan", edit)
+    report = verify(bad, frames=2, steps=2, seeds=1, report_dir=tmp_path / "report")
+    assert not report
+    worst = report.summary["worst_step"]
+    assert math.isnan(worst["v_max_abs"]) and worst["nan_steps"] == len(report.steps)
+    assert any("NaN/Inf in the output" in f for f in report.failures)
+    assert math.isnan(report.frames[0]["psnr_db"])
+    assert report.layerwise["first_failure"] == f"blocks.{BLOCK}.mixer.proj_h"
+    assert report.layerwise["status"] == "nan"
+    saved = json.loads((tmp_path / "report" / "verify.json").read_text())
+    assert saved["summary"]["worst_step"]["v_max_abs"] == "nan"  # strict JSON, still NaN
+
+
+def test_stationary_artifact_passes_and_a_perturbed_one_names_its_layer(
+    stationary_artifact, tmp_path
+):
+    """Issue 18: verify's three runs advance ``count`` in tokens as every runtime does; the
+    artifact and its torch reference both discount it in the graph, so a decay-0.6 artifact
+    passes the fp32 gates over frames past max_frame_index 2. One perturbed weight in the last
+    block fails, and the layerwise search (the discounted state fed to both sides) names it."""
+    from pomexport.runtime.measure.verify import verify
+
+    art, model = stationary_artifact
+    report = verify(art, frames=4, steps=1, seeds=1, reference_model=model)
+    assert report, report.failures
+    assert report.summary["worst_step"]["v_max_abs"] < 1e-4  # reordering only, as above
+    last = model.cfg.depth - 1
+    bias = f"model.blocks.{last}.mixer.proj_out.bias"
+
+    def edit(proto, arrays):
+        add = next(n for n in proto.graph.node if n.op_type == "Add" and bias in n.input)
+        matmul = next(n for n in proto.graph.node if n.output[0] in add.input)
+        name = next(x for x in matmul.input if x in arrays)
+        weight = arrays[name].copy()
+        weight.flat[0] += 0.5
+        return {name: weight}
+
+    perturbed = perturbed_copy(art.root, tmp_path / "perturbed", edit)
+    report = verify(perturbed, frames=2, steps=1, seeds=1, reference_model=model)
+    assert not report and report.layerwise["at"].startswith("frame 1, step 0")
+    assert report.layerwise["first_failure"] == f"blocks.{last}.mixer.proj_out"
+
+
+def test_nan_input_names_the_first_affected_layer(artifact):
+    from pomexport.export.artifact import load_artifact
+    from pomexport.models.registry import load_model
+    from pomexport.runtime.measure.layerwise import first_divergence
+
+    art = load_artifact(artifact)
+    cfg = art.config
+    rng = np.random.default_rng(0)
+    feeds = {
+        "x_t": rng.standard_normal((1, cfg.in_channels, cfg.input_size, cfg.input_size)),
+        "t": np.array([0.5], np.float32),
+        "label": np.array([1]),
+        "frame_index": np.array([2]),
+        "state": rng.standard_normal((cfg.depth, 1, cfg.state_width)).astype(np.float32),
+        "count": np.array([2.0 * cfg.tokens_per_frame], np.float32),
+    }
+    feeds["x_t"] = feeds["x_t"].astype(np.float32)
+    model = load_model(art.model_name)
+    clean = first_divergence(model, art.onnx_path(), feeds, layer_rel=1e-4)
+    assert clean and clean.status == "ok" and len(clean.layers) > 6 * cfg.depth
+    feeds["state"][BLOCK, 0, 5] = np.nan  # the committed state of one layer
+    result = first_divergence(model, art.onnx_path(), feeds, layer_rel=1e-4)
+    assert not result
+    assert result.first_failure == f"blocks.{BLOCK}.mixer.poly_mixer"
+    assert result.status == "nan"
+    first = next(e for e in result.layers if e.name == result.first_failure)
+    assert math.isnan(first.max_abs) and first.nonfinite > 0  # NaN, not a large error
+
+
+def test_drift_plot_is_a_png_with_labelled_axes(artifact, tmp_path):
+    from PIL import Image
+
+    from pomexport.runtime.measure.plots import drift_figure
+    from pomexport.runtime.measure.verify import verify
+
+    report = verify(artifact, frames=2, steps=1, seeds=1, report_dir=tmp_path)
+    with Image.open(report.paths["plot"]) as image:
+        assert image.format == "PNG" and image.size[0] > 300
+    fig = drift_figure(report.frames, report.summary)
+    labels = [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes]
+    assert labels[0][1] == "error vs reference"
+    assert labels[1] == ("frame index (1 = first frame)", "PSNR (dB)")
+
+
+def test_bad_options_are_config_errors(artifact):
+    from pomexport.errors import ConfigError
+    from pomexport.runtime.measure.verify import verify
+
+    with pytest.raises(ConfigError, match="frames"):
+        verify(artifact, frames=0)
+    with pytest.raises(ConfigError, match="batch"):
+        verify(artifact, frames=1, steps=1, seeds=9)  # the artifact's batch range is 1..8
