@@ -22,12 +22,14 @@ What a build does (DESIGN.md §4, §6):
 - TF32 off: an fp32 tensor of the ONNX is computed in fp32.
 - a tqdm bar per builder phase (:class:`IProgressMonitor`).
 
+The plugin library (check, add to an artifact, load once per process) is
+``export/engine/plugin_library.py``.
+
 TensorRT is imported lazily: importing this module needs neither TensorRT nor a GPU.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -36,46 +38,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pomexport.errors import ArtifactError, BuildError, ConfigError, PluginError
-from pomexport.export.artifact import (
-    PLUGINS,
-    TIMING_CACHE,
-    Artifact,
-    load_artifact,
-    write_manifest,
-)
+from pomexport.export.artifact import TIMING_CACHE, Artifact, load_artifact, write_manifest
 from pomexport.export.artifact.atomic import atomic_write
-from pomexport.export.artifact.contract import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from pomexport.export.artifact.engines import (
     EngineKey,
     cached_engine,
     profile_shapes,
     with_engine_record,
 )
-from pomexport.export.artifact.pinned import sealed_file
+
+# The plugin library's names, importable from here as before the split.
+from pomexport.export.engine.plugin_library import (  # noqa: F401
+    add_plugin_library,
+    check_plugin_library,
+    load_plugin_library,
+    polymixer_registered,
+    registered_creators,
+)
+from pomexport.export.engine.target import import_tensorrt, trt_major
 
 logger = logging.getLogger(__name__)
 
 FLAVORS = ("auto", "plugin", "portable")
-# sha256 -> (resolved path, registry handle or None when another loader registered it): each
-# library loaded once per process; TensorRT's load_library fails on a second load.
-_LOADED_PLUGINS: dict[str, tuple[Path, object]] = {}
-
-
-def import_tensorrt():
-    """The ``tensorrt`` module, or a BuildError saying it is missing."""
-    try:
-        import tensorrt
-    except ImportError as e:
-        raise BuildError(
-            "TensorRT is not installed (the tensorrt Python package is not importable); "
-            "install TensorRT 10.x or 11.x on the target machine"
-        ) from e
-    return tensorrt
-
-
-def trt_major(trt) -> int:
-    """Major version of the imported TensorRT."""
-    return int(trt.__version__.split(".")[0])
 
 
 @dataclass(frozen=True)
@@ -97,106 +81,6 @@ def gpu_target(device: int = 0) -> GpuTarget:
         raise ConfigError(f"CUDA device {device} does not exist ({torch.cuda.device_count()} GPUs)")
     props = torch.cuda.get_device_properties(device)
     return GpuTarget(device, props.name, props.major * 10 + props.minor)
-
-
-def registered_creators(registry) -> list[tuple[str, str, str]]:
-    """(name, version, namespace) of every creator in TensorRT's plugin ``registry``."""
-    return [
-        (c.name, c.plugin_version, c.plugin_namespace)
-        for c in registry.all_creators
-        if hasattr(c, "plugin_namespace")
-    ]
-
-
-def polymixer_registered(registry) -> bool:
-    """Whether PolyMixer v1 is registered in namespace "pomexport". Scans the creators rather
-    than calling ``get_creator``, which logs an error for every miss (the normal first load)."""
-    return (PLUGIN_NAME, PLUGIN_VERSION, PLUGIN_NAMESPACE) in registered_creators(registry)
-
-
-def load_plugin_library(path: str | os.PathLike, sha256: str):
-    """Hash ``path`` right before loading it (a library is code: it must be the one named),
-    then register its creators with TensorRT's plugin registry. Each library is loaded once
-    per process, matched by sha256 (at any path) as the C++ runtime does; a second, different
-    build is refused (TensorRT registers one (name, version, namespace) per process). Returns
-    the registry handle (None when another loader of the process, e.g. libpomrt, had already
-    registered the PolyMixer creator: that registration is used)."""
-    trt = import_tensorrt()
-    path = Path(path)
-    if sha256 in _LOADED_PLUGINS:
-        return _LOADED_PLUGINS[sha256][1]
-    if not path.is_file():
-        raise PluginError(f"{path}: plugin library not found")
-    data = path.read_bytes()  # hashed and loaded from these bytes, not the path (issue 22)
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256:
-        raise PluginError(
-            f"{path}: sha256 {actual[:12]}... does not match the expected {sha256[:12]}...; "
-            "refusing to load it"
-        )
-    if _LOADED_PLUGINS:
-        other_sha, (other, _) = next(iter(_LOADED_PLUGINS.items()))
-        raise PluginError(
-            f"{path} (sha256 {sha256[:12]}...): another build of the plugin library is loaded in "
-            f"this process ({other}, sha256 {other_sha[:12]}...); TensorRT registers each plugin "
-            "once per process, so both cannot be loaded"
-        )
-    registry = trt.get_plugin_registry()
-    if polymixer_registered(registry):
-        logger.warning(
-            "%s v%s (namespace %s) is already registered in this process by another loader: "
-            "using it instead of loading %s",
-            PLUGIN_NAME, PLUGIN_VERSION, PLUGIN_NAMESPACE, path,
-        )  # fmt: skip
-        _LOADED_PLUGINS[sha256] = (path.resolve(), None)
-        return None
-    with sealed_file(data, path.name) as pinned:  # dlopen maps it; the mapping outlives the fd
-        handle = registry.load_library(pinned)
-    if handle is None:
-        raise PluginError(
-            f"{path}: TensorRT's load_library returned nothing: the library could not be opened "
-            "(a missing dependency?), exports no getCreators, or one of its creators is already "
-            "registered in this process (see TensorRT's log)"
-        )
-    if not polymixer_registered(registry):
-        registry.deregister_library(handle)
-        raise PluginError(
-            f"{path}: loaded, but it registers no {PLUGIN_NAME} v{PLUGIN_VERSION} creator in "
-            f"namespace {PLUGIN_NAMESPACE!r} (a library built from other sources?)"
-        )
-    _LOADED_PLUGINS[sha256] = (path.resolve(), handle)
-    logger.info("loaded the PolyMixer plugin library %s", path)
-    return handle
-
-
-def check_plugin_library(library: str | os.PathLike) -> Path:
-    """``library`` if it looks like the plugin library (an ELF ``.so`` file), else PluginError."""
-    library = Path(library)
-    if not library.is_file() or library.suffix != ".so":
-        raise PluginError(f"{library}: not a shared library file (libpomexport_plugins.so)")
-    with open(library, "rb") as f:
-        if f.read(4) != b"\x7fELF":
-            raise PluginError(f"{library}: not an ELF shared library")
-    return library
-
-
-def add_plugin_library(
-    artifact: Artifact | str | os.PathLike, library: str | os.PathLike
-) -> Artifact:
-    """Copy the PolyMixer plugin library into ``<artifact>/plugins/`` (replacing an earlier
-    one) and record its sha256 in the manifest: from then on the builder, the backend and the
-    C++ runtime load it only when it still has that hash. Needs no TensorRT."""
-    import shutil
-
-    root = artifact.root if isinstance(artifact, Artifact) else Path(artifact)
-    manifest = load_artifact(root).manifest
-    library = check_plugin_library(library)
-    for old in (root / PLUGINS).glob("*.so"):
-        old.unlink()
-    atomic_write(root / PLUGINS / library.name, lambda tmp: shutil.copyfile(library, tmp))
-    write_manifest(root, {k: v for k, v in manifest.items() if k != "files"})
-    logger.info("added %s to %s", library.name, root / PLUGINS)
-    return load_artifact(root)
 
 
 def _parser_error_text(error) -> str:
