@@ -23,7 +23,7 @@ import pytest
 from pomexport.export.artifact import contract
 from pomexport.models.polynomial import GATES, VARIANTS
 
-ROOT = Path(contract.__file__).resolve().parent.parent
+ROOT = Path(contract.__file__).resolve().parents[2]
 PLUGIN_DIR = ROOT / "runtime" / "plugin"
 HEADER = PLUGIN_DIR / "polyMixerContract.h"
 

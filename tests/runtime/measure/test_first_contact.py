@@ -21,7 +21,7 @@ from pomexport.runtime.measure.first_contact import (
     frame_psnr,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "scripts" / "trt_first_contact.sh"
 OURS = ("PolyMixer", "1", "pomexport")
 TRT_PLUGINS = [("ROIAlign_TRT", "1", ""), ("EfficientNMS_TRT", "1", "")]
