@@ -191,6 +191,21 @@ class Budget:
         }
 
 
+def _rows_and_batch(streams: int, batch: int | None, cfg_guidance: bool) -> tuple[int, int]:
+    """(batch rows the streams need, the profile's max batch); ConfigError when they do not fit."""
+    if streams < 1:
+        raise ConfigError(f"streams must be >= 1, got {streams}")
+    rows = streams * (2 if cfg_guidance else 1)
+    batch = rows if batch is None else batch
+    if batch < rows:
+        why = " (CFG doubles them)" if cfg_guidance else ""
+        raise ConfigError(
+            f"{streams} stream(s) need {rows} batch rows{why}"
+            f" but the profile's max batch is {batch}"
+        )
+    return rows, batch
+
+
 def plan(
     cfg: PoMDiTConfig,
     target: Target,
@@ -206,16 +221,7 @@ def plan(
     ``batch``: the engine profile's max batch (default: the rows needed, ``2 * streams`` with
     CFG). Raises ConfigError when the rows do not fit in that batch.
     """
-    if streams < 1:
-        raise ConfigError(f"streams must be >= 1, got {streams}")
-    rows = streams * (2 if cfg_guidance else 1)
-    batch = rows if batch is None else batch
-    if batch < rows:
-        why = " (CFG doubles them)" if cfg_guidance else ""
-        raise ConfigError(
-            f"{streams} stream(s) need {rows} batch rows{why}"
-            f" but the profile's max batch is {batch}"
-        )
+    rows, batch = _rows_and_batch(streams, batch, cfg_guidance)
     counts = counts or weight_counts(cfg)
     weights = weight_bytes(counts, precision)
     acts = activation_bytes(cfg, batch, precision)
