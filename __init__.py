@@ -1,6 +1,6 @@
 """pomexport: export and deploy PoM-DiT (Polynomial Mixer diffusion transformers).
 
-Components (DESIGN.md §5): ``pomexport.models`` (PyTorch reference), ``pomexport.export``
+Components (docs/design.md §5): ``pomexport.models`` (PyTorch reference), ``pomexport.export``
 (ONNX), ``pomexport.runtime`` (stepwise generation), ``pomexport.calibration`` (INT8),
 ``pomexport.cli`` (the ``pomexport`` command).
 """

@@ -1,4 +1,4 @@
-"""INT8 calibration (DESIGN.md §4): trajectory capture, calibrators, Q/DQ insertion, report.
+"""INT8 calibration (docs/design.md §4): trajectory capture, calibrators, Q/DQ insertion, report.
 
     from pomexport.calibration import CalibrationOptions
     from pomexport.export.pipeline import calibrate

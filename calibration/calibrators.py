@@ -1,6 +1,6 @@
 """Scales from statistics: activation ranges (min-max, percentile, entropy) and weight scales.
 
-Activations are per-tensor. One calibration gives both encodings of DESIGN.md §4:
+Activations are per-tensor. One calibration gives both encodings of docs/design.md §4:
 
 - TensorRT: symmetric int8, ``scale = amax / 127``, zero point 0;
 - ONNX Runtime x86 CPU: asymmetric uint8 over ``[max(min, -amax), min(max, amax)]``

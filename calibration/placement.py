@@ -1,4 +1,4 @@
-"""Where Q/DQ goes (DESIGN.md §4): the inputs of MatMul/Gemm/Conv on the token path only.
+"""Where Q/DQ goes (docs/design.md §4): the inputs of MatMul/Gemm/Conv on the token path only.
 
 A GEMM/conv is a target when its weight is a constant and its activation input is computed
 from ``x_t`` (the token path). Left in float, with the reason recorded:

@@ -1,5 +1,5 @@
 """torch -> ONNX: the PoM-DiT step graph, the PolyMixer op (schema + function), precision
-passes, and the artifact directory every other component reads (DESIGN.md §2-§4, §6).
+passes, and the artifact directory every other component reads (docs/design.md §2-§4, §6).
 
 The artifact API is imported eagerly (it is light); the exporter lazily, so runtime code
 that only loads artifacts never imports onnxscript or the torch exporter.

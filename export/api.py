@@ -1,4 +1,4 @@
-"""``export_model``: a PoM-DiT -> an artifact directory (DESIGN.md §3, §4, §6).
+"""``export_model``: a PoM-DiT -> an artifact directory (docs/design.md §3, §4, §6).
 
 trace the step graph (fp32, plugin flavor)
 -> fp16: record a sampling trajectory, run the overflow check, apply the fp16 pass
@@ -27,10 +27,11 @@ from pomexport.export.artifact import (
     Artifact,
     build_manifest,
     load_artifact,
-    save_onnx,
     staged_artifact,
     write_manifest,
 )
+from pomexport.export.artifact.options import DEFAULT_BATCH, check_batch
+from pomexport.export.onnx_files import save_onnx
 from pomexport.models.pom_dit import PoMDiT
 from pomexport.models.registry import BUNDLED, DEFAULT_MODEL, bundled_path, load_model
 
@@ -40,7 +41,6 @@ PRECISIONS = ("fp32", "fp16")
 FLAVOR_CHOICES = {"portable": ("portable",), "plugin": ("plugin",), "both": ("portable", "plugin")}
 DEFAULT_OPSET = 18
 MAX_OPSET = 23  # the newest default-domain opset the decomposition was checked against
-DEFAULT_BATCH = (1, 1, 8)
 
 Progress = Callable[[str], None]
 
@@ -68,9 +68,7 @@ class ExportOptions:
             raise ConfigError(f"flavor must be one of {tuple(FLAVOR_CHOICES)}, got {self.flavor!r}")
         if not DEFAULT_OPSET <= self.opset <= MAX_OPSET:
             raise ConfigError(f"opset must be in {DEFAULT_OPSET}..{MAX_OPSET}, got {self.opset}")
-        lo, opt, hi = self.batch
-        if not 1 <= lo <= opt <= hi:
-            raise ConfigError(f"batch must satisfy 1 <= min <= opt <= max, got {lo}:{opt}:{hi}")
+        check_batch(self.batch)
 
     @property
     def flavors(self) -> tuple[str, ...]:

@@ -173,7 +173,7 @@ def _profile_shapes(artifact: Artifact) -> dict[str, str]:
 def _trtexec_line(shapes: dict[str, str], workspace_mib: int) -> str:
     """The engine build of build.sh, for bundle.json and README.md (build.sh runs the same).
     ``--noTF32``: trtexec enables TF32 by default, which would run the graph's fp32 GEMMs with
-    10-bit mantissas; every type comes from the ONNX (DESIGN.md §4)."""
+    10-bit mantissas; every type comes from the ONNX (docs/design.md §4)."""
     cap = f" --memPoolSize=workspace:{workspace_mib}" if workspace_mib > 0 else ""
     return (
         f"trtexec --onnx=artifact/{PLUGIN} --stronglyTyped --noTF32 "

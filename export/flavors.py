@@ -1,4 +1,4 @@
-"""The two ONNX flavors of one step graph (DESIGN.md §2).
+"""The two ONNX flavors of one step graph (docs/design.md §2).
 
 - portable: the ``pomexport::PolyMixer`` nodes plus the model-local function holding their
   decomposition (ONNX Runtime and TensorRT's parser inline it);

@@ -1,4 +1,4 @@
-"""fp16 with the precision baked into the graph (DESIGN.md §4), as an onnx-ir pass.
+"""fp16 with the precision baked into the graph (docs/design.md §4), as an onnx-ir pass.
 
 GEMMs, convolutions and elementwise ops run in fp16. Kept in fp32, with explicit Casts at
 the borders:

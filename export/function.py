@@ -1,6 +1,6 @@
 """``pomexport::PolyMixer`` decomposed into standard ONNX ops: the portable flavor's function.
 
-The decomposition is written in onnxscript, in the steps of DESIGN.md §1 (features,
+The decomposition is written in onnxscript, in the steps of docs/design.md §1 (features,
 aggregation, selection). ``order`` and ``sel_heads`` stay attributes of the function (the
 chunk and head counts are computed from them in the graph); the variant and the gate pick
 the body, so :func:`polymixer_function` returns the FunctionProto for one

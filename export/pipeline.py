@@ -1,4 +1,4 @@
-"""``pomexport build``: a model -> a deployable artifact directory (DESIGN.md §6).
+"""``pomexport build``: a model -> a deployable artifact directory (docs/design.md §6).
 
 export (both flavors, precision baked into the graph) -> [TensorRT engine, on a machine with
 TensorRT and a GPU]. Without TensorRT or a GPU, ``auto`` stops after the ONNX Runtime

@@ -1,4 +1,4 @@
-"""The ONNX ``OpSchema`` of ``pomexport::PolyMixer`` v1 (DESIGN.md §2).
+"""The ONNX ``OpSchema`` of ``pomexport::PolyMixer`` v1 (docs/design.md §2).
 
 Registering the schema lets ``onnx.checker`` and ``onnx.shape_inference`` understand graphs
 holding the node (the plugin flavor has nothing else to explain it). Names come from

@@ -1,4 +1,4 @@
-"""torch -> ONNX: ``PoMDiT.step`` as the step graph of DESIGN.md §3 (plugin flavor, fp32).
+"""torch -> ONNX: ``PoMDiT.step`` as the step graph of docs/design.md §3 (plugin flavor, fp32).
 
 ``torch.onnx.export(dynamo=True)`` traces the step; its ``custom_translation_table`` maps
 ``torch.ops.pomexport.poly_mixer`` to one ``pomexport::PolyMixer`` node (onnxscript call

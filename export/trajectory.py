@@ -1,4 +1,4 @@
-"""Real step inputs for range checks: the runtime loop of DESIGN.md §3, run in PyTorch.
+"""Real step inputs for range checks: the runtime loop of docs/design.md §3, run in PyTorch.
 
 Per stream: frames from noise, a few Euler steps of the rectified flow from t=1 to t=0
 (state read, state_out discarded), then the commit step at t=0 that enters the clean

@@ -16,7 +16,7 @@ class PoMDiTConfig:
     """Architecture of a PoM-DiT.
 
     ``state_width`` is the PolyMixer state per layer and stream: ``k*e*D`` for ``moments``,
-    ``e*D`` for ``powers`` (DESIGN.md §1).
+    ``e*D`` for ``powers`` (docs/design.md §1).
     """
 
     input_size: int = 16  # latent height == width

@@ -1,6 +1,6 @@
 """Positional, timestep, label and frame embeddings of PoM-DiT.
 
-The sinusoidal parts are computed in fp32 (the fp16 export keeps them there, DESIGN.md §4).
+The sinusoidal parts are computed in fp32 (the fp16 export keeps them there, docs/design.md §4).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pomexport.models.poly_mixer_op import poly_mixer
 class PolyMixer(nn.Module):
     """Self-mixing PoM over the tokens of a frame and the committed state.
 
-    Parameters follow DESIGN.md §1: ``proj_h`` (``W_h``, width C), ``proj_g`` (gate, width C
+    Parameters follow docs/design.md §1: ``proj_h`` (``W_h``, width C), ``proj_g`` (gate, width C
     or ``sel_heads``), ``coeff`` (powers only, [C, k]), ``proj_out`` (``W_o``, C -> D).
     """
 

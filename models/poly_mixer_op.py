@@ -1,4 +1,4 @@
-"""The fused PolyMixer op: ``torch.ops.pomexport.poly_mixer`` (DESIGN.md §2).
+"""The fused PolyMixer op: ``torch.ops.pomexport.poly_mixer`` (docs/design.md §2).
 
 This is the single point the exporter maps to ``pomexport::PolyMixer`` and the kernels
 (Triton, CUDA) replace. Inputs/outputs:

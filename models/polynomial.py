@@ -1,4 +1,4 @@
-"""The Polynomial Mixer's math, step by step, next to DESIGN.md §1.
+"""The Polynomial Mixer's math, step by step, next to docs/design.md §1.
 
 Two formulations share one structure: polynomial features ``P`` of the context tokens are
 averaged (aggregation), and every query token reads the average through a gate (selection).

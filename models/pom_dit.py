@@ -3,7 +3,7 @@
 One class serves both (``cfg.video``). Three ways to run it, all on the same weights:
 
 - ``step``: one denoising step of one frame with the state as explicit I/O — the exported
-  graph (DESIGN.md §3): ``x_t, t, cond, frame_index, state, count -> v, state_out``.
+  graph (docs/design.md §3): ``x_t, t, cond, frame_index, state, count -> v, state_out``.
 - ``forward_clip``: every frame of a clip in parallel, block-causal (frame f sees the tokens
   of frames 0..f of the same clip).
 - ``forward_teacher_forced``: noisy frames reading the state of the *clean* previous frames,

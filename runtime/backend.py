@@ -1,6 +1,6 @@
 """The one ``Backend`` protocol every runtime backend implements (torch, ONNX Runtime, TensorRT).
 
-A backend evaluates the step graph of DESIGN.md §3 once per call, reading and writing buffers
+A backend evaluates the step graph of docs/design.md §3 once per call, reading and writing buffers
 that the caller allocated through the backend itself (so they live on the backend's device,
 in its dtype, and can be bound once — ONNX Runtime IO binding, TensorRT tensor addresses):
 
@@ -44,7 +44,7 @@ class StepBuffers:
     def tensors(
         self, state: torch.Tensor, count: torch.Tensor, state_out: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """The step graph's inputs (and outputs, given ``state_out``) by their DESIGN.md §3
+        """The step graph's inputs (and outputs, given ``state_out``) by their docs/design.md §3
         names, in contract order."""
         named = {
             "x_t": self.x_t,

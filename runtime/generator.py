@@ -1,4 +1,4 @@
-"""``VideoGenerator``: frame-by-frame generation over any backend (DESIGN.md §3).
+"""``VideoGenerator``: frame-by-frame generation over any backend (docs/design.md §3).
 
 For every frame, every active slot denoises its own noise from t = 1 to t = 0 while reading
 its committed state (denoising steps write the scratch buffer), then one more step at t = 0

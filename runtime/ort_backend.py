@@ -164,7 +164,7 @@ class OrtBackend:
 
     def _onnx_path(self) -> Path:
         # An int8 artifact's portable graph has TensorRT's int8 activations; x86 ONNX Runtime
-        # runs its uint8-activation twin faster (DESIGN.md §4, calibration/api.py).
+        # runs its uint8-activation twin faster (docs/design.md §4, calibration/api.py).
         if self._backend == "ort" and CPU_ENCODING in self.artifact.flavors:
             return self.artifact.onnx_path(CPU_ENCODING)
         if "portable" not in self.artifact.flavors:
@@ -190,7 +190,7 @@ class OrtBackend:
 
     def _trt_options(self, cuda: dict) -> dict:
         """Engine and timing caches in the artifact; profiles from its batch range. No
-        ``trt_fp16_enable``: the precision is baked into the ONNX graph (DESIGN.md §4)."""
+        ``trt_fp16_enable``: the precision is baked into the ONNX graph (docs/design.md §4)."""
         self._trt_cache.mkdir(parents=True, exist_ok=True)
         lo, opt, hi = self.artifact.batch
         return {

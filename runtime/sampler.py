@@ -1,6 +1,6 @@
 """Rectified-flow (flow matching) sampling: time schedules, Euler/Heun updates, CFG.
 
-Convention (DESIGN.md §3): ``x_t = (1 - t) x0 + t noise``, the model predicts
+Convention (docs/design.md §3): ``x_t = (1 - t) x0 + t noise``, the model predicts
 ``v = noise - x0``, ``t = 1`` is pure noise and ``t = 0`` the clean sample. Sampling
 integrates ``dx/dt = v(x, t)`` from ``t = 1`` down to ``t = 0``, so every step has a negative
 ``dt = t_next - t``.

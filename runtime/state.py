@@ -1,4 +1,4 @@
-"""Per-stream bookkeeping and the preallocated recurrent state buffers (DESIGN.md §3).
+"""Per-stream bookkeeping and the preallocated recurrent state buffers (docs/design.md §3).
 
 ``StreamSlot`` is the host-side description of what one batch row is generating; the
 tensors of all rows live in one ``StateBuffers`` on the backend's device: two ping-pong

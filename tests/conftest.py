@@ -78,7 +78,7 @@ def pytest_make_collect_report(collector):
 
 @pytest.fixture(scope="session")
 def nvcc() -> str:
-    """nvcc's path. Machines of this kind have the CUDA toolkit (DESIGN.md §7: CI compiles the
+    """nvcc's path. Machines of this kind have the CUDA toolkit (docs/design.md §7: CI compiles the
     CUDA kernels, nvcc 13 is installed), so a missing nvcc fails instead of skipping."""
     found = shutil.which("nvcc")
     assert found, "nvcc (CUDA toolkit) not found on PATH (e.g. /usr/local/cuda/bin)"

@@ -1,4 +1,4 @@
-"""THE artifact directory of DESIGN.md §6: its one manifest writer and its one loader.
+"""THE artifact directory of docs/design.md §6: its one manifest writer and its one loader.
 
 ```
 <out>/manifest.json      model config, IO contract, precision, variant, sha256 of every file

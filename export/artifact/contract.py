@@ -1,4 +1,4 @@
-"""The names everything agrees on: the PolyMixer op and the step graph's I/O (DESIGN.md §2-3).
+"""The names everything agrees on: the PolyMixer op and the step graph's I/O (docs/design.md §2-3).
 
 The exporter, the ONNX schema, the TensorRT plugin's creator fields, the C++ runtime and the
 tests all read these, so serialised names and parsed names cannot drift apart.

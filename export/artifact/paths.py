@@ -1,4 +1,4 @@
-"""Path safety and hashing for artifact directories (DESIGN.md §6).
+"""Path safety and hashing for artifact directories (docs/design.md §6).
 
 Every path an artifact names (manifest entries, ONNX external-data locations) must be a
 plain relative path that stays inside the artifact directory after symlinks are resolved.

@@ -4,7 +4,7 @@
     build = EngineFromOnnx("build/tiny", workspace_mb=2048)   # callable form, composes:
     backend = TrtBackend(build)                       # runtime/trt_backend.py calls it
 
-What a build does (DESIGN.md §4, §6):
+What a build does (docs/design.md §4, §6):
 
 - network: strongly typed (``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` on TensorRT 10;
   TensorRT 11 networks are always strongly typed and the flag is deprecated, so it is not
@@ -257,7 +257,7 @@ class EngineFromOnnx:
 
     def _config(self, trt, builder, network):
         """Builder config: workspace cap, profile, timing cache; no TF32 and no precision flags,
-        because every tensor's type comes from the ONNX (DESIGN.md §4): TF32 would silently run
+        because every tensor's type comes from the ONNX (docs/design.md §4): TF32 would silently run
         the graph's fp32 GEMMs (fp32 artifacts, the fp32 islands of fp16 ones) at 10-bit
         mantissa precision."""
         config = builder.create_builder_config()

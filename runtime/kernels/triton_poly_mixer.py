@@ -1,4 +1,4 @@
-"""PolyMixer in Triton: the same op as ``torch.ops.pomexport.poly_mixer`` (DESIGN.md §2).
+"""PolyMixer in Triton: the same op as ``torch.ops.pomexport.poly_mixer`` (docs/design.md §2).
 
     h (B, N, C), g (B, N, C | sel_heads), state (B, C) fp32, count (B,) fp32, coeff (C, k) fp32
     -> y (B, N, C) in h's dtype = gate(g) * (state + sum_n P(h_n)) / (count + N)

@@ -3,7 +3,7 @@
 A configuration is (preset, model, mode, backend, frame n). It builds the model, then the
 context frame n sees — ``n - 1`` committed frames — directly at its final size with random
 values (latency and memory depend on the sizes, not the values), then times whole frames:
-``steps`` denoising calls plus the commit, as the generation loop of DESIGN.md §3 runs them.
+``steps`` denoising calls plus the commit, as the generation loop of docs/design.md §3 runs them.
 
 - ``pom`` / ``state``: a backend's ``step`` on the fixed-size recurrent state.
 - ``attention`` / ``kv_cache``: keys/values of the committed frames, preallocated.

@@ -139,7 +139,7 @@ class _Lockstep:
         self.free = _Runner(artifact_backend, labels)
         self.cfg, self.seeds, self.gates = cfg, seeds, gates
         self.tolerances = gates.step_tolerances()
-        # The frame loop discards a commit's v (DESIGN.md §3): it is measured, not gated.
+        # The frame loop discards a commit's v (docs/design.md §3): it is measured, not gated.
         self.commit_tolerances = {k: v for k, v in self.tolerances.items() if k != "v"}
         self.steps: list[dict] = []
         self.frames: list[dict] = []

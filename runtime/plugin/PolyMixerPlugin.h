@@ -1,6 +1,6 @@
 /*
  * The PolyMixer TensorRT plugin: IPluginV3 with core, build and runtime capabilities, and its
- * IPluginCreatorV3One (name "PolyMixer", version "1", namespace "pomexport"; DESIGN.md §2).
+ * IPluginCreatorV3One (name "PolyMixer", version "1", namespace "pomexport"; docs/design.md §2).
  *
  * Written against the public TensorRT 10.x / 11.x headers; scripts/check_trt_headers.sh
  * compile-checks it against a given header copy.

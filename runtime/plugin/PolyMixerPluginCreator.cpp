@@ -11,7 +11,7 @@
  * (getPluginCreators is the older, deprecated name for IPluginCreator V2 creators.)
  *
  * getCreators returns exactly one creator: PolyMixer, version 1, namespace "pomexport"
- * (DESIGN.md §2). loadLibrary "will fail and return nullptr if any of the plugins are already
+ * (docs/design.md §2). loadLibrary "will fail and return nullptr if any of the plugins are already
  * registered", so a library listing one plugin twice is a library that may not load at all.
  * The plugin-flavor ONNX carries plugin_namespace="pomexport" on its PolyMixer nodes
  * (export/flavors.py), which is the namespace every TensorRT ONNX parser from 10.3 to 11 looks in

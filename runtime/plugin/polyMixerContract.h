@@ -1,5 +1,5 @@
 /*
- * The PolyMixer op contract as seen from C++ (DESIGN.md §2).
+ * The PolyMixer op contract as seen from C++ (docs/design.md §2).
  *
  * These strings mirror pomexport/export/contract.py, the one source of truth; the test
  * tests/runtime/test_plugin_compile.py parses this header and fails if any value drifts.

@@ -1,5 +1,5 @@
 /*
- * PolyMixer CUDA kernels: the host-side interface (DESIGN.md §2).
+ * PolyMixer CUDA kernels: the host-side interface (docs/design.md §2).
  *
  *   y         [B, N, C] (dtype of h) = gate(g) * (state + sum_n P(h_n)) / (count + N)
  *   state_out [B, C] fp32            = state + sum_n P(h_n)

@@ -2,7 +2,7 @@
 
 Triton's sequence batcher can keep a model's recurrent state itself (``sequence_batching.state``:
 an input/output pair per state, batch axis first, reset to ``initial_state`` on START). The
-step graph (DESIGN.md §3) is wrapped for it (:func:`implicit_state_model`):
+step graph (docs/design.md §3) is wrapped for it (:func:`implicit_state_model`):
 
 - states ``STATE_IN``/``STATE_OUT`` [B, L, C] fp32 (the graph's ``state`` is [L, B, C]: a
   Transpose on each side), ``COUNT_IN``/``COUNT_OUT`` [B, 1] fp32 and ``FRAME_IN``/``FRAME_OUT``

@@ -35,7 +35,7 @@ def test_export_writes_a_verified_artifact(small_weights, tmp_path):
     art = load_artifact(out)
     assert art.flavors == ("plugin",) and art.batch == (1, 2, 4)
     assert art.model_name == "small" and art.precision == "fp32"
-    # Image models export the same graph, frame_index and state included (DESIGN.md §3).
+    # Image models export the same graph, frame_index and state included (docs/design.md §3).
     graph = onnx.load(str(art.onnx_path("plugin"))).graph
     assert [i.name for i in graph.input] == [s.name for s in STEP_INPUTS]
 

@@ -1,4 +1,4 @@
-"""The portable fp32 artifact in ONNX Runtime equals ``PoMDiT.step`` (DESIGN.md §3)."""
+"""The portable fp32 artifact in ONNX Runtime equals ``PoMDiT.step`` (docs/design.md §3)."""
 
 from __future__ import annotations
 

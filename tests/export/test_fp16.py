@@ -1,4 +1,4 @@
-"""The fp16 artifact: precision baked into the graph (DESIGN.md §4), close to fp32."""
+"""The fp16 artifact: precision baked into the graph (docs/design.md §4), close to fp32."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The defining invariant (DESIGN.md §3): frame-by-frame with the state == block-causal parallel."""
+"""The defining invariant (docs/design.md §3): frame-by-frame with the state equals the
+block-causal parallel forward."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TF32 is off in every TensorRT engine build of the repository (DESIGN.md §4: a tensor's type
+"""TF32 is off in every TensorRT engine build of the repository (docs/design.md §4: a tensor's type
 comes from the ONNX; TF32, on by default in TensorRT and trtexec, would run fp32 GEMMs with
 10-bit mantissas).
 

@@ -2,7 +2,7 @@
 against eager enqueue; and the clear errors where TensorRT or a GPU is missing.
 
 The TensorRT tests are marked ``tensorrt`` and ``gpu`` and skip with the reason without
-TensorRT or a CUDA GPU (DESIGN.md §7). The error-path tests run on any machine.
+TensorRT or a CUDA GPU (docs/design.md §7). The error-path tests run on any machine.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def test_trt_is_an_artifact_backend(ort_artifact, make_model):
 def trt_artifact(ort_artifact, tmp_path_factory):
     """The session's fp32 artifact with its TensorRT engine; skips without TensorRT/GPU."""
     pytest.importorskip(
-        "tensorrt", reason="TensorRT is not installed here (DESIGN.md §7: backend tests skip)"
+        "tensorrt", reason="TensorRT is not installed here (docs/design.md §7: backend tests skip)"
     )
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible to torch: the TensorRT backend runs on the GPU")

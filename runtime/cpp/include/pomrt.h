@@ -1,5 +1,5 @@
 /*
- * pomrt: the PoM-DiT frame-by-frame video runtime, as a C API (DESIGN.md §3, §6).
+ * pomrt: the PoM-DiT frame-by-frame video runtime, as a C API (docs/design.md §3, §6).
  *
  * Every function catches every C++ exception and returns a status code; on failure the
  * message is in pomrt_last_error() (a thread-local string, valid until the next pomrt call

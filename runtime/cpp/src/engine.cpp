@@ -1,5 +1,6 @@
 // Engine loading and building for pomrt (TensorRT 10.x and 11.x, strongly typed only: no
-// BuilderFlag::kFP16/kINT8, no calibrators — precision is baked into the ONNX, DESIGN.md §4).
+// BuilderFlag::kFP16/kINT8, no calibrators — precision is baked into the ONNX,
+// docs/design.md §4).
 #include "engine.hpp"
 
 #include <NvInferRuntime.h>
@@ -273,7 +274,8 @@ Built buildPlan(Artifact const& artifact, std::string const& flavor, pomrt_optio
     std::unique_ptr<INetworkDefinition> network = parseOnnx(*builder, onnx, logger, parser);
     std::unique_ptr<IBuilderConfig> config(builder->createBuilderConfig());
     // TF32 is on by default: it would run the ONNX's fp32 GEMMs (fp32 artifacts, the fp32 islands
-    // of fp16 ones) with 10-bit mantissas. Every type comes from the graph (DESIGN.md §4), so off.
+    // of fp16 ones) with 10-bit mantissas. Every type comes from the graph (docs/design.md §4),
+    // so off.
     config->clearFlag(BuilderFlag::kTF32);
     addProfile(*builder, *config, *network, artifact.manifest());
     if (options.workspace_bytes > 0)

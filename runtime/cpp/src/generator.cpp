@@ -1,4 +1,4 @@
-// The TensorRT frame loop behind pomrt_create (DESIGN.md §3), mirroring
+// The TensorRT frame loop behind pomrt_create (docs/design.md §3), mirroring
 // pomexport/runtime/generator.py::VideoGenerator:
 //   for every frame: every active slot starts from its own noise; for t in the schedule the
 //   step reads the committed state and writes the scratch buffer (state_out discarded); then

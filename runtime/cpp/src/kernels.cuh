@@ -1,5 +1,5 @@
 // The small device kernels of the frame loop (everything between two enqueueV3 calls), so
-// that nothing goes to the host between steps (DESIGN.md §3).
+// that nothing goes to the host between steps (docs/design.md §3).
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -21,7 +21,7 @@ from pomexport.export.artifact import TIMING_CACHE, load_artifact, write_manifes
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGE_DIRS = ("models", "export", "runtime", "calibration", "cli")
 SOURCE_SUFFIXES = {".py", ".cpp", ".h", ".hpp", ".cu", ".cuh", ".c"}
-# APIs of weak typing and implicit INT8, removed in TensorRT 11 (DESIGN.md §4), plus the
+# APIs of weak typing and implicit INT8, removed in TensorRT 11 (docs/design.md §4), plus the
 # ONNX Runtime TensorRT EP options that switch them on.
 FORBIDDEN = re.compile(
     r"BuilderFlag\s*(\.|::)\s*k?(FP16|BF16|INT8|FP8|INT4)\b"
@@ -130,7 +130,7 @@ def test_cli_build_refuses_a_non_library_before_exporting(tmp_path):
 def trt():
     """The tensorrt module; skips (with the reason) without TensorRT or a CUDA GPU."""
     module = pytest.importorskip(
-        "tensorrt", reason="TensorRT is not installed here (DESIGN.md §7: builder tests skip)"
+        "tensorrt", reason="TensorRT is not installed here (docs/design.md §7: builder tests skip)"
     )
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible to torch: TensorRT engines are built on the GPU")

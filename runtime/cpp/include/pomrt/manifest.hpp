@@ -1,5 +1,5 @@
 // The artifact manifest (manifest.json, written by pomexport/export/artifact.py) and the
-// verified artifact directory it describes (DESIGN.md §6).
+// verified artifact directory it describes (docs/design.md §6).
 #pragma once
 
 #include <cstdint>

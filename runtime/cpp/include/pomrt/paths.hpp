@@ -1,4 +1,4 @@
-// Path safety for artifact directories (DESIGN.md §6): every name an artifact lists must be a
+// Path safety for artifact directories (docs/design.md §6): every name an artifact lists must be a
 // plain relative path that stays inside the directory after symlinks are resolved.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The frame-by-frame runtime (DESIGN.md §3) behind pomrt_create: an interface free of
+// The frame-by-frame runtime (docs/design.md §3) behind pomrt_create: an interface free of
 // TensorRT and CUDA types, so the C API compiles the same in CPU-only builds.
 #pragma once
 
