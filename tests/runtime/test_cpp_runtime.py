@@ -439,8 +439,11 @@ def _empty_plugin(folder: Path, tag: int) -> Path:
 
 
 def _mapped(path: Path) -> bool:
-    """Whether ``path`` is mapped into this process (dlopen really loaded it)."""
-    return str(path.resolve()) in Path("/proc/self/maps").read_text()
+    """Whether the library ``path`` names is loaded into this process. pomrt loads the bytes it
+    verified from a sealed memfd named after the file (issue 22), never the path itself."""
+    maps = Path("/proc/self/maps").read_text()
+    assert str(path.resolve()) not in maps  # the file on disk is never what runs
+    return f"/memfd:pomrt-verified:{path.name} " in maps
 
 
 def _sha(path: Path) -> str:
@@ -570,3 +573,134 @@ def test_signature_refusals_through_the_c_api(lib, artifact, tmp_path, monkeypat
     manifest.write_bytes(manifest.read_bytes().replace(b'"fp32"', b'"fp16"', 1))
     with pytest.raises(ArtifactError, match=r"signature by key [0-9a-f]{16} does not match"):
         lib.verify_artifact(artifact)
+
+
+# -- the manifest cannot lie about shapes (issue 22): the C++ loader reads the ONNX graph ------
+
+
+def _rehash(artifact: Path) -> None:
+    """Rewrite the manifest's file table for the files as they are now (what an attacker does)."""
+    import json
+
+    data = json.loads((artifact / MANIFEST).read_text())
+    for name in data["files"]:
+        data["files"][name] = {"sha256": _sha(artifact / name), "bytes": (artifact / name).stat().st_size}
+    (artifact / MANIFEST).write_text(json.dumps(data, indent=2))
+
+
+def _edit_config(artifact: Path, consistent: bool, **changes) -> None:
+    """Change ``model.config``; ``consistent``: also rewrite ``io`` from the edited config and
+    re-hash, a manifest that agrees with itself and lies only against the graph."""
+    import json
+
+    from pomexport.export.artifact import io_contract
+    from pomexport.models.config import PoMDiTConfig
+
+    data = json.loads((artifact / MANIFEST).read_text())
+    data["model"]["config"].update(changes)
+    if consistent:
+        data["io"] = io_contract(PoMDiTConfig.from_dict(data["model"]["config"]), "float32")
+    (artifact / MANIFEST).write_text(json.dumps(data, indent=2))
+    if consistent:
+        _rehash(artifact)
+
+
+_TINY = get_preset("tiny")
+_L, _C, _CIN, _K = _TINY.depth, _TINY.state_width, _TINY.in_channels, _TINY.num_classes
+# field -> (edit, refusal with io left as it was, refusal with io rewritten and re-hashed)
+_CONFIG_EDITS = {
+    "width": (
+        {"width": 128},
+        rf'manifest\.json: io state shape \[{_L}, "B", {_C}\] but its model config gives \[{_L}, "B", '
+        rf"{_C * 128 // _TINY.width}\]",
+        rf"model(\.plugin)?\.onnx: state axis 2 is {_C} in the graph but .*\(width\*expansion",
+    ),
+    "depth": (
+        {"depth": 400},
+        rf'io state shape \[{_L}, "B", {_C}\] but its model config gives \[400, "B", {_C}\]',
+        rf"model(\.plugin)?\.onnx: state axis 0 is {_L} in the graph but .*\(depth\) says 400",
+    ),
+    "channels": (
+        {"in_channels": 64},
+        rf'io x_t shape \["B", {_CIN}, 16, 16\] but its model config gives \["B", 64, 16, 16\]',
+        rf"model(\.plugin)?\.onnx: x_t axis 1 is {_CIN} in the graph but .*\(in_channels\) says 64",
+    ),
+    "classes": (
+        {"num_classes": 1000},
+        rf"model(\.plugin)?\.onnx: the label table is \[{_K + 1}, {_TINY.width}\] but .*says \[1001, ",
+        rf"model(\.plugin)?\.onnx: the label table is \[{_K + 1}, {_TINY.width}\] but .*says \[1001, ",
+    ),
+}
+
+
+@pytest.mark.parametrize("consistent", [False, True], ids=["edited", "edited-io-rewritten-rehashed"])
+@pytest.mark.parametrize("field", list(_CONFIG_EDITS))
+def test_config_edit_refused_before_any_buffer(lib, artifact, field, consistent):
+    """pomrt_verify_artifact / pomrt_artifact_info (what pomrt_create runs before allocating)
+    refuse a model config that does not describe the ONNX graph, with one line."""
+    changes, plain, rewritten = _CONFIG_EDITS[field]
+    _edit_config(artifact, consistent, **changes)
+    for call in (lib.verify_artifact, lib.artifact_info):
+        with pytest.raises(ArtifactError, match=rewritten if consistent else plain) as refused:
+            call(artifact)
+        assert "\n" not in str(refused.value)
+
+
+def test_config_edits_that_keep_the_state_width_are_refused_by_the_initializers(lib, artifact):
+    """width x2 with expansion /2 keeps C (the state axis); the label table still tells."""
+    _edit_config(artifact, True, width=2 * _TINY.width, expansion=_TINY.expansion // 2)
+    with pytest.raises(ArtifactError, match=r"the label table is .* \(num_classes \+ 1, width\)"):
+        lib.verify_artifact(artifact)
+
+
+def test_unreadable_onnx_refused_even_when_rehashed(lib, artifact):
+    path = artifact / "model.onnx"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut inside a field
+    _rehash(artifact)
+    with pytest.raises(ArtifactError, match=r"model\.onnx: not a readable ONNX model \("):
+        lib.verify_artifact(artifact)
+    path.write_bytes(b"\x3a\xff\xff\xff\xff\x0f")  # graph field claiming 4 GiB
+    _rehash(artifact)
+    with pytest.raises(ArtifactError, match=r"runs past the end of the file"):
+        lib.verify_artifact(artifact)
+
+
+def test_wrong_size_refused_before_hashing(lib, artifact):
+    """A 4 GiB sparse model.onnx is refused from its size, unread (well under a second)."""
+    import time
+
+    with open(artifact / "model.onnx", "r+b") as f:
+        f.truncate(4 << 30)
+    start = time.monotonic()
+    with pytest.raises(ArtifactError, match=r"model\.onnx: 4294967296 bytes but manifest\.json says"):
+        lib.verify_artifact(artifact)
+    assert time.monotonic() - start < 1.0
+
+
+# -- verified bytes are the bytes loaded (issue 22) -------------------------------------------
+
+
+def test_plugin_swapped_after_the_check_is_not_what_loads(build_dir, tmp_path):
+    """pomrt_test_pinned drives the plugin table with a loader that swaps the library file for
+    another build between the hash check and the load: the verified bytes (buildTag 1) load,
+    not the swapped-in file (buildTag 2). Also: sealed copies cannot be written."""
+    a, b = _empty_plugin(tmp_path / "a", 1), _empty_plugin(tmp_path / "b", 2)
+    done = subprocess.run(
+        [str(build_dir / "pomrt_test_pinned"), str(a), str(b)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "loaded buildTag 1 after the file was swapped" in done.stdout
+
+
+def test_plugin_rewritten_after_load_is_refused_not_reused(lib, tmp_path):
+    """The running copy is the sealed one; the file rewritten in place is hashed again on the
+    next load and refused."""
+    from pomexport.errors import PluginError
+
+    plugin, other = _empty_plugin(tmp_path / "a", 1), _empty_plugin(tmp_path / "b", 2)
+    sha = _sha(plugin)
+    with lib.load_plugin(plugin, sha):
+        plugin.write_bytes(other.read_bytes())  # same inode, new bytes
+        assert _mapped(plugin)
+        with pytest.raises(PluginError, match="does not match the expected"):
+            lib.load_plugin(plugin, sha)

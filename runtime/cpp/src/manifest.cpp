@@ -10,7 +10,10 @@
 #include <sstream>
 
 #include "pomrt/error.hpp"
+#include "pomrt/graph_check.hpp"
+#include "pomrt/onnx_graph.hpp"
 #include "pomrt/paths.hpp"
+#include "pomrt/pinned.hpp"
 #include "pomrt/sha256.hpp"
 #include "pomrt/signature.hpp"
 
@@ -102,7 +105,9 @@ void parseFiles(json const& files, Manifest& m, std::string const& where)
         {
             throw artifactError(where + ": entry '" + name + "' has no sha256");
         }
-        m.files[name] = FileEntry{entry["sha256"].get<std::string>(), entry.value("bytes", uint64_t{0})};
+        auto const bytes = entry.find("bytes");
+        bool const sized = bytes != entry.end() && bytes->is_number_unsigned();
+        m.files[name] = FileEntry{entry["sha256"].get<std::string>(), sized ? bytes->get<uint64_t>() : 0, sized};
     }
 }
 
@@ -254,33 +259,75 @@ Artifact::Artifact(fs::path root, Manifest manifest)
 
 namespace
 {
+//! The largest ONNX file read into memory to be checked (protobuf's own limit).
+constexpr uintmax_t kMaxOnnxBytes = uintmax_t{2} << 30;
+
+bool isOnnx(std::string const& name)
+{
+    return name.size() > 5 && name.compare(name.size() - 5, 5, ".onnx") == 0;
+}
+
+//! Path, type, links and size of one listed file: metadata only, nothing read.
+fs::path checkListedFile(fs::path const& root, std::string const& name, FileEntry const& entry)
+{
+    fs::path const path = safeMember(root, name, kManifestName);
+    if (!fs::is_regular_file(path))
+    {
+        throw artifactError(name + ": listed in " + kManifestName + " but missing from " + root.string());
+    }
+    std::error_code ec;
+    auto const links = fs::hard_link_count(path, ec);
+    if (!ec && links > 1)
+    {
+        // A hard link shares its bytes with a file outside the artifact: anyone who can
+        // write that file can swap the engine after it was hashed.
+        throw artifactError(name + ": has " + std::to_string(links)
+            + " hard links; copy the artifact (cp -r) instead of linking");
+    }
+    auto const size = fs::file_size(path, ec);
+    if (!ec && entry.hasBytes && size != entry.bytes)
+    {
+        // Before hashing: a wrong size costs no read.
+        throw artifactError(name + ": " + std::to_string(size) + " bytes but " + kManifestName + " says "
+            + std::to_string(entry.bytes) + "; the artifact was modified or is corrupt");
+    }
+    return path;
+}
+
+void checkHash(std::string const& name, FileEntry const& entry, std::string const& actual)
+{
+    if (actual != entry.sha256)
+    {
+        throw artifactError(name + ": sha256 mismatch (manifest " + entry.sha256.substr(0, 12) + "..., file "
+            + actual.substr(0, 12) + "...); the artifact was modified or is corrupt");
+    }
+}
+
+//! An ONNX file read once: its hash checked on those bytes, then the manifest's model config
+//! checked against the graph they hold, before anything is sized from the config.
+void verifyOnnx(fs::path const& path, std::string const& name, Manifest const& m, VerifyOptions const& options)
+{
+    std::vector<uint8_t> const bytes = readVerifiedBytes(path, options.hashes ? m.files.at(name).sha256 : std::string(),
+        kMaxOnnxBytes, name);
+    checkConfigAgainstGraph(name, m, parseOnnxGraph(bytes.data(), bytes.size(), name));
+}
+
 void verifyListed(fs::path const& root, Manifest const& m, VerifyOptions const& options)
 {
+    std::map<std::string, fs::path> paths;
+    for (auto const& [name, entry] : m.files) // metadata of every file before any hash
+    {
+        paths[name] = checkListedFile(root, name, entry);
+    }
     for (auto const& [name, entry] : m.files)
     {
-        fs::path const path = safeMember(root, name, kManifestName);
-        if (!fs::is_regular_file(path))
+        if (isOnnx(name))
         {
-            throw artifactError(name + ": listed in " + kManifestName + " but missing from " + root.string());
+            verifyOnnx(paths.at(name), name, m, options);
         }
-        std::error_code ec;
-        auto const links = fs::hard_link_count(path, ec);
-        if (!ec && links > 1)
+        else if (options.hashes)
         {
-            // A hard link shares its bytes with a file outside the artifact: anyone who can
-            // write that file can swap the engine after it was hashed.
-            throw artifactError(name + ": has " + std::to_string(links)
-                + " hard links; copy the artifact (cp -r) instead of linking");
-        }
-        if (!options.hashes)
-        {
-            continue;
-        }
-        std::string const actual = sha256File(path);
-        if (actual != entry.sha256)
-        {
-            throw artifactError(name + ": sha256 mismatch (manifest " + entry.sha256.substr(0, 12) + "..., file "
-                + actual.substr(0, 12) + "...); the artifact was modified or is corrupt");
+            checkHash(name, entry, sha256File(paths.at(name)));
         }
     }
 }

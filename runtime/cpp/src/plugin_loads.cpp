@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "pomrt/error.hpp"
+#include "pomrt/pinned.hpp"
 #include "pomrt/sha256.hpp"
 
 namespace pomrt
@@ -83,12 +84,13 @@ void refuseOtherBuild(std::map<std::string, PluginLease> const& live, std::strin
 } // namespace
 
 LoadedPlugin::LoadedPlugin(std::string path, std::string canonicalPath, std::string sha256, PluginHandle handle,
-    std::function<void(void*)> unload)
+    std::function<void(void*)> unload, std::shared_ptr<SealedFile const> sealed)
     : mPath(std::move(path))
     , mCanonicalPath(std::move(canonicalPath))
     , mSha256(std::move(sha256))
     , mHandle(handle)
     , mUnload(std::move(unload))
+    , mSealed(std::move(sealed))
 {
 }
 
@@ -103,18 +105,48 @@ LoadedPlugin::~LoadedPlugin()
     }
 }
 
+namespace
+{
+
+//! The largest plugin library read into memory.
+constexpr uintmax_t kMaxLibraryBytes = uintmax_t{1} << 30;
+
+//! A sealed copy of `bytes` whose path no library of this process is loaded from yet: dlopen
+//! matches an already loaded object by name, so a path reused after an incomplete unload
+//! would return the old library instead of these bytes.
+std::unique_ptr<SealedFile> unusedSealedCopy(std::vector<uint8_t> const& bytes, std::string const& name)
+{
+    std::vector<std::unique_ptr<SealedFile>> taken; // kept open: the next copy gets another path
+    for (int32_t attempt = 0; attempt < 16; ++attempt)
+    {
+        auto copy = std::make_unique<SealedFile>(bytes, name);
+        void* existing = dlopen(copy->path().c_str(), RTLD_LAZY | RTLD_NOLOAD);
+        if (existing == nullptr)
+        {
+            return copy;
+        }
+        dlclose(existing);
+        taken.push_back(std::move(copy));
+    }
+    throw Error(POMRT_ERR_PLUGIN, name + ": no unused path for a sealed copy of the library");
+}
+
+} // namespace
+
 PluginLease leasePlugin(std::string const& path, std::string const& sha256, PluginLoader const& loader, bool* reused)
 {
-    // Hash right before loading: a library is code, it must be the one the caller named.
-    std::string actual;
+    // Read once, hash those bytes, and load exactly them (a sealed in-memory copy): a library
+    // is code, and the file at `path` may be swapped between the check and dlopen.
+    std::vector<uint8_t> bytes;
     try
     {
-        actual = sha256File(path);
+        bytes = readVerifiedBytes(path, std::string(), kMaxLibraryBytes, path);
     }
     catch (Error const& e)
     {
         throw Error(POMRT_ERR_PLUGIN, e.what());
     }
+    std::string const actual = sha256Bytes(bytes.data(), bytes.size());
     if (actual != sha256)
     {
         throw Error(POMRT_ERR_PLUGIN,
@@ -135,8 +167,32 @@ PluginLease leasePlugin(std::string const& path, std::string const& sha256, Plug
         return found->second;
     }
     refuseOtherBuild(live, path, canonical, sha256);
-    PluginHandle const handle = loader.load(path);
-    auto plugin = std::make_shared<LoadedPlugin const>(path, canonical, sha256, handle, loader.unload);
+    std::shared_ptr<SealedFile> sealed;
+    try
+    {
+        sealed = unusedSealedCopy(bytes, std::string(kSealedPrefix) + std::filesystem::path(path).filename().string());
+    }
+    catch (Error const& e)
+    {
+        throw Error(POMRT_ERR_PLUGIN, e.what());
+    }
+    PluginHandle handle;
+    try
+    {
+        handle = loader.load(sealed->path());
+    }
+    catch (Error const& e)
+    {
+        // Messages name the file the caller gave, not the sealed copy's /proc/self/fd path.
+        std::string message = e.what();
+        for (size_t at = message.find(sealed->path()); at != std::string::npos;
+             at = message.find(sealed->path(), at + path.size()))
+        {
+            message.replace(at, sealed->path().size(), path);
+        }
+        throw Error(e.status(), message);
+    }
+    auto plugin = std::make_shared<LoadedPlugin const>(path, canonical, sha256, handle, loader.unload, sealed);
     table.bySha256[sha256] = plugin;
     if (reused != nullptr)
     {

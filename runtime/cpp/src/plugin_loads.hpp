@@ -13,6 +13,11 @@
 namespace pomrt
 {
 
+class SealedFile;
+
+//! The name of the sealed copy a library is loaded from (in /proc/self/maps: "/memfd:" + it).
+inline constexpr char const* kSealedPrefix = "pomrt-verified:";
+
 //! What loading a library gave: the loader's handle, and whether pomrt owns it (false: another
 //! loader of this process had already registered the creators, e.g. Python's tensorrt; pomrt
 //! then uses that registration and never deregisters it).
@@ -34,7 +39,7 @@ class LoadedPlugin
 {
 public:
     LoadedPlugin(std::string path, std::string canonicalPath, std::string sha256, PluginHandle handle,
-        std::function<void(void*)> unload);
+        std::function<void(void*)> unload, std::shared_ptr<SealedFile const> sealed = nullptr);
     LoadedPlugin(LoadedPlugin const&) = delete;
     LoadedPlugin& operator=(LoadedPlugin const&) = delete;
     ~LoadedPlugin();
@@ -66,12 +71,14 @@ private:
     std::string mSha256;
     PluginHandle mHandle;
     std::function<void(void*)> mUnload;
+    std::shared_ptr<SealedFile const> mSealed; //!< the bytes loaded; closed after the unload
 };
 
 using PluginLease = std::shared_ptr<LoadedPlugin const>;
 
-//! Check `path` has `sha256` (a library is code: it must be the one named), then return this
-//! process's load of it: the load already made for the same sha256 (at any path), or a new one
+//! Read `path` once and check those bytes have `sha256` (a library is code: it must be the one
+//! named), then return this process's load of it, made from a sealed copy of the verified bytes
+//! (pinned.hpp), never from `path` again: the load already made for the same sha256 (at any path), or a new one
 //! through `loader`. Throws Error(POMRT_ERR_PLUGIN) when the hash differs, when a different
 //! build of the plugin library is loaded (from another path, or the same path since replaced),
 //! or when the loader fails. `reused` (optional) is set to whether an earlier load was shared.

@@ -47,6 +47,7 @@ struct FileEntry
 {
     std::string sha256;
     uint64_t bytes{0};
+    bool hasBytes{false}; //!< the manifest gives the size (checked before hashing)
 };
 
 struct Manifest
