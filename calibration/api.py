@@ -26,7 +26,8 @@ from pomexport.calibration.capture import CalibrationSet, CaptureSettings, captu
 from pomexport.calibration.placement import QuantTarget, find_targets_proto
 from pomexport.calibration.report import REPORT_JSON, REPORT_TEXT, CalibrationReport, layer_report
 from pomexport.errors import ConfigError
-from pomexport.export.artifact import MANIFEST, Artifact, load_artifact, save_onnx, write_manifest
+from pomexport.export.artifact import MANIFEST, Artifact, load_artifact, write_manifest
+from pomexport.export.onnx_files import save_onnx
 
 log = logging.getLogger(__name__)
 

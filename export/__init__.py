@@ -16,7 +16,6 @@ from pomexport.export.artifact import (
     Artifact,
     build_manifest,
     load_artifact,
-    save_onnx,
     write_manifest,
 )
 
@@ -25,6 +24,7 @@ _LAZY = {
     "ExportOptions": "pomexport.export.api",
     "polymixer_function": "pomexport.export.function",
     "register_schema": "pomexport.export.schema",
+    "save_onnx": "pomexport.export.onnx_files",
 }
 
 __all__ = [

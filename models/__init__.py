@@ -1,26 +1,38 @@
-"""PyTorch reference of PoM-DiT: the Polynomial Mixer, blocks, models, presets, weights."""
+"""PyTorch reference of PoM-DiT: the Polynomial Mixer, blocks, models, presets, weights.
 
-from pomexport.models.config import PoMDiTConfig
-from pomexport.models.mixer import PolyMixer
-from pomexport.models.poly_mixer_op import poly_mixer, poly_mixer_reference
-from pomexport.models.pom_dit import PoMDiT
-from pomexport.models.presets import PRESETS, get_preset
-from pomexport.models.registry import BUNDLED, DEFAULT_MODEL, load_model, random_model
-from pomexport.models.weights import load_weights, read_state_dict, save_weights
+Names load on first use (PEP 562), so ``pomexport.models.config`` (torch-free, part of the
+artifact format) imports without torch.
+"""
 
-__all__ = [
-    "BUNDLED",
-    "DEFAULT_MODEL",
-    "PRESETS",
-    "PoMDiT",
-    "PoMDiTConfig",
-    "PolyMixer",
-    "get_preset",
-    "load_model",
-    "load_weights",
-    "poly_mixer",
-    "poly_mixer_reference",
-    "random_model",
-    "read_state_dict",
-    "save_weights",
-]
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "BUNDLED": "pomexport.models.registry",
+    "DEFAULT_MODEL": "pomexport.models.registry",
+    "PRESETS": "pomexport.models.presets",
+    "PoMDiT": "pomexport.models.pom_dit",
+    "PoMDiTConfig": "pomexport.models.config",
+    "PolyMixer": "pomexport.models.mixer",
+    "get_preset": "pomexport.models.presets",
+    "load_model": "pomexport.models.registry",
+    "load_weights": "pomexport.models.weights",
+    "poly_mixer": "pomexport.models.poly_mixer_op",
+    "poly_mixer_reference": "pomexport.models.poly_mixer_op",
+    "random_model": "pomexport.models.registry",
+    "read_state_dict": "pomexport.models.weights",
+    "save_weights": "pomexport.models.weights",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pomexport.errors import ArtifactError
-from pomexport.export.artifact import ENGINES, Artifact
+from pomexport.export.artifact.layout import ENGINES
+from pomexport.export.artifact.load import Artifact
 
 ENGINE_RECORDS = "engines"  # manifest key: {plan name: {"key": {...}, "digest": ..., ...}}
 BATCH_DIM = "B"

@@ -217,8 +217,8 @@ def check_signature(
 
 def sign_artifact(root: str | os.PathLike, private_key: str | os.PathLike) -> Path:
     """Sign ``root``/manifest.json with ``private_key``: writes ``manifest.sig`` atomically."""
-    from pomexport.export.artifact import MANIFEST
     from pomexport.export.artifact.atomic import atomic_write
+    from pomexport.export.artifact.layout import MANIFEST
 
     root = Path(root)
     private = load_private_key(private_key)

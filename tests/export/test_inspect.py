@@ -153,7 +153,8 @@ def _contract_graph(cfg) -> onnx.ModelProto:
 
 def test_inspect_artifact_directory_reads_the_manifest(tmp_path):
     """Files and sizes from the verified manifest; the batch range bounds the graph's symbol."""
-    from pomexport.export.artifact import build_manifest, save_onnx, write_manifest
+    from pomexport.export.artifact import build_manifest, write_manifest
+    from pomexport.export.onnx_files import save_onnx
     from pomexport.models.presets import TINY
 
     save_onnx(_contract_graph(TINY), tmp_path / "model.onnx")

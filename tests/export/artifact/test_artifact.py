@@ -16,9 +16,9 @@ from pomexport.export.artifact import (
     PORTABLE,
     build_manifest,
     load_artifact,
-    save_onnx,
     write_manifest,
 )
+from pomexport.export.onnx_files import save_onnx
 from pomexport.models import get_preset
 
 # The step contract's I/O (load_artifact checks graph I/O against the manifest).
@@ -151,7 +151,7 @@ def test_missing_manifest_and_file(tmp_path):
 
 def test_save_onnx_goes_external_over_threshold(tmp_path, monkeypatch):
     # Lower the 2 GB threshold instead of writing 2 GB in a unit test.
-    monkeypatch.setattr("pomexport.export.artifact.EXTERNAL_DATA_THRESHOLD", 1000)
+    monkeypatch.setattr("pomexport.export.onnx_files.EXTERNAL_DATA_THRESHOLD", 1000)
     written = save_onnx(_small_model(), tmp_path / PORTABLE)
     assert written == ["model.onnx.data", PORTABLE]
     assert (tmp_path / "model.onnx.data").stat().st_size == 4096

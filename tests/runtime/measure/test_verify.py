@@ -41,7 +41,8 @@ def perturbed_copy(root: Path, out: Path, edit) -> Path:
     import onnx
     from onnx import numpy_helper
 
-    from pomexport.export.artifact import load_artifact, save_onnx, write_manifest
+    from pomexport.export.artifact import load_artifact, write_manifest
+    from pomexport.export.onnx_files import save_onnx
 
     shutil.copytree(root, out)
     proto = onnx.load(str(out / "model.onnx"))
