@@ -1,4 +1,4 @@
-"""The artifact directory's names and vocabulary (DESIGN.md §6): what every reader and writer
+"""The artifact directory's names and vocabulary (docs/design.md §6): what every reader and writer
 spells the same way, importable with nothing but the standard library.
 
 ```
