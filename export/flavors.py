@@ -26,6 +26,7 @@ from pomexport.export.artifact.contract import (
     OP_VERSION,
     PLUGIN_NAMESPACE,
     PLUGIN_NAMESPACE_ATTRIBUTE,
+    MixerAttrs,
 )
 from pomexport.export.function import MAX_ORDER, polymixer_function
 
@@ -39,17 +40,20 @@ def _onnx_opset(model: onnx.ModelProto) -> int:
     raise ExportError("the step graph imports no default ONNX opset")
 
 
-def _mixer_attributes(model: onnx.ModelProto) -> list[dict]:
+def _mixer_attributes(model: onnx.ModelProto) -> list[MixerAttrs]:
     """The attributes of every PolyMixer node of the graph, in graph order."""
-    return [
-        {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        for node in _mixer_nodes(model)
-    ]
+    try:
+        return [
+            MixerAttrs.from_onnx({a.name: helper.get_attribute_value(a) for a in node.attribute})
+            for node in _mixer_nodes(model)
+        ]
+    except ValueError as e:
+        raise ExportError(f"PolyMixer node attributes: {e}") from e
 
 
 def mixer_signature(model: onnx.ModelProto) -> tuple[str, str]:
     """(variant, gate) shared by every PolyMixer node (one function serves them all)."""
-    found = {(a["variant"].decode(), a["gate"].decode()) for a in _mixer_attributes(model)}
+    found = {(a.variant, a.gate) for a in _mixer_attributes(model)}
     if len(found) != 1:
         raise ExportError(f"expected one PolyMixer (variant, gate) in the graph, found {found}")
     return found.pop()
@@ -84,7 +88,7 @@ def plugin_flavor(model: onnx.ModelProto) -> onnx.ModelProto:
 def function_for(model: onnx.ModelProto) -> onnx.FunctionProto:
     """The PolyMixer FunctionProto matching the graph's nodes and default opset."""
     variant, gate = mixer_signature(model)
-    order = max(a["order"] for a in _mixer_attributes(model))
+    order = max(a.order for a in _mixer_attributes(model))
     if order > MAX_ORDER:
         raise ExportError(
             f"PolyMixer order {order}: the portable flavor's decomposition covers"

@@ -25,6 +25,7 @@ from pomexport.export.artifact.contract import (
     STEP_INPUTS,
     STEP_OUTPUTS,
     TEXT_INPUT,
+    MixerAttrs,
 )
 from pomexport.export.schema import register_schema
 from pomexport.models.pom_dit import PoMDiT
@@ -36,11 +37,10 @@ _ONNX_DTYPES = {"float32": onnx.TensorProto.FLOAT, "int64": onnx.TensorProto.INT
 _TEXT_TOKENS = 8  # example text length for tracing; the axis stays dynamic
 
 
-def _polymixer_node(h, g, state, count, coeff, variant, order, gate, sel_heads):
+def _polymixer_node(h, g, state, count, coeff, *attrs):
     """Translation of ``pomexport::poly_mixer``: one ``pomexport::PolyMixer`` node."""
-    attrs = {"variant": variant, "order": order, "gate": gate, "sel_heads": sel_heads}
     inputs = (h, g, state, count) if coeff is None else (h, g, state, count, coeff)
-    return getattr(_POM, OP_TYPE)(*inputs, **attrs, _outputs=2)
+    return getattr(_POM, OP_TYPE)(*inputs, **MixerAttrs(*attrs).to_onnx(), _outputs=2)
 
 
 class StepModule(torch.nn.Module):

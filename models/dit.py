@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from pomexport.export.artifact.contract import MixerAttrs
 from pomexport.models.config import PoMDiTConfig
 from pomexport.models.mixer import PolyMixer
 from pomexport.models.polynomial import gate_activation, polynomial_features, select
@@ -31,12 +32,7 @@ class CrossPolyMixer(nn.Module):
 
     def __init__(self, cfg: PoMDiTConfig) -> None:
         super().__init__()
-        self.variant, self.order, self.gate, self.sel_heads = (
-            cfg.variant,
-            cfg.order,
-            cfg.gate,
-            cfg.sel_heads,
-        )
+        self.attrs = MixerAttrs.from_config(cfg)
         c = cfg.state_width
         self.proj_h = nn.Linear(cfg.width, c, bias=cfg.variant == "moments")
         self.proj_g = nn.Linear(cfg.width, cfg.gate_width)
@@ -50,10 +46,11 @@ class CrossPolyMixer(nn.Module):
     def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """x (B, F, N, D), text (B, L, D) -> (B, F, N, D)."""
         b, f, n, d = x.shape
-        p = polynomial_features(self.proj_h(text).float(), self.variant, self.order, self.coeff)
+        attrs = self.attrs
+        p = polynomial_features(self.proj_h(text).float(), attrs.variant, attrs.order, self.coeff)
         context = p.mean(dim=1, keepdim=True).repeat_interleave(f, dim=0)  # (B*F, 1, C)
-        g = gate_activation(self.proj_g(x.reshape(b * f, n, d)).float(), self.gate)
-        y = select(g, context, self.sel_heads).to(x.dtype)
+        g = gate_activation(self.proj_g(x.reshape(b * f, n, d)).float(), attrs.gate)
+        y = select(g, context, attrs.sel_heads).to(x.dtype)
         return self.proj_out(y).reshape(b, f, n, d)
 
 

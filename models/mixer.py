@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from pomexport.export.artifact.contract import MixerAttrs
 from pomexport.models.config import PoMDiTConfig
-from pomexport.models.poly_mixer_op import poly_mixer
+from pomexport.models.poly_mixer_op import mix
 
 
 class PolyMixer(nn.Module):
@@ -21,8 +22,8 @@ class PolyMixer(nn.Module):
 
     def __init__(self, cfg: PoMDiTConfig) -> None:
         super().__init__()
-        self.variant, self.order, self.gate = cfg.variant, cfg.order, cfg.gate
-        self.sel_heads = cfg.sel_heads
+        self.attrs = MixerAttrs.from_config(cfg)
+        self.variant, self.order, self.gate, self.sel_heads = self.attrs.op_args()
         c = cfg.state_width
         # The official package has no bias on its context projection; HoMM has one.
         self.proj_h = nn.Linear(cfg.width, c, bias=cfg.variant == "moments")
@@ -34,9 +35,7 @@ class PolyMixer(nn.Module):
             self.register_parameter("coeff", None)
 
     def _op(self, h, g, state, count):
-        return poly_mixer(
-            h, g, state, count, self.coeff, self.variant, self.order, self.gate, self.sel_heads
-        )
+        return mix(h, g, state, count, self.coeff, self.attrs)
 
     def forward(
         self, x: torch.Tensor, state: torch.Tensor, count: torch.Tensor

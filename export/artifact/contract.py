@@ -6,7 +6,8 @@ tests all read these, so serialised names and parsed names cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 # -- the fused op -----------------------------------------------------------------------
 DOMAIN = "pomexport"
@@ -24,12 +25,74 @@ PLUGIN_NAMESPACE_ATTRIBUTE = "plugin_namespace"
 
 OP_INPUTS = ("h", "g", "state", "count", "coeff")  # coeff only for variant "powers"
 OP_OUTPUTS = ("y", "state_out")
-# attribute name -> (python type, default)
+
+
+@dataclass(frozen=True)
+class MixerAttrs:
+    """The PolyMixer op's attributes (docs/design.md §2), validated on construction.
+
+    The field order is the torch op's argument order after the tensors
+    (``poly_mixer(h, g, state, count, coeff, variant, order, gate, sel_heads)``), so
+    ``MixerAttrs(*args)`` and :meth:`op_args` convert between the two. ``sel_heads`` 0 or 1 is
+    one gate per channel; more is one gate per selection head (``powers`` models).
+    """
+
+    variant: str = "moments"
+    order: int = 2
+    gate: str = "sigmoid"
+    sel_heads: int = 0
+
+    def __post_init__(self) -> None:
+        from pomexport.models.config import GATES, VARIANTS  # torch-free; lazy: no import cycle
+
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown PoM variant {self.variant!r}; expected one of {VARIANTS}")
+        if self.gate not in GATES:
+            raise ValueError(f"unknown gate {self.gate!r}; expected one of {GATES}")
+        for name in ("order", "sel_heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"PolyMixer {name} must be an int, got {value!r}")
+        if self.order < 1 or self.sel_heads < 0:
+            raise ValueError(f"PolyMixer order >= 1 and sel_heads >= 0, got {self}")
+
+    @property
+    def heads(self) -> int:
+        """Gates per token position: ``sel_heads``, or 1 for one gate per channel."""
+        return max(self.sel_heads, 1)
+
+    def gate_width(self, channels: int) -> int:
+        """Width of ``g`` for a state of ``channels``: the heads, or one gate per channel."""
+        return self.sel_heads if self.sel_heads > 1 else channels
+
+    def op_args(self) -> tuple[str, int, str, int]:
+        """The torch op's attribute arguments, in its order."""
+        return (self.variant, self.order, self.gate, self.sel_heads)
+
+    def to_onnx(self) -> dict[str, str | int]:
+        """The ``pomexport::PolyMixer`` node's attributes (name -> value)."""
+        return dict(zip(OP_ATTRIBUTES, self.op_args(), strict=True))
+
+    @classmethod
+    def from_config(cls, cfg: object) -> MixerAttrs:
+        """The attributes of a model config (``PoMDiTConfig``: variant, order, gate, sel_heads)."""
+        return cls(**{name: getattr(cfg, name) for name in OP_ATTRIBUTES})
+
+    @classmethod
+    def from_onnx(cls, attributes: Mapping[str, object]) -> MixerAttrs:
+        """From a node's attributes (name -> value; bytes are decoded, missing ones default,
+        attributes that are not the op's, such as ``plugin_namespace``, are ignored)."""
+        values = {}
+        for name in OP_ATTRIBUTES:
+            if name in attributes:
+                value = attributes[name]
+                values[name] = value.decode() if isinstance(value, bytes) else value
+        return cls(**values)
+
+
+# attribute name -> (python type, default), in the op's order
 OP_ATTRIBUTES: dict[str, tuple[type, object]] = {
-    "variant": (str, "moments"),
-    "order": (int, 2),
-    "gate": (str, "sigmoid"),
-    "sel_heads": (int, 0),
+    f.name: (type(f.default), f.default) for f in fields(MixerAttrs)
 }
 
 

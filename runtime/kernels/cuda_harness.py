@@ -17,14 +17,16 @@ import ctypes
 import logging
 import shutil
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
-import pomexport.models.poly_mixer_op  # noqa: F401  (registers torch.ops.pomexport.poly_mixer)
 from pomexport.errors import PluginError
+from pomexport.export.artifact.contract import MixerAttrs
+from pomexport.models.config import GATES, VARIANTS
+from pomexport.models.poly_mixer_op import MixerKernel, mix
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +34,6 @@ PLUGIN_DIR = Path(__file__).resolve().parent.parent / "plugin"
 KERNEL_SOURCES = ("polyMixerKernel.cu", "polyMixerCApi.cpp")
 LIBRARY_NAME = "libpomexport_polymixer.so"
 _DTYPES = {torch.float32: 0, torch.float16: 1}
-_VARIANTS = {"moments": 0, "powers": 1}
-_GATES = {"sigmoid": 0, "hardsigmoid": 1}
 
 
 def nvcc_command(output: Path, archs: list[str]) -> list[str]:
@@ -62,7 +62,8 @@ def build_library(out_dir: Path, archs: list[str] | None = None) -> Path:
 
 
 class CudaPolyMixer:
-    """``torch.ops.pomexport.poly_mixer``'s signature, computed by the CUDA kernels via ctypes."""
+    """A PolyMixer kernel ``(h, g, state, count, coeff, attrs)`` running the CUDA kernels via
+    ctypes (``as_op_kernel`` makes it the op's CUDA kernel)."""
 
     def __init__(self, library: Path) -> None:
         self._lib = ctypes.CDLL(str(library))
@@ -76,16 +77,13 @@ class CudaPolyMixer:
 
     def __call__(
         self,
-        h: torch.Tensor,
-        g: torch.Tensor,
-        state: torch.Tensor,
-        count: torch.Tensor,
-        coeff: torch.Tensor | None,
-        variant: str,
-        order: int,
-        gate: str,
-        sel_heads: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h: Tensor,
+        g: Tensor,
+        state: Tensor,
+        count: Tensor,
+        coeff: Tensor | None,
+        attrs: MixerAttrs,
+    ) -> tuple[Tensor, Tensor]:
         """Returns ``(y, state_out)`` like the torch op; raises PluginError on a kernel error."""
         if not h.is_cuda or h.dtype not in _DTYPES:
             raise PluginError("the CUDA kernels take fp32/fp16 CUDA tensors")
@@ -102,7 +100,8 @@ class CudaPolyMixer:
             coeff.data_ptr() if coeff is not None else None,
             y.data_ptr(), state_out.data_ptr(), workspace.data_ptr(),
             batch, tokens, channels,
-            _DTYPES[h.dtype], _VARIANTS[variant], order, _GATES[gate], sel_heads,
+            _DTYPES[h.dtype], VARIANTS.index(attrs.variant), attrs.order,
+            GATES.index(attrs.gate), attrs.sel_heads,
             torch.cuda.current_stream(h.device).cuda_stream,
         )  # fmt: skip
         if code != 0:
@@ -156,47 +155,54 @@ def copy_bandwidth_gbps(nbytes: int, device: torch.device) -> float:
     return 2 * src.numel() / _time_ms(lambda: dst.copy_(src)) / 1e6
 
 
-def compare(kernel: Callable, inputs: tuple, attrs: tuple, case: str) -> KernelReport:
+def compare(kernel: MixerKernel, inputs: tuple, attrs: MixerAttrs, case: str) -> KernelReport:
     """Run one case through ``kernel`` (CUDA or Triton) and the torch op; tolerances per dtype."""
-    y, state_out = kernel(*inputs, *attrs)
-    y_ref, state_ref = torch.ops.pomexport.poly_mixer(*inputs, *attrs)
+    y, state_out = kernel(*inputs, attrs)
+    y_ref, state_ref = mix(*inputs, attrs)
     atol = 2e-3 if inputs[0].dtype == torch.float16 else 1e-5
     max_abs_y = (y.float() - y_ref.float()).abs().max().item() if y.numel() else 0.0
     scale = state_ref.abs().max().item() + 1.0
     max_rel_state = (state_out - state_ref).abs().max().item() / scale
     y_scale = y_ref.float().abs().max().item() + 1.0
     passed = max_abs_y <= atol * y_scale and max_rel_state <= 1e-5
-    ms = _time_ms(lambda: kernel(*inputs, *attrs))
+    ms = _time_ms(lambda: kernel(*inputs, attrs))
     nbytes = bytes_moved(inputs[0], inputs[1])
     copy_gbps = copy_bandwidth_gbps(nbytes, y.device)
     return KernelReport(case, max_abs_y, max_rel_state, passed, nbytes / ms / 1e6, copy_gbps)
 
 
-def make_case(variant: str, order: int, sel_heads: int, dtype: torch.dtype, shape=(8, 4096, 1152)):
-    """Random CUDA inputs of a PoM-DiT-sized layer (B, N, C)."""
+def make_case(attrs: MixerAttrs, dtype: torch.dtype, shape=(8, 4096, 1152)) -> tuple:
+    """Random CUDA inputs ``(h, g, state, count, coeff)`` of a PoM-DiT-sized layer (B, N, C)."""
     b, n, c = shape
     gen = torch.Generator(device="cuda").manual_seed(0)
     h = torch.randn(b, n, c, device="cuda", generator=gen).to(dtype)
-    g = torch.randn(b, n, sel_heads if sel_heads > 1 else c, device="cuda", generator=gen).to(dtype)
+    g = torch.randn(b, n, attrs.gate_width(c), device="cuda", generator=gen).to(dtype)
     state = torch.randn(b, c, device="cuda", generator=gen)
     count = torch.full((b,), 512.0, device="cuda")
-    coeff = torch.randn(c, order, device="cuda", generator=gen) if variant == "powers" else None
+    powers = attrs.variant == "powers"
+    coeff = torch.randn(c, attrs.order, device="cuda", generator=gen) if powers else None
     return h, g, state, count, coeff
 
 
-def run_report(kernel: Callable, name: str) -> list[KernelReport]:
+REPORT_CASES = (
+    MixerAttrs("moments", 2, "sigmoid", 0),
+    MixerAttrs("moments", 4, "sigmoid", 0),
+    MixerAttrs("powers", 2, "hardsigmoid", 0),
+    MixerAttrs("powers", 4, "hardsigmoid", 16),
+)
+
+
+def run_report(kernel: MixerKernel, name: str) -> list[KernelReport]:
     """Both variants, both dtypes, orders 2 and 4, one selection-head case."""
     reports = []
-    for variant, gate, order, heads in [
-        ("moments", "sigmoid", 2, 0),
-        ("moments", "sigmoid", 4, 0),
-        ("powers", "hardsigmoid", 2, 0),
-        ("powers", "hardsigmoid", 4, 16),
-    ]:
+    for attrs in REPORT_CASES:
         for dtype in (torch.float32, torch.float16):
-            inputs = make_case(variant, order, heads, dtype)
-            case = f"{name} {variant} k={order} heads={heads} {str(dtype).removeprefix('torch.')}"
-            reports.append(compare(kernel, inputs, (variant, order, gate, heads), case))
+            inputs = make_case(attrs, dtype)
+            case = (
+                f"{name} {attrs.variant} k={attrs.order} heads={attrs.sel_heads}"
+                f" {str(dtype).removeprefix('torch.')}"
+            )
+            reports.append(compare(kernel, inputs, attrs, case))
     return reports
 
 

@@ -1,7 +1,8 @@
 """One place that picks the PolyMixer implementation: Triton when it can, the torch op otherwise.
 
-``poly_mixer`` has the signature of ``torch.ops.pomexport.poly_mixer`` and never raises for a
-case a kernel does not cover: it falls back to the torch op (and logs why, once per reason).
+``poly_mixer(h, g, state, count, coeff, attrs)`` computes ``torch.ops.pomexport.poly_mixer``
+(its attributes as one ``MixerAttrs``) and never raises for a case a kernel does not cover: it
+falls back to the torch op (and logs why, once per reason).
 Triton is chosen when all of these hold:
 
 - ``triton`` imports (the optional extra ``pomexport[triton]``);
@@ -18,8 +19,10 @@ import os
 from types import ModuleType
 
 import torch
+from torch import Tensor
 
-from pomexport.models.poly_mixer_op import OP_NAME, poly_mixer_reference
+from pomexport.export.artifact.contract import MixerAttrs
+from pomexport.models.poly_mixer_op import OP_NAME, as_op_kernel, mix, poly_mixer_reference
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +51,7 @@ def _interpreting() -> bool:
 
 
 def choose_backend(
-    h: torch.Tensor,
-    g: torch.Tensor,
-    state: torch.Tensor,
-    count: torch.Tensor,
-    coeff: torch.Tensor | None,
-    variant: str,
-    order: int,
-    gate: str,
-    sel_heads: int,
+    h: Tensor, g: Tensor, state: Tensor, count: Tensor, coeff: Tensor | None, attrs: MixerAttrs
 ) -> tuple[str, str]:
     """``(TRITON | TORCH, reason)`` for this call; the reason says why Triton was not picked."""
     module = _triton_module()
@@ -69,7 +64,7 @@ def choose_backend(
         return TORCH, "inputs on different devices"
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return TORCH, "autograd needed (the Triton kernels are forward-only)"
-    reason = module.uncovered_reason(h, g, coeff, variant, order, gate, sel_heads)
+    reason = module.uncovered_reason(h, g, coeff, attrs)
     if reason is not None:
         return TORCH, reason
     return TRITON, ""
@@ -81,45 +76,28 @@ def _log_fallback(reason: str) -> None:
 
 
 def poly_mixer(
-    h: torch.Tensor,
-    g: torch.Tensor,
-    state: torch.Tensor,
-    count: torch.Tensor,
-    coeff: torch.Tensor | None,
-    variant: str,
-    order: int,
-    gate: str,
-    sel_heads: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    h: Tensor, g: Tensor, state: Tensor, count: Tensor, coeff: Tensor | None, attrs: MixerAttrs
+) -> tuple[Tensor, Tensor]:
     """PolyMixer forward through the fastest implementation that covers the call.
 
     Same contract as ``torch.ops.pomexport.poly_mixer``: ``(y (B, N, C), state_out (B, C) fp32)``.
     """
-    args = (h, g, state, count, coeff, variant, order, gate, sel_heads)
-    backend, reason = choose_backend(*args)
+    backend, reason = choose_backend(h, g, state, count, coeff, attrs)
     if backend == TRITON:
-        return _triton_module().poly_mixer_triton(*args)
+        return _triton_module().poly_mixer_triton(h, g, state, count, coeff, attrs)
     _log_fallback(reason)
-    return torch.ops.pomexport.poly_mixer(*args)
+    return mix(h, g, state, count, coeff, attrs)
 
 
 def _cuda_kernel(
-    h: torch.Tensor,
-    g: torch.Tensor,
-    state: torch.Tensor,
-    count: torch.Tensor,
-    coeff: torch.Tensor | None,
-    variant: str,
-    order: int,
-    gate: str,
-    sel_heads: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    args = (h, g, state, count, coeff, variant, order, gate, sel_heads)
-    reason = _triton_module().uncovered_reason(h, g, coeff, variant, order, gate, sel_heads)
+    h: Tensor, g: Tensor, state: Tensor, count: Tensor, coeff: Tensor | None, attrs: MixerAttrs
+) -> tuple[Tensor, Tensor]:
+    reason = _triton_module().uncovered_reason(h, g, coeff, attrs)
     if reason is not None:
         _log_fallback(reason)
-        return poly_mixer_reference(*args)  # not the op itself: that would dispatch back here
-    return _triton_module().poly_mixer_triton(*args)
+        # not the op itself: that would dispatch back here
+        return poly_mixer_reference(h, g, state, count, coeff, attrs)
+    return _triton_module().poly_mixer_triton(h, g, state, count, coeff, attrs)
 
 
 def install_cuda_kernel() -> bool:
@@ -131,6 +109,6 @@ def install_cuda_kernel() -> bool:
     """
     if not triton_available():
         return False
-    torch.library.register_kernel(OP_NAME, "cuda", _cuda_kernel)
+    torch.library.register_kernel(OP_NAME, "cuda", as_op_kernel(_cuda_kernel))
     logger.info("torch.ops.pomexport.poly_mixer on CUDA now runs the Triton kernels")
     return True

@@ -22,8 +22,10 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from torch import Tensor
 
-from pomexport.models.polynomial import GATES, POWERS_CLAMP, POWERS_SLOPE, VARIANTS
+from pomexport.export.artifact.contract import MixerAttrs
+from pomexport.models.polynomial import POWERS_CLAMP, POWERS_SLOPE
 
 # Same reduction shape as the CUDA kernels: clamp(N // 16, 1, 128) chunks.
 MIN_TOKENS_PER_CHUNK = 16
@@ -164,32 +166,23 @@ def token_chunks(tokens: int) -> int:
     return 0 if tokens <= 0 else max(1, min(MAX_TOKEN_CHUNKS, tokens // MIN_TOKENS_PER_CHUNK))
 
 
-def uncovered_reason(
-    h: torch.Tensor,
-    g: torch.Tensor,
-    coeff: torch.Tensor | None,
-    variant: str,
-    order: int,
-    gate: str,
-    sel_heads: int,
-) -> str | None:
+def uncovered_reason(h: Tensor, g: Tensor, coeff: Tensor | None, attrs: MixerAttrs) -> str | None:
     """Why this kernel does not handle a call (the dispatcher then falls back), or None."""
     if h.dtype not in DTYPES or g.dtype != h.dtype:
         return f"dtype {h.dtype}/{g.dtype} (needs fp32 or fp16, same for h and g)"
-    if variant not in VARIANTS or gate not in GATES:
-        return f"variant {variant!r} / gate {gate!r}"
-    if not 1 <= order <= MAX_ORDER:
-        return f"order {order} (kernels cover 1..{MAX_ORDER})"
+    if not 1 <= attrs.order <= MAX_ORDER:
+        return f"order {attrs.order} (kernels cover 1..{MAX_ORDER})"
     if h.dim() != 3 or g.dim() != 3 or h.shape[:2] != g.shape[:2]:
         return f"shapes h {tuple(h.shape)} / g {tuple(g.shape)}"
     channels = h.shape[2]
-    if variant == "moments" and channels % order:
-        return f"moments with C={channels} not divisible by order {order}"
-    if variant == "powers" and (coeff is None or tuple(coeff.shape) != (channels, order)):
+    if attrs.variant == "moments" and channels % attrs.order:
+        return f"moments with C={channels} not divisible by order {attrs.order}"
+    if attrs.variant == "powers" and (
+        coeff is None or tuple(coeff.shape) != (channels, attrs.order)
+    ):
         return "powers needs coeff [C, order]"
-    gate_width = sel_heads if sel_heads > 1 else channels
-    if g.shape[2] != gate_width or channels % max(sel_heads, 1):
-        return f"g width {g.shape[2]} for sel_heads={sel_heads}, C={channels}"
+    if g.shape[2] != attrs.gate_width(channels) or channels % attrs.heads:
+        return f"g width {g.shape[2]} for sel_heads={attrs.sel_heads}, C={channels}"
     if h.shape[0] > 65535:
         return "batch > 65535"
     return None
@@ -199,55 +192,60 @@ def _block(n: int, cap: int) -> int:
     return max(16, min(cap, triton.next_power_of_2(max(n, 1))))
 
 
-def poly_mixer_triton(
-    h: torch.Tensor,
-    g: torch.Tensor,
-    state: torch.Tensor,
-    count: torch.Tensor,
-    coeff: torch.Tensor | None,
-    variant: str,
-    order: int,
-    gate: str,
-    sel_heads: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The PolyMixer forward with the Triton kernels; call only when ``uncovered_reason`` is None.
-
-    Returns ``(y (B, N, C) in h's dtype, state_out (B, C) fp32)``.
-    """
-    reason = uncovered_reason(h, g, coeff, variant, order, gate, sel_heads)
-    if reason is not None:
-        raise ValueError(f"triton PolyMixer does not cover this call: {reason}")
-    h, g = h.contiguous(), g.contiguous()
-    state = state.to(torch.float32).contiguous()
-    count = count.to(torch.float32).contiguous()
+def _sum_chunks(h: Tensor, coeff: Tensor | None, attrs: MixerAttrs, chunks: int) -> Tensor:
+    """fp32 partial sums of P per token chunk: (B, chunks, C)."""
     batch, tokens, channels = h.shape
-    moments = variant == "moments"
-    columns = channels // order if moments else channels
-    chunks = token_chunks(tokens)
     partials = torch.empty((batch, chunks, channels), device=h.device, dtype=torch.float32)
-    y = torch.empty_like(h)
-    state_out = torch.empty((batch, channels), device=h.device, dtype=torch.float32)
     if chunks and batch:
+        moments = attrs.variant == "moments"
+        columns = channels // attrs.order if moments else channels
         coeff_arg = coeff.to(torch.float32).contiguous() if coeff is not None else partials
         block_c = _block(columns, 128)
         grid = (triton.cdiv(columns, block_c), chunks, batch)
         _partial_sums[grid](
             h, coeff_arg, partials, tokens, channels, columns, triton.cdiv(tokens, chunks),
-            MOMENTS=moments, ORDER=order, ORDER_PAD=triton.next_power_of_2(order),
+            MOMENTS=moments, ORDER=attrs.order, ORDER_PAD=triton.next_power_of_2(attrs.order),
             BLOCK_N=16, BLOCK_C=block_c,
         )  # fmt: skip
-    if batch:
-        block_c = _block(channels, 256)
-        _finalize_state[(triton.cdiv(channels, block_c), batch)](
-            state, partials, state_out, channels, chunks, BLOCK_C=block_c
-        )
+    return partials
+
+
+def _select(g: Tensor, state_out: Tensor, count: Tensor, y: Tensor, attrs: MixerAttrs) -> None:
+    """y = gate(g) * state_out / (count + N), written into ``y`` (B, N, C)."""
+    batch, tokens, channels = y.shape
     rows = batch * tokens
     if rows:
         block_c = _block(channels, 128)
         grid = (triton.cdiv(rows, 16), triton.cdiv(channels, block_c))
         _gate_select[grid](
             g, state_out, count, y, rows, tokens, channels,
-            SEL_HEADS=max(sel_heads, 1), HARDSIGMOID=gate == "hardsigmoid",
+            SEL_HEADS=attrs.heads, HARDSIGMOID=attrs.gate == "hardsigmoid",
             BLOCK_R=16, BLOCK_C=block_c,
         )  # fmt: skip
+
+
+def poly_mixer_triton(
+    h: Tensor, g: Tensor, state: Tensor, count: Tensor, coeff: Tensor | None, attrs: MixerAttrs
+) -> tuple[Tensor, Tensor]:
+    """The PolyMixer forward with the Triton kernels; call only when ``uncovered_reason`` is None.
+
+    Returns ``(y (B, N, C) in h's dtype, state_out (B, C) fp32)``.
+    """
+    reason = uncovered_reason(h, g, coeff, attrs)
+    if reason is not None:
+        raise ValueError(f"triton PolyMixer does not cover this call: {reason}")
+    h, g = h.contiguous(), g.contiguous()
+    state = state.to(torch.float32).contiguous()
+    count = count.to(torch.float32).contiguous()
+    batch, tokens, channels = h.shape
+    chunks = token_chunks(tokens)
+    partials = _sum_chunks(h, coeff, attrs, chunks)
+    state_out = torch.empty((batch, channels), device=h.device, dtype=torch.float32)
+    if batch:
+        block_c = _block(channels, 256)
+        _finalize_state[(triton.cdiv(channels, block_c), batch)](
+            state, partials, state_out, channels, chunks, BLOCK_C=block_c
+        )
+    y = torch.empty_like(h)
+    _select(g, state_out, count, y, attrs)
     return y, state_out

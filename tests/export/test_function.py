@@ -10,6 +10,7 @@ import torch
 from onnx import TensorProto, helper
 
 from pomexport.errors import ExportError
+from pomexport.export.artifact.contract import MixerAttrs
 from pomexport.export.flavors import function_for
 from pomexport.export.function import MAX_ORDER, polymixer_function
 from pomexport.export.schema import register_schema
@@ -76,7 +77,7 @@ def test_function_matches_reference(variant, gate, order, sel_heads):
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     y, state_out = session.run(None, feeds)
     ref_y, ref_state = poly_mixer_reference(
-        h, g, state, count, coeff, variant, order, gate, sel_heads
+        h, g, state, count, coeff, MixerAttrs(variant, order, gate, sel_heads)
     )
     np.testing.assert_allclose(y, ref_y.numpy(), atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(state_out, ref_state.numpy(), atol=1e-5, rtol=1e-5)

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pomexport.export.artifact.contract import MixerAttrs
 from pomexport.models.poly_mixer_op import poly_mixer, poly_mixer_reference
 
 
@@ -57,10 +58,7 @@ def test_fp16_inputs_accumulate_in_fp32(variant):
         state.double(),
         count.double(),
         None if coeff is None else coeff.double(),
-        variant,
-        k,
-        "sigmoid",
-        0,
+        MixerAttrs(variant, k, "sigmoid", 0),
     )
     assert torch.isfinite(s).all()
     assert s.abs().max() > 65504  # the test is meaningful: fp16 would have overflowed
@@ -77,7 +75,7 @@ def test_autograd_matches_reference(variant):
     (y.square().sum() + s.sum()).backward()
     ref = [t.clone().requires_grad_(True) for t in (h, g, state)]
     ref_coeff = None if coeff is None else coeff.clone().requires_grad_(True)
-    y2, s2 = poly_mixer_reference(*ref, count, ref_coeff, variant, 3, gate, 0)
+    y2, s2 = poly_mixer_reference(*ref, count, ref_coeff, MixerAttrs(variant, 3, gate, 0))
     (y2.square().sum() + s2.sum()).backward()
     for a, b in zip(leaves + [coeff_leaf], ref + [ref_coeff], strict=True):
         if a is not None:
@@ -87,4 +85,4 @@ def test_autograd_matches_reference(variant):
 def test_unknown_variant_is_a_clear_error():
     h, g, state, count, _ = _inputs("moments")
     with pytest.raises(ValueError, match="unknown PoM variant"):
-        poly_mixer_reference(h, g, state, count, None, "cubes", 2, "sigmoid", 0)
+        poly_mixer_reference(h, g, state, count, None, MixerAttrs("cubes", 2, "sigmoid", 0))

@@ -18,6 +18,7 @@ import sys
 import pytest
 import torch
 
+from pomexport.export.artifact.contract import MixerAttrs
 from pomexport.runtime.kernels import cuda_harness
 
 logger = logging.getLogger(__name__)
@@ -74,8 +75,9 @@ CASES = [
 @pytest.mark.parametrize("shape", [(2, 1, 64), (3, 333, 96), (4, 4096, 384)])
 def test_cuda_kernels_match_torch_op(library, variant, gate, order, sel_heads, dtype, shape):
     kernel = cuda_harness.CudaPolyMixer(library)
-    inputs = cuda_harness.make_case(variant, order, sel_heads, dtype, shape=shape)
-    report = cuda_harness.compare(kernel, inputs, (variant, order, gate, sel_heads), "case")
+    attrs = MixerAttrs(variant, order, gate, sel_heads)
+    inputs = cuda_harness.make_case(attrs, dtype, shape=shape)
+    report = cuda_harness.compare(kernel, inputs, attrs, "case")
     logger.info("%s", report)
     assert report, str(report)
 
@@ -90,12 +92,13 @@ def test_cuda_kernels_read_a_stationary_state(library, variant, gate, order, sel
     from pomexport.models.mixer import discounted_read
 
     kernel = cuda_harness.CudaPolyMixer(library)
-    h, g, state, _, coeff = cuda_harness.make_case(variant, order, sel_heads, dtype, (2, 333, 96))
+    attrs = MixerAttrs(variant, order, gate, sel_heads)
+    h, g, state, _, coeff = cuda_harness.make_case(attrs, dtype, (2, 333, 96))
     frames = torch.tensor([5.0, 37.0], device="cuda")
     read, read_count = discounted_read(state, frames * 333, 0.6, 333)
     assert read_count[0] != read_count[0].round()
     inputs = (h, g, read, read_count, coeff)
-    report = cuda_harness.compare(kernel, inputs, (variant, order, gate, sel_heads), "stationary")
+    report = cuda_harness.compare(kernel, inputs, attrs, "stationary")
     logger.info("%s", report)
     assert report, str(report)
 
@@ -106,10 +109,10 @@ def test_cuda_kernels_read_a_stationary_state(library, variant, gate, order, sel
 MODEL_CHILD = """
 import sys, torch
 from pomexport.models import PoMDiT, PoMDiTConfig
-from pomexport.models.poly_mixer_op import OP_NAME
+from pomexport.models.poly_mixer_op import OP_NAME, as_op_kernel
 from pomexport.runtime.kernels.cuda_harness import CudaPolyMixer
 config, weights, clip = torch.load(sys.argv[1])
-kernel, calls = CudaPolyMixer(sys.argv[2]), []
+kernel, calls = as_op_kernel(CudaPolyMixer(sys.argv[2])), []
 def cuda_kernel(*args):
     calls.append(1)
     return kernel(*args)

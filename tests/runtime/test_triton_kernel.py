@@ -18,6 +18,7 @@ import sys
 import pytest
 import torch
 
+from pomexport.export.artifact.contract import MixerAttrs
 from pomexport.models.poly_mixer_op import poly_mixer_reference
 from pomexport.runtime.kernels import dispatch
 
@@ -53,6 +54,8 @@ TOLERANCES = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float16: dict(rto
 # The child: run every job through the kernel module (or the dispatcher) and save the outputs.
 CHILD = """
 import sys, torch
+from pomexport.export.artifact.contract import MixerAttrs
+from pomexport.models.poly_mixer_op import as_op_kernel
 from pomexport.runtime.kernels import dispatch
 from pomexport.runtime.kernels.triton_poly_mixer import poly_mixer_triton
 
@@ -68,7 +71,7 @@ def run_model(config, weights, clip, gen_kw):
     calls = []
     def kernel(*args):
         calls.append(1)
-        return poly_mixer_triton(*args)
+        return as_op_kernel(poly_mixer_triton)(*args)
     torch.library.register_kernel(OP_NAME, "cpu", kernel)
     x, t, label, index = clip
     state, count = model.eval().zero_state(x.shape[0])
@@ -86,12 +89,12 @@ jobs = torch.load(sys.argv[1])
 out = []
 for inputs, attrs, via in jobs:
     if via == "dispatch":
-        backend = dispatch.choose_backend(*inputs, *attrs)[0]
-        out.append((backend, dispatch.poly_mixer(*inputs, *attrs)))
+        backend = dispatch.choose_backend(*inputs, MixerAttrs(*attrs))[0]
+        out.append((backend, dispatch.poly_mixer(*inputs, MixerAttrs(*attrs))))
     elif via == "model":
         out.append(("triton", run_model(*inputs)))
     else:
-        out.append(("triton", poly_mixer_triton(*inputs, *attrs)))
+        out.append(("triton", poly_mixer_triton(*inputs, MixerAttrs(*attrs))))
 torch.save(out, sys.argv[2])
 """
 
@@ -196,7 +199,7 @@ def interpreted(tmp_path_factory) -> dict[str, tuple]:
 
 
 def assert_matches_reference(y, state_out, inputs, attrs, dtype):
-    y_ref, state_ref = poly_mixer_reference(*inputs, *attrs)
+    y_ref, state_ref = poly_mixer_reference(*inputs, MixerAttrs(*attrs))
     assert y.dtype == dtype and state_out.dtype == torch.float32
     assert y.shape == y_ref.shape and state_out.shape == state_ref.shape
     scale = state_ref.abs().max().item() + 1.0
@@ -281,10 +284,11 @@ def test_uncovered_cases_have_a_reason():
     from pomexport.runtime.kernels.triton_poly_mixer import uncovered_reason
 
     h, g, state, count, _ = make_inputs("moments", 2, 0, torch.float32)
-    assert uncovered_reason(h, g, None, "moments", 2, "sigmoid", 0) is None
-    assert "order" in uncovered_reason(h, g, None, "moments", 5, "sigmoid", 0)
-    assert "dtype" in uncovered_reason(h.double(), g.double(), None, "moments", 2, "sigmoid", 0)
-    assert "coeff" in uncovered_reason(h, g, None, "powers", 2, "sigmoid", 0)
+    assert uncovered_reason(h, g, None, MixerAttrs("moments", 2, "sigmoid", 0)) is None
+    assert "order" in uncovered_reason(h, g, None, MixerAttrs("moments", 5, "sigmoid", 0))
+    moments = MixerAttrs("moments", 2, "sigmoid", 0)
+    assert "dtype" in uncovered_reason(h.double(), g.double(), None, moments)
+    assert "coeff" in uncovered_reason(h, g, None, MixerAttrs("powers", 2, "sigmoid", 0))
 
 
 def test_dispatcher_falls_back_instead_of_raising(monkeypatch):
@@ -292,11 +296,11 @@ def test_dispatcher_falls_back_instead_of_raising(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     for order, dtype in [(2, torch.float32), (5, torch.float32), (2, torch.float64)]:
         inputs = make_inputs("moments", order, 0, dtype, shape=(2, 5, 10 * order))
-        attrs = ("moments", order, "sigmoid", 0)
-        backend, reason = dispatch.choose_backend(*inputs, *attrs)
+        attrs = MixerAttrs("moments", order, "sigmoid", 0)
+        backend, reason = dispatch.choose_backend(*inputs, attrs)
         assert backend == dispatch.TORCH and reason
-        y, state_out = dispatch.poly_mixer(*inputs, *attrs)
-        y_ref, state_ref = poly_mixer_reference(*inputs, *attrs)
+        y, state_out = dispatch.poly_mixer(*inputs, attrs)
+        y_ref, state_ref = poly_mixer_reference(*inputs, attrs)
         torch.testing.assert_close(y, y_ref)
         torch.testing.assert_close(state_out, state_ref)
 
@@ -305,9 +309,10 @@ def test_dispatcher_keeps_autograd_on_the_torch_op(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     h, g, state, count, _ = make_inputs("moments", 2, 0, torch.float32)
     h.requires_grad_(True)
-    backend, reason = dispatch.choose_backend(h, g, state, count, None, "moments", 2, "sigmoid", 0)
+    attrs = MixerAttrs("moments", 2, "sigmoid", 0)
+    backend, reason = dispatch.choose_backend(h, g, state, count, None, attrs)
     assert backend == dispatch.TORCH and reason
-    y, _ = dispatch.poly_mixer(h, g, state, count, None, "moments", 2, "sigmoid", 0)
+    y, _ = dispatch.poly_mixer(h, g, state, count, None, attrs)
     y.sum().backward()
     assert h.grad is not None and torch.isfinite(h.grad).all()
 
@@ -317,7 +322,7 @@ def test_install_cuda_kernel_leaves_cpu_on_the_reference():
     assert dispatch.install_cuda_kernel() == HAS_TRITON
     inputs = make_inputs("moments", 2, 0, torch.float32)
     y, state_out = torch.ops.pomexport.poly_mixer(*inputs, "moments", 2, "sigmoid", 0)
-    y_ref, state_ref = poly_mixer_reference(*inputs, "moments", 2, "sigmoid", 0)
+    y_ref, state_ref = poly_mixer_reference(*inputs, MixerAttrs("moments", 2, "sigmoid", 0))
     assert torch.equal(y, y_ref) and torch.equal(state_out, state_ref)
 
 
@@ -350,5 +355,5 @@ def test_compiled_kernel_matches_reference_on_cuda(variant, gate, order, sel_hea
 
     inputs = make_inputs(variant, order, sel_heads, dtype, device="cuda", shape=(2, 1000, 96 * 4))
     attrs = (variant, order, gate, sel_heads)
-    y, state_out = poly_mixer_triton(*inputs, *attrs)
+    y, state_out = poly_mixer_triton(*inputs, MixerAttrs(*attrs))
     assert_matches_reference(y, state_out, inputs, attrs, dtype)
