@@ -2,47 +2,33 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
-from pomexport.errors import ConfigError
+from pomexport.cli import _options as o
+from pomexport.cli._output import timed
+
+__all__ = ["command", "parse_batch"]
 
 
 def parse_batch(text: str) -> tuple[int, int, int]:
-    """``MIN:OPT:MAX`` (or one number for a fixed batch) -> (min, opt, max)."""
-    parts = text.split(":")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) == 1:
-        values = values * 3
-    if len(values) != 3:
-        raise ConfigError(f"--batch wants MIN:OPT:MAX (e.g. 1:1:8), got {text!r}")
-    return values[0], values[1], values[2]
+    """``MIN:OPT:MAX`` (or one number for a fixed batch) -> (min, opt, max): the library's
+    :func:`pomexport.export.artifact.options.parse_batch`, kept here for its callers."""
+    from pomexport.export.artifact.options import parse_batch
 
-
-def _default_out(model: str, precision: str) -> str:
-    return f"{model.replace('/', '_').replace('.safetensors', '')}-{precision}"
+    return parse_batch(text)
 
 
 @click.command("export")
-@click.argument("model", required=False)
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
-@click.option(
-    "--flavor",
-    type=click.Choice(["portable", "plugin", "both"]),
-    default="both",
-    show_default=True,
-    help="portable: PolyMixer node + its ONNX function; plugin: node for the TensorRT plugin.",
-)
-@click.option("--opset", type=int, default=18, show_default=True, help="Default-domain opset.")
-@click.option("--batch", default="1:1:8", show_default=True, help="Batch range MIN:OPT:MAX.")
-@click.option("--out", "out_dir", default=None, help="Artifact directory [MODEL-PRECISION].")
-def command(
-    model: str | None, precision: str, flavor: str, opset: int, batch: str, out_dir: str | None
-) -> None:
+@o.model_argument()
+@o.precision_option(("fp32", "fp16"), "fp32")
+@o.option("--flavor", type=click.Choice(["portable", "plugin", "both"]), default="both",
+          help="portable: PolyMixer node + its ONNX function; plugin: node for the TensorRT "
+          "plugin.")  # fmt: skip
+@o.option("--opset", type=int, default=18, help="Default-domain opset.")
+@o.batch_option()
+@o.out_option("Artifact directory  [default: build/<model>-<precision>]")
+def command(model: str, precision: str, flavor: str, opset: int, batch: tuple[int, int, int],
+            out: str | None) -> None:  # fmt: skip
     """Export MODEL's denoising step to an ONNX artifact directory.
 
     MODEL is the bundled model (default: pom-dit-video-tiny), a preset (tiny, S/2 ... XL/8,
@@ -50,17 +36,10 @@ def command(
     (x_t, t, label, frame_index, state, count -> v, state_out) and a dynamic batch.
     """
     from pomexport.export.api import export_model
-    from pomexport.models.registry import DEFAULT_MODEL
+    from pomexport.export.artifact.options import default_artifact_dir
 
-    model = model or DEFAULT_MODEL
-    batch_range = parse_batch(batch)
-    out = out_dir or _default_out(model, precision)
-    start = time.monotonic()
-
-    def progress(message: str) -> None:
-        click.echo(f"[{time.monotonic() - start:6.1f}s] {message}", err=True)
-
-    artifact = export_model(model, out, precision, flavor, opset, batch_range, progress=progress)
+    out = out or default_artifact_dir(model, precision)
+    artifact = export_model(model, out, precision, flavor, opset, batch, progress=timed())
     click.echo(
         f"{artifact.root}  ({artifact.model_name}, {artifact.precision}, {artifact.variant})"
     )
