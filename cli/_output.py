@@ -29,6 +29,7 @@ def write_json(report: dict, out: str | Path | None, indent: int = 2, echo: bool
         from pomexport.export.artifact.atomic import atomic_write
 
         atomic_write(Path(out), lambda tmp: Path(tmp).write_text(text))
+        to_stderr(f"wrote {out}")
     if out is None or echo:
         click.echo(text, nl=False)
     return text

@@ -4,7 +4,7 @@ Torch-free, so the CLI refuses an output it cannot write before importing torch 
 an existing directory, a folder it cannot write (probed), a path inside a pomexport
 artifact, an unknown extension; and, once the model's frame size is known, a ``.npy`` larger
 than the free disk or a ``.gif`` larger than the available memory. ``runtime/writers.py``
-re-exports these.
+re-exports these. :func:`check_report_path` does the same for a measurement's report file.
 """
 
 from __future__ import annotations
@@ -48,6 +48,21 @@ def check_output_path(path: str | os.PathLike) -> Path:
     _probe_writable(path.parent)
     if path.suffix.lower() == ".mp4" and importlib.util.find_spec("av") is None:
         _import_av()  # fail before generating, not after
+    return path
+
+
+def check_report_path(path: str | os.PathLike | None, option: str = "--out") -> Path | None:
+    """``path`` (None: none asked for) once its folder exists or was made and it can be
+    written: checked before a run of minutes, not after. ConfigError naming ``option``."""
+    if path is None:
+        return None
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{option}: cannot create {path.parent}: {e.strerror}") from e
+    if not os.access(path.parent, os.W_OK) or path.is_dir():
+        raise ConfigError(f"{option}: cannot write {path}")
     return path
 
 
