@@ -1,0 +1,75 @@
+"""runtime/measure/roofline.py on small hand-made graphs whose GEMMs and other ops are known.
+
+No timing is asserted (benchmarks hold the numbers): what must hold is which nodes count as
+GEMMs, that each counts once per step however many runs the profile holds, that a GEMM rebuilt
+alone computes what it computed inside the step, and that the shares cover the other ops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper, numpy_helper
+
+from pomexport.runtime.measure import roofline as rf
+
+FAST = rf.RooflineSettings(batch=2, threads=1, repeats=3, warmup=1)
+
+
+def _graph(gemms: int, seed: int = 0) -> onnx.ModelProto:
+    """x [B, 16, 32] -> (MatMul W_i, then Sigmoid and Mul) x ``gemms`` -> y."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, h = [], [], "x"
+    for i in range(gemms):
+        w = numpy_helper.from_array(rng.standard_normal((32, 32)).astype(np.float32), f"w{i}")
+        inits.append(w)
+        nodes += [
+            helper.make_node("MatMul", [h, f"w{i}"], [f"m{i}"], name=f"mm{i}"),
+            helper.make_node("Sigmoid", [f"m{i}"], [f"s{i}"], name=f"sig{i}"),
+            helper.make_node("Mul", [f"m{i}", f"s{i}"], [f"h{i}"], name=f"mul{i}"),
+        ]
+        h = f"h{i}"
+    nodes.append(helper.make_node("Identity", [h], ["y"], name="out"))
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["B", 16, 32])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["B", 16, 32])
+    graph = helper.make_graph(nodes, "g", [x], [y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+
+
+@pytest.mark.parametrize("gemms", [1, 3])
+def test_each_gemm_counts_once_per_step_and_shares_cover_the_rest(gemms):
+    row = rf.roofline(_graph(gemms).SerializeToString(), FAST)
+    assert row["gemm_nodes_per_step"] == gemms  # the profile holds 4 runs: counted once
+    assert row["step_ms"] > 0 and row["gemm_ms"] >= 0
+    shares = row["non_gemm_share"]
+    assert not set(shares) & rf.GEMM_OPS
+    assert {"Sigmoid", "Mul"} <= set(shares) or {"QuickGelu"} <= set(shares)
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_gemm_rebuilt_alone_computes_what_it_computed_in_the_step(tmp_path):
+    model = _graph(1)
+    step_ms, kernels = rf._profiled_nodes(model.SerializeToString(), FAST, tmp_path)
+    optimized = onnx.load(tmp_path / "optimized.onnx").graph
+    initializers = {i.name: i for i in optimized.initializer}
+    nodes = {n.name: n for n in optimized.node}
+    event = next(e for e in kernels if e["args"]["op_name"] in rf.GEMM_OPS)
+    node = nodes[event["name"].removesuffix("_kernel_time")]
+    alone = rf._single_node_model(node, event["args"], initializers)
+    x = np.random.default_rng(1).standard_normal((2, 16, 32)).astype(np.float32)
+    (got,) = ort.InferenceSession(alone, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    w = numpy_helper.to_array(model.graph.initializer[0])
+    np.testing.assert_allclose(got, x @ w, rtol=1e-5, atol=1e-5)
+    assert step_ms > 0
+
+
+def test_op_shares_leave_gemms_out_and_sort_largest_first():
+    events = [
+        {"args": {"op_name": "MatMul"}, "dur": 900},
+        {"args": {"op_name": "Add"}, "dur": 10},
+        {"args": {"op_name": "LayerNormalization"}, "dur": 30},
+        {"args": {"op_name": "Add"}, "dur": 10},
+    ]
+    assert rf.op_shares(events) == {"LayerNormalization": 0.6, "Add": 0.4}
