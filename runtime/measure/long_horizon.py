@@ -13,26 +13,52 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from pomexport.errors import ConfigError
 from pomexport.models.quality import (
     QualityReport,
     check_scorable,
     eval_labels,
+    evaluate_real,
     real_frames,
     score_clips,
     score_windows,
 )
+from pomexport.models.registry import DEFAULT_MODEL, load_model
 from pomexport.runtime.api import generate, generate_frames
 from pomexport.runtime.loading import load_backend
 
 logger = logging.getLogger(__name__)
 
 
+def _check_counts(clips: int, frames: int, skip: int, steps: int) -> None:
+    if clips < 1 or frames < 2 or skip < 0 or steps < 1:
+        raise ConfigError("need --clips >= 1, --frames >= 2, --skip >= 0 and --steps >= 1")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What ``pomexport eval`` scores: ``clips`` clips per model, frames ``skip + 1`` to
+    ``skip + frames`` of each, sampled with ``steps`` Euler steps at CFG ``cfg_scale``."""
+
+    clips: int = 64
+    frames: int = 16
+    skip: int = 0
+    steps: int = 20
+    cfg_scale: float = 2.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_counts(self.clips, self.frames, self.skip, self.steps)
+
+
 @dataclass(frozen=True)
 class CurveSettings:
-    """What a curve was made with (every source gets the same)."""
+    """What a curve was made with (every source gets the same): ``frames`` frames per clip
+    (``eval --curve``), scored per window of ``window`` frames (``eval --frames``)."""
 
     clips: int = 8
     frames: int = 4096
@@ -40,6 +66,13 @@ class CurveSettings:
     steps: int = 20
     cfg_scale: float = 2.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_counts(self.clips, self.window, 0, self.steps)
+        if self.frames < self.window:
+            raise ConfigError(
+                f"--curve {self.frames} is shorter than one window (--frames {self.window})"
+            )
 
 
 def _windows(frames: Iterable[torch.Tensor], labels: torch.Tensor, window: int, name: str):
@@ -107,3 +140,42 @@ def evaluate_model(
     with torch.no_grad():
         video = generate(model, labels, skip + frames, seed=seed, **sampler)
     return score_clips(video[:, skip:], labels)
+
+
+def quality_table(
+    models: Sequence[str] = (DEFAULT_MODEL,), settings: EvalSettings | None = None
+) -> dict[str, dict]:
+    """``{"real": scores, model: scores, ...}``: real clips and each model (bundled name,
+    preset or weights file) scored on the same labels and frames (``evaluate_model``)."""
+    s = settings or EvalSettings()
+    rows = {"real": evaluate_real(s.clips, s.frames, s.seed, s.skip).to_dict()}
+    for name in models:
+        model = load_model(name)
+        check_scorable(name, model.cfg)
+        sampler = {"steps": s.steps, "cfg_scale": s.cfg_scale}
+        rows[name] = evaluate_model(model, s.clips, s.frames, s.seed, s.skip, **sampler).to_dict()
+    return rows
+
+
+def curve_paths(prefix: str | os.PathLike) -> tuple[Path, Path]:
+    """``PREFIX.json`` and ``PREFIX.png``, once their folder exists (checked before a curve
+    of minutes, not after)."""
+    prefix = Path(prefix)
+    if not prefix.parent.is_dir():
+        raise ConfigError(f"output folder does not exist: {prefix.parent}")
+    return prefix.with_suffix(".json"), prefix.with_suffix(".png")
+
+
+def write_curve(report: dict, prefix: str | os.PathLike) -> tuple[Path, Path]:
+    """``report`` (:func:`quality_curve`) as ``PREFIX.json`` (atomic) and its plot as
+    ``PREFIX.png`` (one line per source, real dashed)."""
+    import json
+
+    from pomexport.export.artifact.atomic import atomic_write
+    from pomexport.runtime.measure.plots import plot_curve
+
+    json_path, png_path = curve_paths(prefix)
+    text = json.dumps(report, indent=1) + "\n"
+    atomic_write(json_path, lambda tmp: tmp.write_text(text))
+    plot_curve(report, png_path)
+    return json_path, png_path
