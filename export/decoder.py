@@ -12,8 +12,10 @@
   exactly like the mixer state.
 
 Shapes are static (batch and latent size fixed at export). fp16 reuses the step graph's fp16
-pass (:mod:`pomexport.export.fp16`): compute in fp16, graph inputs and outputs in fp32
-(the pass casts at the borders), and the normalisations' statistics kept in fp32.
+pass (:mod:`pomexport.export.fp16`): compute in fp16, graph inputs, outputs and caches in fp32
+(the pass casts at the borders), kept in fp32: the normalisations (their sums of squares
+overflow first) and every tensor the overflow scan finds above half the fp16 range on the
+example latents and twice them (:func:`overflow_scan`; listed in the contract).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnx.numpy_helper
 import torch
@@ -135,11 +139,19 @@ def trace(graph: _Graph, opset: int = OPSET) -> onnx.ModelProto:
         except Exception as e:  # the exporter raises many types; one line for the user
             raise ExportError(f"torch.onnx.export failed for a decoder graph: {e}") from e
     proto = program.model_proto
+    _strip_metadata(proto)
     got_in = tuple(v.name for v in proto.graph.input)
     got_out = tuple(v.name for v in proto.graph.output)
     if got_in != graph.inputs or got_out != graph.outputs:
         raise ExportError(f"decoder graph I/O {got_in} -> {got_out} breaks its contract")
     return proto
+
+
+def _strip_metadata(proto: onnx.ModelProto) -> None:
+    """Drop the exporter's stack traces and signature: they leak local paths, change per run."""
+    graph = proto.graph
+    for item in (*graph.node, *graph.input, *graph.output, *graph.value_info, graph, proto):
+        del item.metadata_props[:]
 
 
 def fp16_keep(proto: onnx.ModelProto) -> list[str]:
@@ -153,11 +165,51 @@ def fp16_keep(proto: onnx.ModelProto) -> list[str]:
     ]
 
 
-def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """The fp16 graph: the step graph's fp16 pass with the normalisations kept in fp32."""
+def to_fp16(proto: onnx.ModelProto, keep_fp32: Iterable[str] = ()) -> onnx.ModelProto:
+    """The fp16 graph: the step graph's fp16 pass, normalisations and ``keep_fp32`` in fp32."""
     from pomexport.export.fp16 import to_fp16 as fp16_pass
 
-    return _resize_params_fp32(fp16_pass(proto, keep_fp32=fp16_keep(proto)))
+    keep = [*fp16_keep(proto), *keep_fp32]
+    return _resize_params_fp32(fp16_pass(proto, keep_fp32=keep))
+
+
+def overflow_scan(proto: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> set[str]:
+    """fp32 tensors whose |max| over ``feeds`` exceeds half the fp16 range (kept in fp32).
+
+    The fp32 graph runs on ONNX Runtime CPU with every float intermediate as an output, the
+    decoder's version of :mod:`pomexport.export.ranges` (which expects a PolyMixer graph).
+    In-memory, so for graphs under protobuf's 2 GB (a Wan 2.1 decoder is ~0.3 GB in fp32).
+    """
+    import onnx_ir as ir
+    import onnxruntime as ort
+
+    from pomexport.export.ranges import overflowing
+
+    irm = ir.serde.deserialize_model(proto)
+    seen = {v.name for v in irm.graph.outputs}
+    for value in (v for node in irm.graph for v in node.outputs):
+        if value.dtype == ir.DataType.FLOAT and value.name not in seen:
+            irm.graph.outputs.append(value)
+            seen.add(value.name)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    blob = ir.serde.serialize_model(irm).SerializeToString()
+    session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    absmax: dict[str, float] = {}
+    for feed in feeds:
+        for name, value in zip(names, session.run(names, feed), strict=True):
+            if value.size:
+                absmax[name] = max(absmax.get(name, 0.0), float(np.max(np.abs(value))))
+    if not all(np.isfinite(v) for v in absmax.values()):
+        raise ExportError("the fp32 decoder graph produced non-finite values on its scan")
+    return overflowing(absmax)
+
+
+def _scan_feeds(graph: _Graph) -> list[dict[str, np.ndarray]]:
+    """The example inputs, and the same with the latent doubled (headroom over N(0, 1))."""
+    feed = {name: arg.numpy() for name, arg in zip(graph.inputs, graph.args, strict=True)}
+    return [feed, {**feed, "latent": 2.0 * feed["latent"]}]
 
 
 def _resize_params_fp32(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -262,8 +314,11 @@ def export_decoder(
     else:
         graphs = _frame_graphs(decoder, torch.randn(batch, channels, *latent_hw))
     protos = {role: trace(graph, opset) for role, graph in graphs.items()}
+    kept: dict[str, list[str]] = {}
     if precision == "fp16":
-        protos = {role: to_fp16(proto) for role, proto in protos.items()}
+        for role, graph in graphs.items():
+            kept[role] = sorted(overflow_scan(protos[role], _scan_feeds(graph)))
+            protos[role] = to_fp16(protos[role], kept[role])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -271,6 +326,7 @@ def export_decoder(
         files[role] = out / f"decoder_{role}.onnx"
         onnx.save_model(proto, files[role])
         log.info("decoder %s (%s): %d nodes", role, precision, len(proto.graph.node))
-    contract = {**_contract(config, decoder, graphs, protos, opset), "precision": precision}
+    contract = _contract(config, decoder, graphs, protos, opset)
+    contract.update(precision=precision, fp16_overflow_fp32=kept)
     frames = {role: graph.frames for role, graph in graphs.items()}
     return DecoderExport(config["_class_name"], precision, files, contract, frames)

@@ -18,7 +18,7 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderKLWan, AutoencoderTiny
 
 from pomexport.errors import ConfigError
-from pomexport.export.decoder import OPSET, export_decoder
+from pomexport.export.decoder import OPSET, export_decoder, to_fp16
 
 MEAN, STD = [0.1, -0.2, 0.3, 0.0], [1.5, 0.5, 2.0, 1.0]
 HW = (4, 6)  # latent h, w of every graph here
@@ -67,8 +67,10 @@ def exports(vaes, tmp_path_factory):
     }
 
 
-def session(path) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def session(model: object) -> ort.InferenceSession:
+    """A CPU session of a graph file (or of serialised bytes)."""
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, providers=["CPUExecutionProvider"])
 
 
 def reference(vaes, name: str, latent: torch.Tensor) -> np.ndarray:
@@ -152,6 +154,7 @@ def test_graphs_are_static_opset_and_hashed(exports):
     for export in exports.values():
         assert len(set(export.sha256().values())) == len(export.files)
         for path in export.files.values():
+            assert b"stack_trace" not in path.read_bytes()  # no exporter metadata
             model = onnx.load(path)
             assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == {OPSET}
             for value in list(model.graph.input) + list(model.graph.output):
@@ -170,3 +173,26 @@ def test_bad_precision_is_refused(vaes, tmp_path):
     root, _ = vaes
     with pytest.raises(ConfigError, match="precision"):
         export_decoder(root / "tiny", tmp_path, "int8")
+
+
+def test_fp16_overflow_scan_keeps_huge_activations_in_fp32(tmp_path):
+    """A KL whose first conv outputs ~1e5 (GroupNorm brings it back): NaN in plain fp16."""
+    torch.manual_seed(0)
+    cls, config = CONFIGS["kl"]
+    vae = cls(**config)
+    with torch.no_grad():
+        vae.decoder.conv_in.weight.mul_(1e5)
+        vae.decoder.conv_in.bias.mul_(1e5)
+    vae.save_pretrained(tmp_path / "big")
+    latent = torch.randn(1, 4, *HW, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ref = vae.decode(latent / 0.3 + 0.1).sample.numpy()
+    fp16 = export_decoder(tmp_path / "big", tmp_path / "fp16", "fp16", HW)
+    assert fp16.io_contract["fp16_overflow_fp32"]["decode"]  # the scan found the islands
+    out = session(fp16.files["decode"]).run(None, {"latent": latent.numpy()})[0]
+    print(f"overflowing kl fp16: PSNR {psnr(out, ref):.1f} dB")
+    assert psnr(out, ref) >= 40.0
+    fp32 = export_decoder(tmp_path / "big", tmp_path / "fp32", "fp32", HW)
+    plain = to_fp16(onnx.load(fp32.files["decode"]))  # normalisations kept, no scan
+    out = session(plain.SerializeToString()).run(None, {"latent": latent.numpy()})[0]
+    assert not np.isfinite(out).all()
