@@ -21,7 +21,7 @@ fi
 pip_install() { "$1" -m pip install --quiet --disable-pip-version-check "${@:2}"; }
 # The CPU build of torch first: a plain `pip install torch` pulls a multi-GB CUDA build.
 pip_install python torch==2.13.0
-pip_install python -e ".[onnx,test,triton,plots,serve]"
+pip_install python -e ".[onnx,test,triton,plots,serve,decoder]"
 # tritonserver for tests/runtime/serving/test_serving.py (55 MB wheel); --no-deps: its Python API pins numpy<2.
 pip_install python --no-deps nvidia-pytriton==0.7.0
 python -m pytest -q -ra
