@@ -15,7 +15,8 @@ from pomexport.errors import ArtifactError
 from pomexport.export.artifact.graph_io import verify_onnx
 from pomexport.export.artifact.layout import ENGINES, MANIFEST, PLUGINS
 from pomexport.export.artifact.limits import DEFAULT_LIMITS, Limits, SizeBudget
-from pomexport.export.artifact.manifest import read_manifest
+from pomexport.export.artifact.device import DEVICE, DEVICE_SIGNATURE, with_device_files
+from pomexport.export.artifact.manifest import read_manifest_bytes
 from pomexport.export.artifact.paths import (
     external_data_refs,
     read_onnx_bytes,
@@ -159,10 +160,13 @@ def load_artifact(
     refusal (``export/artifact/limits.py``). With trusted keys (``trusted``, else the CLI's
     ``--trusted-key``, else ``POMEXPORT_TRUSTED_KEYS``), manifest.json must carry a valid
     ``manifest.sig`` by one of them, checked before any other file is read
-    (``export/artifact/signing.py``). Nothing is written.
+    (``export/artifact/signing.py``). Files built on the device are listed in device.json
+    (``export/artifact/device.py``), signed too when keys are configured. Nothing is written.
     """
     root = Path(path)
-    manifest = read_manifest(root, limits, trusted_keys(trusted))
+    keys = trusted_keys(trusted)
+    manifest, raw = read_manifest_bytes(root, limits, keys)
+    manifest = with_device_files(root, manifest, raw, keys)  # files built on the device
     files = manifest["files"]
     _check_listing(root, manifest, limits)
     if verify:  # last: every cheaper refusal came first
@@ -252,7 +256,7 @@ def _refuse_unlisted(root: Path, files: dict, limits: Limits) -> None:
             raise ArtifactError(f"{root}: holds more than {2 * limits.members + 64} entries")
         for entry in sorted(dirnames + filenames):
             rel = entry if base == "." else f"{base}/{entry}"
-            if _hidden(rel) or rel in (MANIFEST, MANIFEST_SIGNATURE):
+            if _hidden(rel) or rel in (MANIFEST, MANIFEST_SIGNATURE, DEVICE, DEVICE_SIGNATURE):
                 continue
             path = root / rel
             if (path.is_symlink() or not path.is_dir()) and rel not in files:

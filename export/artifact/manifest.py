@@ -195,6 +195,13 @@ def _manifest_bytes(root: Path, limits: Limits) -> bytes:
 def read_manifest(root: Path, limits: Limits, keys: tuple[TrustedKey, ...]) -> dict:
     """``root``/manifest.json, parsed and checked: bounded size and depth, a trusted
     signature when ``keys`` are given (before any other file is read), format, schema."""
+    return read_manifest_bytes(root, limits, keys)[0]
+
+
+def read_manifest_bytes(
+    root: Path, limits: Limits, keys: tuple[TrustedKey, ...]
+) -> tuple[dict, bytes]:
+    """:func:`read_manifest` and the bytes it parsed (device.json is bound to them)."""
     path = root / MANIFEST
     raw = _manifest_bytes(root, limits)
     check_signature(str(path), raw, _read_signature(root), keys)
@@ -208,4 +215,4 @@ def read_manifest(root: Path, limits: Limits, keys: tuple[TrustedKey, ...]) -> d
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"{path}: format_version {manifest.get('format_version')} unsupported")
     check_manifest(path, manifest)
-    return manifest
+    return manifest, raw

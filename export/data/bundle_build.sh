@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build this pomexport bundle ON THE DEVICE: verify every file, compile the PolyMixer plugin
 # and the C++ runtime, check TensorRT loads the plugin, build the TensorRT engine with trtexec
-# (TF32 off), register plugin and engine in artifact/manifest.json. See README.md.
+# (TF32 off), record plugin and engine in artifact/device.json (artifact/manifest.json stays
+# as shipped, so its signature holds). See README.md.
 #
 #   ./build.sh
 #
@@ -11,6 +12,10 @@
 #   WORKSPACE_MIB   builder workspace cap in MiB (default: the target's; 0 = no cap)
 #   JOBS            parallel compile jobs (default: nproc; lower it on an Orin Nano)
 #   SKIP_ENGINE=1   compile only; the C++ runtime then builds the engine on its first run
+#   POMEXPORT_TRUSTED_KEYS  PEM Ed25519 public keys (':'-separated): bundle.json must be signed
+#                   by one; the runtimes then also want device.json signed by one, so
+#   POMEXPORT_DEVICE_KEY    this device's PEM Ed25519 private key (its public key among the
+#                   trusted ones) signs artifact/device.json (device.sig)
 set -euo pipefail
 
 # @CONFIG@
@@ -60,11 +65,9 @@ PY
 verify_files() {
     command -v sha256sum >/dev/null || die "sha256sum not found (coreutils)"
     verify_signature
-    if [[ -f build/manifest.bundle.json ]]; then
-        # A rebuild: put back the manifest as shipped, drop what a previous run added.
-        cp build/manifest.bundle.json artifact/manifest.json
-        rm -rf artifact/plugins artifact/engines artifact/timing.cache
-    fi
+    # A rebuild: drop what a previous run added (bundles ship none of it; the manifest is
+    # never written, so nothing else needs putting back).
+    rm -rf artifact/plugins artifact/engines artifact/timing.cache artifact/device.json artifact/device.sig
     log "verifying the sha256 of every file (SHA256SUMS, itself hashed in bundle.json)"
     sha256sum --quiet --strict -c SHA256SUMS ||
         die "a file does not match SHA256SUMS: the bundle was modified or is corrupt"
@@ -125,28 +128,28 @@ build_engine() {
         --skipInference 2>&1 | tee build/trtexec.log
 }
 
-# Add the plugin library (and the engine, named after the device like the runtimes name it:
-# engines/<gpu>-sm<NN>-trt<x.y.z>.plan) to artifact/manifest.json with their sha256, so the
-# C++ and Python runtimes load them after verifying them. Python 3 stdlib only.
+# Record the plugin library (and the engine, named after the device like the runtimes name it:
+# engines/<gpu>-sm<NN>-trt<x.y.z>.plan) in artifact/device.json with their sha256 and size,
+# bound to the sha256 of artifact/manifest.json, which is not touched (docs/design.md §6.1):
+# the C++ and Python loaders add these files to the manifest's after checking the binding
+# (and, with trusted keys, device.sig). Python 3 stdlib only.
 register() {
     command -v python3 >/dev/null || die "python3 not found: cannot register the engine"
     python3 - "$@" <<'PY'
 import hashlib, json, os, re, shutil, sys
 
 root, with_engine = "artifact", sys.argv[1] == "1"
-manifest_path = os.path.join(root, "manifest.json")
-if not os.path.exists("build/manifest.bundle.json"):  # as shipped, for a rebuild
-    shutil.copyfile(manifest_path, "build/manifest.bundle.json")
-manifest = json.load(open(manifest_path))
+manifest = open(os.path.join(root, "manifest.json"), "rb").read()
+files = {}
 
 def add(src, name):
     dst = os.path.join(root, name)
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     tmp = os.path.join(os.path.dirname(dst), "." + os.path.basename(dst) + ".tmp")
     shutil.copyfile(src, tmp)  # dot-named: the runtimes ignore it if this is interrupted
+    data = open(tmp, "rb").read()
     os.replace(tmp, dst)
-    digest = hashlib.sha256(open(dst, "rb").read()).hexdigest()
-    manifest["files"][name] = {"sha256": digest, "bytes": os.path.getsize(dst)}
+    files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     print(f"[build.sh] registered {root}/{name}", file=sys.stderr)
 
 add("build/plugin/libpomexport_plugins.so", "plugins/libpomexport_plugins.so")
@@ -160,11 +163,73 @@ if with_engine:
     slug = re.sub(r"[^a-z0-9]+", "-", gpu.group(1).strip().lower()).strip("-")
     sm = int(cc.group(1)) * 10 + int(cc.group(2))
     add("build/model.plan", f"engines/{slug}-sm{sm}-trt{'.'.join(trt.groups())}.plan")
-tmp = os.path.join(root, ".manifest.json.tmp")
+record = {
+    "format": "pomexport-device-files",
+    "format_version": 1,
+    "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+    "files": files,
+}
+tmp = os.path.join(root, ".device.json.tmp")
 with open(tmp, "w") as f:
-    f.write(json.dumps(manifest, indent=2) + "\n")
-os.replace(tmp, manifest_path)
+    f.write(json.dumps(record, indent=2) + "\n")
+os.replace(tmp, os.path.join(root, "device.json"))
 PY
+    sign_device_record
+}
+
+# With trusted keys configured the runtimes refuse an unsigned device.json (it names native
+# code): stop before compiling anything unless this device has a key to sign it with.
+check_device_key() {
+    [[ -n "${POMEXPORT_TRUSTED_KEYS:-}" ]] || return 0
+    [[ -n "${POMEXPORT_DEVICE_KEY:-}" ]] ||
+        die "POMEXPORT_TRUSTED_KEYS is set but POMEXPORT_DEVICE_KEY is not: the runtimes would refuse the unsigned artifact/device.json (make a key: openssl genpkey -algorithm ed25519 -out device.key; add its public key to POMEXPORT_TRUSTED_KEYS)"
+    [[ -r "$POMEXPORT_DEVICE_KEY" ]] || die "$POMEXPORT_DEVICE_KEY: cannot read the device key"
+}
+
+# Sign artifact/device.json with POMEXPORT_DEVICE_KEY (device.sig, the pomexport-signature
+# format of manifest.sig), then check a trusted key verifies it, as the runtimes will.
+sign_device_record() {
+    rm -f artifact/device.sig
+    if [[ -z "${POMEXPORT_DEVICE_KEY:-}" ]]; then
+        log "artifact/device.json unsigned (no POMEXPORT_DEVICE_KEY): loaders with trusted keys refuse it"
+        return 0
+    fi
+    command -v openssl >/dev/null || die "openssl not found: cannot sign artifact/device.json"
+    mkdir -p build
+    openssl pkeyutl -sign -inkey "$POMEXPORT_DEVICE_KEY" -rawin -in artifact/device.json \
+        -out build/device.sig.bin || die "$POMEXPORT_DEVICE_KEY: cannot sign with it (an Ed25519 PEM private key?)"
+    openssl pkey -in "$POMEXPORT_DEVICE_KEY" -pubout -outform DER -out build/device.pub.der ||
+        die "$POMEXPORT_DEVICE_KEY: cannot read its public key"
+    python3 - <<'PY' || die "cannot write artifact/device.sig"
+import base64, hashlib, json, os
+raw_key = open("build/device.pub.der", "rb").read()[-32:]  # SubjectPublicKeyInfo: the raw key last
+doc = {
+    "format": "pomexport-signature",
+    "algorithm": "ed25519",
+    "key_id": hashlib.sha256(raw_key).hexdigest()[:16],
+    "signature": base64.b64encode(open("build/device.sig.bin", "rb").read()).decode(),
+}
+with open("artifact/.device.sig.tmp", "w") as f:
+    f.write(json.dumps(doc, indent=2) + "\n")
+os.replace("artifact/.device.sig.tmp", "artifact/device.sig")
+PY
+    [[ -n "${POMEXPORT_TRUSTED_KEYS:-}" ]] || {
+        log "artifact/device.json signed with $POMEXPORT_DEVICE_KEY"
+        return 0
+    }
+    local key
+    local -a keys
+    IFS=':' read -ra keys <<<"$POMEXPORT_TRUSTED_KEYS"
+    for key in "${keys[@]}"; do
+        [[ -n "$key" ]] || continue
+        if openssl pkeyutl -verify -pubin -inkey "$key" -rawin -in artifact/device.json \
+            -sigfile build/device.sig.bin >/dev/null 2>&1; then
+            log "artifact/device.json signed with $POMEXPORT_DEVICE_KEY (trusted key $key)"
+            return 0
+        fi
+    done
+    rm -f artifact/device.sig
+    die "POMEXPORT_DEVICE_KEY's public key is not in POMEXPORT_TRUSTED_KEYS: the runtimes would refuse artifact/device.json"
 }
 
 main() {
@@ -173,6 +238,7 @@ main() {
     JOBS="${JOBS:-$(nproc)}"
     log "target ${TARGET}: CUDA archs ${CUDA_ARCHS}, ${JOBS} compile jobs"
     verify_files
+    check_device_key
     local include
     include="$(find_trt_include)"
     mkdir -p build

@@ -249,26 +249,36 @@ def _steps(root: Path, *steps: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-c", script], cwd=root, capture_output=True, text=True)
 
 
-def test_build_script_verifies_and_registers(extracted, tmp_path):
-    """The device-side steps that need no compiler: the sha256 check, the registration of
-    the plugin and the engine in the manifest (the artifact loader accepts the result), the
-    reset on a rebuild, and a tampered file stopping the build."""
-    root = tmp_path / "m"
-    shutil.copytree(extracted, root)
-    assert _steps(root, "verify_files").returncode == 0
+def _device_build_outputs(root: Path) -> None:
+    """What the compile and trtexec steps leave in build/ (no compiler or TensorRT here)."""
     (root / "build/plugin").mkdir(parents=True)
     (root / "build/plugin/libpomexport_plugins.so").write_bytes(b"\x7fELF plugin")
     (root / "build/model.plan").write_bytes(b"plan bytes")
     (root / "build/trtexec.log").write_text(
         "[I] Selected Device: Orin\n[I] Compute Capability: 8.7\n[I] TensorRT version: 10.3.0\n"
     )
+
+
+def test_build_script_verifies_and_registers(extracted, tmp_path):
+    """The device-side steps that need no compiler: the sha256 check, the registration of
+    the plugin and the engine in device.json with manifest.json untouched (the artifact loader
+    accepts the result), the reset on a rebuild, and a tampered file stopping the build."""
+    root = tmp_path / "m"
+    shutil.copytree(extracted, root)
+    shipped = (root / "artifact/manifest.json").read_bytes()
+    assert _steps(root, "verify_files").returncode == 0
+    _device_build_outputs(root)
     done = _steps(root, "register 1")
     assert done.returncode == 0, done.stderr
+    assert (root / "artifact/manifest.json").read_bytes() == shipped  # never rewritten
+    record = json.loads((root / "artifact/device.json").read_text())
+    assert record["manifest_sha256"] == hashlib.sha256(shipped).hexdigest()
     art = load_artifact(root / "artifact")
     assert [p.name for p in art.engines] == ["orin-sm87-trt10.3.0.plan"]
     assert art.plugin_library[0].read_bytes() == b"\x7fELF plugin"
-    assert _steps(root, "verify_files").returncode == 0  # rebuild: manifest as shipped again
+    assert _steps(root, "verify_files").returncode == 0  # rebuild: the artifact as shipped again
     assert set(load_artifact(root / "artifact").files) == {"model.onnx", "model.plugin.onnx"}
+    assert not (root / "artifact/device.json").exists()
     with open(root / "src/cpp/README.md", "a") as f:
         f.write("tampered\n")
     done = _steps(root, "verify_files")
@@ -389,3 +399,92 @@ def test_build_script_checks_the_signature(ort_artifact, extracted, tmp_path, mo
     listing.write_text(listing.read_text().replace("jetson-orin-jp6", "x86-trt10"))
     done = _steps(root, "verify_files")
     assert done.returncode != 0 and "not signed by a trusted key" in done.stderr
+
+
+def test_build_script_keeps_a_signed_manifest_signed(ort_artifact, tmp_path, monkeypatch):
+    """Issue 22: the device build records its plugin library and engine in device.json, signed
+    with POMEXPORT_DEVICE_KEY; the shipped manifest.json keeps its signature. With the packager's
+    and the device's keys trusted, the Python loader accepts the result; an unsigned or
+    foreign-signed device.json, or a device key that is not trusted, is refused in one line."""
+    from pomexport.export.artifact.signing import keygen, load_public_key
+
+    ops_key, ops_pub = keygen(tmp_path / "ops")
+    dev_key, dev_pub = keygen(tmp_path / "device")
+    other_key = keygen(tmp_path / "other")[0]
+    signed = tmp_path / "signed.tar.gz"
+    package(ort_artifact[0].root, "jetson-orin-jp6", signed, sign_key=ops_key)
+    root = tmp_path / "m"
+    verify_bundle(signed, extract=root, trusted=[load_public_key(ops_pub)])
+    art = root / "artifact"
+    shipped = (art / "manifest.json").read_bytes(), (art / "manifest.sig").read_bytes()
+    trusted = [load_public_key(ops_pub), load_public_key(dev_pub)]
+    _device_build_outputs(root)
+
+    monkeypatch.setenv("POMEXPORT_TRUSTED_KEYS", f"{ops_pub}:{dev_pub}")
+    monkeypatch.delenv("POMEXPORT_DEVICE_KEY", raising=False)
+    done = _steps(root, "verify_files", "check_device_key")
+    assert done.returncode != 0 and "POMEXPORT_DEVICE_KEY is not" in done.stderr
+    monkeypatch.setenv("POMEXPORT_DEVICE_KEY", str(dev_key))
+    done = _steps(root, "verify_files", "check_device_key", "register 1")
+    assert done.returncode == 0, done.stderr
+    assert ((art / "manifest.json").read_bytes(), (art / "manifest.sig").read_bytes()) == shipped
+    loaded = load_artifact(art, trusted=trusted)
+    assert [p.name for p in loaded.engines] == ["orin-sm87-trt10.3.0.plan"]
+    with pytest.raises(ArtifactError, match=r"device\.json: signed by key [0-9a-f]{16}, which is not"):
+        load_artifact(art, trusted=[load_public_key(ops_pub)])
+
+    monkeypatch.setenv("POMEXPORT_DEVICE_KEY", str(other_key))  # not among the trusted keys
+    done = _steps(root, "verify_files", "check_device_key", "register 1")
+    assert done.returncode != 0 and "public key is not in POMEXPORT_TRUSTED_KEYS" in done.stderr
+    assert not (art / "device.sig").exists()
+    with pytest.raises(ArtifactError, match=r"device\.json: unsigned, and 2 trusted key"):
+        load_artifact(art, trusted=trusted)
+    load_artifact(art, trusted=[])  # no keys: integrity only, as for an unsigned manifest
+
+
+def _device_record(art: Path, **changes) -> None:
+    """Write device.json by hand (what an attacker with write access would do)."""
+    files = {}
+    for name in ("engines/x-sm87-trt10.3.0.plan",):
+        (art / name).parent.mkdir(parents=True, exist_ok=True)
+        (art / name).write_bytes(b"plan")
+        files[name] = {"sha256": hashlib.sha256(b"plan").hexdigest(), "bytes": 4}
+    record = {
+        "format": "pomexport-device-files",
+        "format_version": 1,
+        "manifest_sha256": hashlib.sha256((art / "manifest.json").read_bytes()).hexdigest(),
+        "files": files,
+    }
+    record.update(changes)
+    (art / "device.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize(
+    "changes, refusal",
+    [
+        ({}, None),
+        ({"manifest_sha256": "0" * 64}, r"device\.json: records files built for another manifest"),
+        (
+            {"files": {"model.onnx": {"sha256": "0" * 64, "bytes": 1}}},
+            r"device\.json: may list only plugins/\*\.so, engines/\*\.plan and timing\.cache",
+        ),
+        (
+            {"files": {"engines/../model.onnx.plan": {"sha256": "0" * 64, "bytes": 1}}},
+            r"device\.json: may list only",
+        ),
+        ({"format": "pomexport-artifact"}, r"device\.json: not a pomexport-device-files v1"),
+    ],
+)
+def test_device_record_rules(extracted, tmp_path, changes, refusal):
+    """What the loaders accept from device.json (docs/design.md §6.1): only device-built file
+    names, bound to the manifest's bytes; its files are hashed like the manifest's."""
+    art = Path(shutil.copytree(extracted / "artifact", tmp_path / "art"))
+    _device_record(art, **changes)
+    if refusal is None:
+        assert "engines/x-sm87-trt10.3.0.plan" in load_artifact(art).files
+        (art / "engines/x-sm87-trt10.3.0.plan").write_bytes(b"PLAN")  # same size, other bytes
+        with pytest.raises(ArtifactError, match=r"engines/x-sm87-trt10\.3\.0\.plan: sha256 mismatch"):
+            load_artifact(art)
+        return
+    with pytest.raises(ArtifactError, match=refusal):
+        load_artifact(art)

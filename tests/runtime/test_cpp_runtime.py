@@ -88,30 +88,99 @@ def test_c_unit_test_passes(build_dir):
 
 
 def test_engine_cache_entry_is_read_by_the_python_loader(build_dir, artifact):
-    """The C++ engine cache rewrites manifest.json; the Python loader must accept the result
-    with every other key kept (the C++ unit test runs first in the same binary)."""
-    import hashlib
+    """The C++ engine cache records the plan in device.json, never in manifest.json (whose
+    signature must hold, docs/design.md §6.1); the Python loader accepts the result. A record
+    of an earlier plan of that name is dropped, others are kept."""
     import json
 
     name = "engines/orin-sm87-trt10.3.0.plan"
-    # A Python builder's record of an earlier plan of that name: replaced files drop it.
-    before = json.loads((artifact / MANIFEST).read_text())
+    shipped = (artifact / MANIFEST).read_bytes()
+    (artifact / "engines").mkdir()
+    (artifact / "engines/other.plan").write_bytes(b"other")
+    other = {"sha256": _sha(artifact / "engines/other.plan"), "bytes": 5}
     records = {name: {"key": {"onnx_sha256": "0" * 64}}, "engines/other.plan": {"key": {}}}
-    (artifact / MANIFEST).write_text(json.dumps({**before, "engines": records}, indent=2))
+    record = {
+        "format": "pomexport-device-files",
+        "format_version": 1,
+        "manifest_sha256": hashlib.sha256(shipped).hexdigest(),
+        "files": {"engines/other.plan": other},
+        "engines": records,
+    }
+    (artifact / "device.json").write_text(json.dumps(record, indent=2))
     done = subprocess.run(
         [str(build_dir / "pomrt_test_manifest"), str(artifact), name],
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    assert (artifact / MANIFEST).read_bytes() == shipped
     loaded = load_artifact(artifact)
     digest = hashlib.sha256((artifact / name).read_bytes()).hexdigest()
     assert loaded.files[name] == {"sha256": digest, "bytes": (artifact / name).stat().st_size}
-    after = dict(loaded.manifest)
-    assert after.pop("engines") == {"engines/other.plan": {"key": {}}}
-    assert after.pop("files") == {**before.pop("files"), name: loaded.files[name]}
-    assert after == before
-    assert list(after) == list(before)  # key order kept
+    assert loaded.files["engines/other.plan"] == other
+    assert loaded.manifest["engines"] == {"engines/other.plan": {"key": {}}}
+
+
+def _write_device_record(artifact: Path, files: dict, manifest_sha256: str | None = None) -> bytes:
+    import json
+
+    record = {
+        "format": "pomexport-device-files",
+        "format_version": 1,
+        "manifest_sha256": manifest_sha256 or _sha(artifact / MANIFEST),
+        "files": files,
+    }
+    data = json.dumps(record, indent=2).encode()
+    (artifact / "device.json").write_bytes(data)
+    return data
+
+
+def test_device_record_through_the_c_api(lib, artifact, tmp_path, monkeypatch):
+    """device.json (the files build.sh or the engine cache made on the device) through
+    pomrt_verify_artifact: with trusted keys it must be signed by one (device.sig), bound to the
+    manifest's bytes, list only device-built names none of which the manifest lists, and its
+    files are hashed like the manifest's (issue 22)."""
+    from pomexport.export.artifact.signing import (
+        keygen,
+        load_private_key,
+        load_public_key,
+        sign_artifact,
+        signature_document,
+    )
+
+    ops_key, ops_pub = keygen(tmp_path / "ops")
+    dev_key, dev_pub = keygen(tmp_path / "dev")
+    sign_artifact(artifact, ops_key)
+    plan = artifact / "engines/orin-sm87-trt10.3.0.plan"
+    plan.parent.mkdir()
+    plan.write_bytes(b"plan bytes")
+    files = {"engines/orin-sm87-trt10.3.0.plan": {"sha256": _sha(plan), "bytes": 10}}
+    data = _write_device_record(artifact, files)
+    lib.verify_artifact(artifact)  # no keys: integrity only
+
+    monkeypatch.setenv("POMEXPORT_TRUSTED_KEYS", f"{ops_pub}:{dev_pub}")
+    with pytest.raises(ArtifactError, match=r"device\.json: unsigned, and 2 trusted key"):
+        lib.verify_artifact(artifact)
+    (artifact / "device.sig").write_bytes(signature_document(data, load_private_key(dev_key)))
+    lib.verify_artifact(artifact)
+    assert lib.artifact_info(artifact)["num_classes"] == _TINY.num_classes
+    monkeypatch.setenv("POMEXPORT_TRUSTED_KEYS", str(ops_pub))  # the device key not trusted
+    dev_id = load_public_key(dev_pub).key_id
+    with pytest.raises(ArtifactError, match=rf"device\.json: signed by key {dev_id}, which is not"):
+        lib.verify_artifact(artifact)
+    monkeypatch.delenv("POMEXPORT_TRUSTED_KEYS")
+
+    plan.write_bytes(b"PLAN BYTES")  # swapped after the record was made
+    with pytest.raises(ArtifactError, match=r"engines/orin-sm87-trt10\.3\.0\.plan: sha256 mismatch"):
+        lib.verify_artifact(artifact)
+    plan.write_bytes(b"plan bytes")
+    _write_device_record(artifact, files, manifest_sha256="0" * 64)
+    with pytest.raises(ArtifactError, match=r"device\.json: records files built for another manifest"):
+        lib.verify_artifact(artifact)
+    for name in ("model.onnx", "engines/../model.onnx", "engines/sub/x.plan", "plugins/.hidden.so"):
+        _write_device_record(artifact, {**files, name: {"sha256": "0" * 64, "bytes": 1}})
+        with pytest.raises(ArtifactError, match=r"device\.json: may list only plugins/\*\.so"):
+            lib.verify_artifact(artifact)
 
 
 def test_example_builds_and_explains_the_cpu_only_build(build_dir, tmp_path):

@@ -18,6 +18,7 @@
 #include "pomrt/error.hpp"
 #include "pomrt/paths.hpp"
 #include "pomrt/sha256.hpp"
+#include "pomrt/signature.hpp"
 // The op contract the plugin library is built from: src/plugin beside src/cpp, in the repository
 // (runtime/plugin) and in deploy bundles alike.
 #include "../../plugin/polyMixerContract.h"
@@ -292,12 +293,22 @@ Built buildPlan(Artifact const& artifact, std::string const& flavor, pomrt_optio
     return Built{bytesOf(plan.get()), bytesOf(timing.get())};
 }
 
-//! Write a file into the artifact and list it in the manifest; a read-only artifact only
-//! loses the cache (the engine in memory is still used).
+//! Write a file into the artifact and record it in device.json (manifest.json is never
+//! written: docs/design.md §6.1); a read-only artifact only loses the cache (the engine in
+//! memory is still used). With trusted keys nothing is cached: the runtime holds no key to
+//! sign device.json with, and an unsigned one would be refused by the next load.
 void cacheFile(Artifact const& artifact, std::string const& name, std::vector<char> const& content)
 {
     if (content.empty())
     {
+        return;
+    }
+    if (!trustedKeysFromEnv().empty())
+    {
+        std::fprintf(stderr,
+            "[pomrt] %s not cached: trusted keys are configured and the runtime cannot sign %s (build the engine "
+            "with the bundle's build.sh and POMEXPORT_DEVICE_KEY)\n",
+            name.c_str(), kDeviceName);
         return;
     }
     try
@@ -305,7 +316,7 @@ void cacheFile(Artifact const& artifact, std::string const& name, std::vector<ch
         fs::create_directories((artifact.root() / name).parent_path());
         std::string const bytes(content.begin(), content.end());
         atomicWrite(artifact.root() / name, bytes);
-        addManifestFile(artifact.root(), name, FileEntry{sha256Bytes(bytes.data(), bytes.size()), bytes.size()});
+        addDeviceFile(artifact.root(), name, FileEntry{sha256Bytes(bytes.data(), bytes.size()), bytes.size()});
     }
     catch (std::exception const& e)
     {

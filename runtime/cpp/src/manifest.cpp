@@ -235,22 +235,6 @@ Manifest parseManifest(std::string const& text, std::string const& where)
     return m;
 }
 
-void addManifestFile(fs::path const& root, std::string const& name, FileEntry const& entry)
-{
-    fs::path const path = root / kManifestName;
-    ordered_json doc = ordered_json::parse(readText(path), nullptr, false);
-    if (doc.is_discarded() || !doc.contains("files"))
-    {
-        throw artifactError(path.string() + ": unreadable manifest");
-    }
-    doc["files"][name] = ordered_json{{"sha256", entry.sha256}, {"bytes", entry.bytes}};
-    if (doc.contains("engines") && doc["engines"].is_object())
-    {
-        doc["engines"].erase(name);
-    }
-    atomicWrite(path, doc.dump(2) + "\n"); // the same layout as json.dumps(indent=2)
-}
-
 Artifact::Artifact(fs::path root, Manifest manifest)
     : mRoot(std::move(root))
     , mManifest(std::move(manifest))
@@ -346,13 +330,14 @@ bool hidden(fs::path const& rel)
 
 void refuseUnlisted(fs::path const& root, Manifest const& m)
 {
-    // Mirrors artifact.py's _member_files: everything but manifest.json, its signature
-    // (manifest.sig, not verified here yet) and dot-files is listed.
+    // Mirrors export/artifact/load.py's _refuse_unlisted: everything but manifest.json,
+    // device.json, their signatures and dot-files is listed (in one or the other).
     for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it)
     {
         fs::path const rel = fs::relative(it->path(), root);
         std::string const name = rel.generic_string();
-        if (name == kManifestName || name == kSignatureName || hidden(rel)
+        if (name == kManifestName || name == kSignatureName || name == kDeviceName || name == kDeviceSignatureName
+            || hidden(rel)
             || it->is_directory(/*follows links*/))
         {
             if (it->is_symlink() && it->is_directory() && !hidden(rel))
@@ -382,8 +367,10 @@ Artifact Artifact::open(fs::path const& root, VerifyOptions const& options)
     }
     // The signature is checked over the bytes that are then parsed, before any other file.
     std::string const text = readText(manifestPath);
-    checkManifestSignature(root, text, options.trustedKeys.empty() ? trustedKeysFromEnv() : options.trustedKeys);
+    std::vector<std::string> const keys = options.trustedKeys.empty() ? trustedKeysFromEnv() : options.trustedKeys;
+    checkManifestSignature(root, text, keys);
     Manifest m = parseManifest(text, manifestPath.string());
+    mergeDeviceFiles(root, text, m, keys);
     verifyListed(root, m, options);
     for (auto const& [flavor, name] : m.flavors)
     {

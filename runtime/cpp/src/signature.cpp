@@ -121,12 +121,17 @@ std::vector<std::string> trustedKeysFromEnv()
 void checkManifestSignature(
     fs::path const& root, std::string const& manifestBytes, std::vector<std::string> const& keyPaths)
 {
+    checkSignature(root / "manifest.json", root / kSignatureFile, manifestBytes, keyPaths);
+}
+
+void checkSignature(fs::path const& document, fs::path const& sigPath, std::string const& manifestBytes,
+    std::vector<std::string> const& keyPaths)
+{
     if (keyPaths.empty())
     {
         return;
     }
-    std::string const where = (root / "manifest.json").string();
-    fs::path const sigPath = root / kSignatureFile;
+    std::string const where = document.string();
     std::error_code ec;
     if (!fs::exists(fs::symlink_status(sigPath, ec)))
     {

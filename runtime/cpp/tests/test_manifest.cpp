@@ -2,8 +2,8 @@
 //
 //   pomrt_test_manifest                      the unit checks
 //   pomrt_test_manifest ARTIFACT_DIR NAME    also cache a file NAME into the artifact the way
-//                                            the engine cache does (atomic write + manifest
-//                                            entry), then re-open it verified
+//                                            the engine cache does (atomic write + device.json
+//                                            entry; manifest.json untouched), then re-open it
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -106,7 +106,7 @@ int cacheInto(fs::path const& dir, std::string const& name)
     std::string const bytes = "engine bytes cached by pomrt\n";
     fs::create_directories((dir / name).parent_path());
     atomicWrite(dir / name, bytes);
-    addManifestFile(dir, name, FileEntry{sha256Bytes(bytes.data(), bytes.size()), bytes.size()});
+    addDeviceFile(dir, name, FileEntry{sha256Bytes(bytes.data(), bytes.size()), bytes.size()});
     Artifact const artifact = Artifact::open(dir);
     CHECK(artifact.lists(name) && artifact.manifest().files.at(name).bytes == bytes.size());
     return 0;

@@ -65,7 +65,8 @@ struct Manifest
     std::vector<TensorSpec> outputs;
     std::map<std::string, FileEntry> files;
     //! Plan name -> sha256 of the ONNX it was built from, from the Python builder's records
-    //! (manifest["engines"][name]["key"]["onnx_sha256"], runtime/trt_cache.py).
+    //! (manifest["engines"][name]["key"]["onnx_sha256"], export/artifact/engines.py) and
+    //! device.json's.
     std::map<std::string, std::string> engineOnnxSha256;
 
     //! Whether a listed plan was recorded as built from an ONNX that is no longer in the
@@ -85,10 +86,26 @@ inline constexpr int32_t kFormatVersion = 1;
 //! Parse manifest text; `where` names the file in messages. Throws Error(ARTIFACT).
 Manifest parseManifest(std::string const& text, std::string const& where);
 
-//! Add (or replace) one file's entry in `root`/manifest.json, keeping every other key and
-//! their order, and rewrite it atomically (used to cache a freshly built engine). A Python
-//! builder's record of an engine of that name is dropped: it described the previous file.
-void addManifestFile(std::filesystem::path const& root, std::string const& name, FileEntry const& entry);
+// Files built on the device (plugin library, engines, timing cache) are recorded in
+// device.json beside the manifest, which stays as shipped (and signed): docs/design.md §6.1.
+inline constexpr char const* kDeviceName = "device.json";
+inline constexpr char const* kDeviceSignatureName = "device.sig";
+inline constexpr char const* kDeviceFormat = "pomexport-device-files";
+
+//! Whether a device.json may list `name`: plugins/<x>.so, engines/<x>.plan or timing.cache.
+bool deviceFileName(std::string const& name);
+
+//! Add (or replace) one device-built file's entry in `root`/device.json, bound to the
+//! manifest's current bytes, and rewrite it atomically (used to cache a freshly built engine);
+//! manifest.json is never written. A record of an engine of that name is dropped (it described
+//! the previous file), and so is device.sig (it signed the previous content).
+void addDeviceFile(std::filesystem::path const& root, std::string const& name, FileEntry const& entry);
+
+//! Add `root`/device.json's files (and engine records) to `m`: with `keyPaths`, device.sig
+//! must sign it by one of them; it must be bound to `manifestBytes`; it may list only device
+//! file names, none the manifest lists. No device.json: nothing. Throws Error(ARTIFACT).
+void mergeDeviceFiles(std::filesystem::path const& root, std::string const& manifestBytes, Manifest& m,
+    std::vector<std::string> const& keyPaths);
 
 struct VerifyOptions
 {
@@ -103,7 +120,8 @@ struct VerifyOptions
 class Artifact
 {
 public:
-    //! Read the manifest, then check paths, presence, hashes and unlisted files.
+    //! Read the manifest (signature first), then device.json (signed too when keys are
+    //! configured), then check paths, sizes, presence, hashes, graphs and unlisted files.
     static Artifact open(std::filesystem::path const& root, VerifyOptions const& options = {});
 
     std::filesystem::path const& root() const

@@ -18,4 +18,9 @@ std::vector<std::string> trustedKeysFromEnv();
 //! not matching: one line each, the wording of export/signing.py). No keys: no check.
 void checkManifestSignature(std::filesystem::path const& root, std::string const& manifestBytes,
     std::vector<std::string> const& keyPaths);
+
+//! The same check for any signed document: `signature` (a pomexport-signature file) over
+//! `bytes`, the content of `document` (named in messages). No keys: no check.
+void checkSignature(std::filesystem::path const& document, std::filesystem::path const& signature,
+    std::string const& bytes, std::vector<std::string> const& keyPaths);
 } // namespace pomrt
