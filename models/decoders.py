@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pomexport.errors import ArtifactError, ConfigError
+from pomexport.errors import ArtifactError, ConfigError, StateError
 
 IMAGE_CLASSES = ("AutoencoderTiny", "AutoencoderKL")
 VIDEO_CLASSES = ("AutoencoderKLWan",)
@@ -59,9 +59,12 @@ def read_source_config(folder: str | Path) -> dict:
     return config
 
 
-def load_autoencoder(folder: str | Path) -> nn.Module:
-    """The diffusers autoencoder of a local folder, fp32, eval mode (safetensors only)."""
-    config = read_source_config(folder)
+def load_autoencoder(folder: str | Path, config: dict | None = None) -> nn.Module:
+    """The diffusers autoencoder of a local folder, fp32, eval mode (safetensors only).
+
+    ``config``: the folder's :func:`read_source_config`, when the caller has read it already.
+    """
+    config = config if config is not None else read_source_config(folder)
     try:
         import diffusers
     except ImportError as e:
@@ -185,7 +188,7 @@ class WanStream:
         x = state.conv(dec.conv_out, dec.nonlinearity(dec.norm_out(x)))
         if self.patch_size is not None:
             x = _unpatchify(x, self.patch_size)
-        return x.clamp(-1.0, 1.0), state.out
+        return x.clamp(-1.0, 1.0), state.done()
 
     def _residual(self, block: nn.Module, x: torch.Tensor, state: _Caches) -> torch.Tensor:
         """WanResidualBlock: ``shortcut(x) + conv2(act(norm2(conv1(act(norm1(x))))))``."""
@@ -240,14 +243,22 @@ class _Caches:
             b, c, _, h, w = x.shape
             cache = x.new_zeros(b, c, CACHE_T, h, w)
         else:
+            if len(self.out) >= len(self.inputs):
+                raise StateError(f"Wan stream: only {len(self.inputs)} caches were given")
             cache = self.inputs[len(self.out)]
         self.keep(torch.cat([cache, x], dim=2)[:, :, -CACHE_T:])
         return conv(x, cache)  # diffusers' conv: cache frames replace its causal zero padding
 
     def keep(self, cache: torch.Tensor) -> None:
         if not self.first and cache.shape != self.inputs[len(self.out)].shape:
-            raise ConfigError(f"cache {len(self.out)}: shape {tuple(cache.shape)} changed")
+            raise StateError(f"Wan stream: cache {len(self.out)} changed shape to {cache.shape}")
         self.out.append(cache)
+
+    def done(self) -> list[torch.Tensor]:
+        """The updated caches, after checking that every given cache was read."""
+        if not self.first and len(self.out) != len(self.inputs):
+            raise StateError(f"Wan stream: {len(self.inputs)} caches given, {len(self.out)} read")
+        return self.out
 
 
 def _unpatchify(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -297,7 +308,7 @@ def decode_clip(stream: WanStream, latents: torch.Tensor) -> torch.Tensor:
 def decoder_from_folder(folder: str | Path) -> FrameDecoder | WanStream:
     """The wrapper for a local diffusers folder: FrameDecoder or WanStream by class name."""
     config = read_source_config(folder)
-    vae = load_autoencoder(folder)
+    vae = load_autoencoder(folder, config)
     affine = LatentAffine.from_config(config)
     if config["_class_name"] in VIDEO_CLASSES:
         return WanStream(vae, affine)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, AutoencoderKLWan, AutoencoderTiny
 
-from pomexport.errors import ArtifactError, ConfigError
+from pomexport.errors import ArtifactError, ConfigError, StateError
 from pomexport.models.decoders import (
     FrameDecoder,
     LatentAffine,
@@ -118,6 +118,20 @@ def test_wan_first_call_gives_one_frame_then_four(sources):
     assert first.shape[2] == 1 and later.shape[2] == 4
     assert [c.shape for c in caches] == [c.shape for c in again]
     assert all(c.shape[2] == 2 for c in caches)
+
+
+def test_wan_stream_refuses_a_wrong_cache_list(sources):
+    root, _ = sources
+    stream = decoder_from_folder(root / "wan")
+    latent = torch.randn(1, 4, 1, 2, 2)
+    with torch.no_grad():
+        _, caches = stream.decode(latent, None)
+        with pytest.raises(StateError, match="caches were given"):
+            stream.decode(latent, caches[:-1])
+        with pytest.raises(StateError, match="read"):
+            stream.decode(latent, [*caches, caches[0]])
+        with pytest.raises(StateError, match="changed shape"):
+            stream.decode(latent, [caches[0][:, :, :1], *caches[1:]])
 
 
 def test_wan_long_stream_keeps_cache_shapes_and_equals_decode(sources):
