@@ -6,8 +6,8 @@ fp32 artifact (export_model, both flavors)
 -> ranges (minmax | percentile | entropy), optional sensitivity sweep
 -> model.onnx / model.plugin.onnx: symmetric int8 Q/DQ (TensorRT)
    model.ort-cpu.onnx: uint8 activations, int8 weights (ONNX Runtime x86 CPU, portable)
--> calibration.json + calibration.txt + calibration-set.npz; manifest rewritten through
-   export/artifact/
+-> calibration.json + calibration.txt + calibration-set.npz, through an artifact draft
+   (export/artifact/edit.py): the build's, or an in-place edit committed once
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pomexport.calibration.capture import CalibrationSet, CaptureSettings, captu
 from pomexport.calibration.placement import QuantTarget, find_targets_proto
 from pomexport.calibration.report import REPORT_JSON, REPORT_TEXT, CalibrationReport, layer_report
 from pomexport.errors import ConfigError
-from pomexport.export.artifact import MANIFEST, Artifact, load_artifact, write_manifest
+from pomexport.export.artifact import Artifact, ArtifactDraft, edit_artifact, load_artifact
 from pomexport.export.onnx_files import save_onnx
 
 log = logging.getLogger(__name__)
@@ -138,57 +138,69 @@ def _check_shapes(data: CalibrationSet, cfg, where) -> None:
         raise ConfigError(f"{where}: calibration set of another model ({got} vs {want})")
 
 
-def _write_graphs(root: Path, flavors: dict, graphs: QuantizedGraphs) -> None:
-    from pomexport.export.flavors import add_function, plugin_flavor
-
-    (root / MANIFEST).unlink()  # no manifest may name a file being replaced
-    for flavor, name in flavors.items():
-        graph = plugin_flavor(graphs.tensorrt)
-        save_onnx(add_function(graph) if flavor == "portable" else graph, root / name)
-    save_onnx(add_function(plugin_flavor(graphs.ort_cpu)), root / ORT_CPU_FILE)
-    (root / REPORT_TEXT).write_text(graphs.report.to_text())
+def _write_graphs(draft: ArtifactDraft, flavors: dict, graphs: QuantizedGraphs) -> None:
     import json
 
-    (root / REPORT_JSON).write_text(json.dumps(graphs.report.to_dict(), indent=2) + "\n")
+    from pomexport.export.flavors import add_function, plugin_flavor
+
+    for flavor, name in flavors.items():
+        graph = plugin_flavor(graphs.tensorrt)
+        save_onnx(add_function(graph) if flavor == "portable" else graph, draft.target(name))
+    save_onnx(add_function(plugin_flavor(graphs.ort_cpu)), draft.target(ORT_CPU_FILE))
+    draft.target(REPORT_TEXT).write_text(graphs.report.to_text())
+    report = json.dumps(graphs.report.to_dict(), indent=2) + "\n"
+    draft.target(REPORT_JSON).write_text(report)
 
 
 def quantize_artifact(
-    root: str | os.PathLike,
+    root: str | os.PathLike | ArtifactDraft,
     model,
     options: CalibrationOptions | None = None,
     progress: Progress | None = None,
-) -> Artifact:
+) -> Artifact | ArtifactDraft:
     """Turn the fp32 artifact at ``root`` into the int8 artifact, in place.
 
     ``model``: the same model as a ``PoMDiT`` (or name) — the sampler runs it to capture
-    calibration data. Returns the reloaded, verified artifact.
+    calibration data. Returns the reloaded artifact. ``root`` may be the
+    :class:`ArtifactDraft` of a build: the int8 files go into it and the draft is returned,
+    uncommitted (its owner commits once).
     """
+    options = options or CalibrationOptions()
+    progress = progress or (lambda message: log.info("%s", message))
+    with edit_artifact(root) as draft:
+        _quantize_draft(draft, model, options, progress)
+    if isinstance(root, ArtifactDraft):
+        return root
+    return load_artifact(root, verify=False)  # hashed as it was committed, moments ago
+
+
+def _quantize_draft(
+    draft: ArtifactDraft, model, options: CalibrationOptions, progress: Progress
+) -> None:
+    """Calibrate the draft's fp32 graph; write both encodings, the report and the set."""
     from pomexport.export.api import resolve_model
     from pomexport.export.flavors import plugin_flavor
 
-    options = options or CalibrationOptions()
-    progress = progress or (lambda message: log.info("%s", message))
-    artifact = load_artifact(root)
-    if artifact.precision != "fp32":
+    manifest = draft.manifest
+    if manifest["precision"] != "fp32":
         raise ConfigError(
-            f"{root}: int8 calibration starts from an fp32 artifact, not {artifact.precision}"
+            f"{draft.root}: int8 calibration starts from an fp32 artifact, not "
+            f"{manifest['precision']}"
         )
-    flavor = "plugin" if "plugin" in artifact.flavors else "portable"
-    fp32 = plugin_flavor(onnx.load(str(artifact.onnx_path(flavor))))
+    flavors = dict(manifest["flavors"])
+    flavor = "plugin" if "plugin" in flavors else "portable"
+    fp32 = plugin_flavor(onnx.load(str(draft / flavors[flavor])))
     torch_model, _ = resolve_model(model)
     progress(f"capturing calibration data ({options.capture.samples} step rows max)")
     data = calibration_data(torch_model, options)
     progress(f"calibrating ({options.method}) on {len(data)} rows and inserting Q/DQ")
     graphs = quantize_graph(fp32, data, options)
-    manifest = {k: v for k, v in artifact.manifest.items() if k != "files"}
+    _write_graphs(draft, flavors, graphs)
+    data.save(draft.target(CALIBRATION_SET))  # provenance: re-calibrate or re-check later
     manifest["precision"] = "int8"
-    manifest["flavors"] = {**artifact.manifest["flavors"], ORT_CPU: ORT_CPU_FILE}
+    manifest["flavors"] = {**flavors, ORT_CPU: ORT_CPU_FILE}
     manifest["quantization"] = _summary(graphs.report, options)
-    _write_graphs(artifact.root, artifact.manifest["flavors"], graphs)
-    data.save(artifact.root / CALIBRATION_SET)  # provenance: re-calibrate or re-check later
-    write_manifest(artifact.root, manifest)
     progress("int8: " + ", ".join(f"{k} {v:.3g}" for k, v in graphs.report.accuracy.items()))
-    return load_artifact(artifact.root)
 
 
 def _summary(report: CalibrationReport, options: CalibrationOptions) -> dict:

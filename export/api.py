@@ -3,11 +3,12 @@
 trace the step graph (fp32, plugin flavor)
 -> fp16: record a sampling trajectory, run the overflow check, apply the fp16 pass
 -> write model.onnx (+ the PolyMixer function) and/or model.plugin.onnx, check them
--> write manifest.json last; return the loaded (verified) Artifact
+-> write manifest.json last (once); return the loaded Artifact
 
-All of it is written into a staging directory beside ``out`` and renamed into place when
-complete (``export/artifact/::staged_artifact``): an interrupted export leaves ``out`` as
-it was, and the next one clears what it left.
+All of it is written through an artifact draft (``export/artifact/edit.py``): alone, into a
+staging directory beside ``out`` renamed into place when complete (an interrupted export
+leaves ``out`` as it was, and the next one clears what it left); inside ``pomexport build``,
+into the build's draft, which the build commits once after its later stages.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from pomexport.errors import ConfigError, ExportError
 from pomexport.export.artifact import (
     FLAVOR_FILES,
     Artifact,
+    ArtifactDraft,
     build_manifest,
     load_artifact,
-    staged_artifact,
-    write_manifest,
+    new_artifact,
 )
 from pomexport.export.artifact.options import DEFAULT_BATCH, check_batch
 from pomexport.export.onnx_files import save_onnx
@@ -100,7 +101,9 @@ def _fp16(graph: onnx.ModelProto, feeds: list, progress: Progress):
     return to_fp16(graph, keep), sorted(keep)
 
 
-def _write_flavors(graph: onnx.ModelProto, out: Path, flavors, progress: Progress) -> None:
+def _write_flavors(
+    graph: onnx.ModelProto, out: Path | ArtifactDraft, flavors, progress: Progress
+) -> None:
     from pomexport.export.flavors import add_function, to_plugin_flavor
 
     # Portable first: when the weights go external, the plugin file shares model.onnx.data.
@@ -123,52 +126,58 @@ def _write_flavors(graph: onnx.ModelProto, out: Path, flavors, progress: Progres
 
 def export_model(
     model_or_name: PoMDiT | str | os.PathLike = DEFAULT_MODEL,
-    out_dir: str | os.PathLike = "artifact",
+    out_dir: str | os.PathLike | ArtifactDraft = "artifact",
     precision: str = "fp32",
     flavor: str = "portable",
     opset: int = DEFAULT_OPSET,
     batch: tuple[int, int, int] = DEFAULT_BATCH,
     progress: Progress | None = None,
     **options,
-) -> Artifact:
-    """Export ``PoMDiT.step`` to an artifact directory and return it, loaded and verified.
+) -> Artifact | ArtifactDraft:
+    """Export ``PoMDiT.step`` to an artifact directory and return it, loaded and checked.
 
     ``model_or_name``: a PoMDiT, the bundled model name, a preset (random weights) or a
     weights path. ``batch`` = (min, opt, max) of the dynamic batch axis (recorded in the
     manifest for TensorRT profiles). Extra keyword ``options`` go to :class:`ExportOptions`.
+    ``out_dir`` may be the :class:`ArtifactDraft` of a build: the export is written into it
+    and the draft returned, uncommitted (its owner commits once, after its later stages).
     """
-    from pomexport.export.artifact.gates import default_gates_entry
     from pomexport.export.schema import register_schema
     from pomexport.export.step_graph import export_step
 
     opts = ExportOptions(precision, flavor, opset, tuple(batch), **options)
     progress = progress or (lambda message: log.info("%s", message))
     model, name = resolve_model(model_or_name)
-    out = Path(out_dir)
     register_schema()
-    with staged_artifact(out, ExportError) as staging:
+    with new_artifact(out_dir, ExportError) as draft:
         progress(f"tracing the step graph of {name} (opset {opts.opset})")
         graph = export_step(model, opts.opset, opts.batch)
         gc.collect()  # the exporter's program (cyclic) holds a second copy of the weights
-        manifest = build_manifest(
-            model.cfg,
-            name,
-            opts.precision,
-            list(opts.flavors),
-            opts.opset,
-            opts.batch,
-            gates=default_gates_entry(),  # verify's tolerances, per precision
-        )
-        if opts.precision == "fp16":
-            from pomexport.export.trajectory import record_trajectory
-
-            progress("recording a sampling trajectory for the fp16 overflow check")
-            feeds = record_trajectory(model, opts.range_frames, opts.range_steps, opts.range_batch)
-            del model  # the graph holds the weights now (frees GBs when we loaded the model)
+        draft.manifest = _manifest(model.cfg, name, opts)
+        feeds = _trajectory(model, opts, progress) if opts.precision == "fp16" else None
+        del model  # the graph holds the weights now (frees GBs when we loaded the model)
+        if feeds is not None:
             graph, kept = _fp16(graph, feeds, progress)
             gc.collect()  # IR graphs are cyclic: free the fp32 weights they wrap before writing
-            manifest["fp16_kept_fp32"] = kept
-        _write_flavors(graph, staging, opts.flavors, progress)
-        progress("hashing files and writing manifest.json")
-        write_manifest(staging, manifest)
-    return load_artifact(out)
+            draft.manifest["fp16_kept_fp32"] = kept
+        _write_flavors(graph, draft, opts.flavors, progress)
+    if isinstance(out_dir, ArtifactDraft):
+        return out_dir
+    return load_artifact(out_dir, verify=False)  # hashed as it was committed, moments ago
+
+
+def _manifest(cfg, name: str, opts: ExportOptions) -> dict:
+    """The export's manifest (without files), with verify's tolerances per precision."""
+    from pomexport.export.artifact.gates import default_gates_entry
+
+    flavors, batch = list(opts.flavors), opts.batch
+    gates = default_gates_entry()
+    return build_manifest(cfg, name, opts.precision, flavors, opts.opset, batch, gates=gates)
+
+
+def _trajectory(model: PoMDiT, opts: ExportOptions, progress: Progress) -> list:
+    """The sampling trajectory the fp16 overflow check runs the fp32 graph on."""
+    from pomexport.export.trajectory import record_trajectory
+
+    progress("recording a sampling trajectory for the fp16 overflow check")
+    return record_trajectory(model, opts.range_frames, opts.range_steps, opts.range_batch)

@@ -4,8 +4,11 @@ export (both flavors, precision baked into the graph) -> [TensorRT engine, on a 
 TensorRT and a GPU]. Without TensorRT or a GPU, ``auto`` stops after the ONNX Runtime
 artifact and says the engine will be built on the target; ``trt`` fails before exporting.
 
-The artifact is written into a temporary directory beside ``out`` and renamed into place
-when complete, so ``out`` is never a half-written artifact: it is the old one or the new one.
+The artifact is written into one draft (``export/artifact/edit.py``), staged in a directory
+beside ``out`` under one lock: every stage (export, int8, plugin library, engine) writes its
+files into it, the manifest is written once (each file hashed once), then signed, and the
+directory renamed into place, so ``out`` is never a half-written artifact: it is the old one
+or the new one.
 """
 
 from __future__ import annotations
@@ -18,16 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pomexport.errors import BuildError, ConfigError
+from pomexport.export.artifact.layout import PRECISIONS
 from pomexport.export.engine.target import tensorrt_missing
 
 if TYPE_CHECKING:
     from pomexport.calibration.api import CalibrationOptions
-    from pomexport.export.artifact import Artifact
+    from pomexport.export.artifact import Artifact, ArtifactDraft
     from pomexport.models.pom_dit import PoMDiT
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8")  # int8: fp32 export + calibration (calibration/api.py)
+__all__ = ["BUILD_BACKENDS", "PRECISIONS", "BuildResult", "build", "build_engine", "calibrate"]
 BUILD_BACKENDS = ("auto", "trt", "ort")
 DEFAULT_BATCH = (1, 1, 8)
 
@@ -45,9 +49,12 @@ class BuildResult:
 
 
 def build_engine(
-    artifact: Artifact, progress: Progress | None = None, workspace_mb: int | None = None
+    artifact: Artifact | ArtifactDraft,
+    progress: Progress | None = None,
+    workspace_mb: int | None = None,
 ) -> Path:
-    """Build the TensorRT engine of ``artifact`` into ``<artifact>/engines/`` and return it.
+    """Build the TensorRT engine of ``artifact`` into ``<artifact>/engines/`` and return it
+    (into a build's draft when given one: its owner commits).
 
     Strongly typed network from the precision-baked ONNX (plugin flavor when the artifact
     carries a verified plugin library), profiles from the artifact's batch range, timing
@@ -101,7 +108,8 @@ def build(
 ) -> BuildResult:
     """Export ``model`` (default: the bundled model) with both flavors into ``out``, then
     build the TensorRT engine when ``backend`` is ``trt`` (or ``auto`` and TensorRT + a GPU
-    are here). Returns the loaded, hash-verified artifact.
+    are here). Returns the loaded artifact: one draft through every stage, its manifest
+    written once (each file hashed once), then signed, then swapped into place.
 
     ``int8`` exports fp32 and calibrates it on the model's own sampling trajectories
     (``calibration``: :class:`pomexport.calibration.CalibrationOptions`, default entropy).
@@ -109,40 +117,73 @@ def build(
     PolyMixer plugin library to ship in ``plugins/`` (engines are then built from the plugin
     flavor); ``sign_key``: an Ed25519 private key (``pomexport keygen``) signing the finished
     manifest (``manifest.sig``, export/artifact/signing.py)."""
-    from pomexport.export.api import export_model
-    from pomexport.export.artifact import load_artifact, staged_artifact
-    from pomexport.models.registry import DEFAULT_MODEL
+    from pomexport.export.artifact import load_artifact, new_artifact
 
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     progress = progress or (lambda message: logger.info("%s", message))
     target, why = _target(backend)
-    if plugin_library is not None:
-        from pomexport.export.engine.builder import add_plugin_library, check_plugin_library
-
-        check_plugin_library(plugin_library)  # before minutes of export
-    if sign_key is not None:
-        from pomexport.export.artifact.signing import load_private_key, sign_artifact
-
-        load_private_key(sign_key)  # a bad key fails now, not after minutes of export
-    out = Path(out)
+    _check_inputs(plugin_library, sign_key)  # before minutes of export
+    source = _default_model() if model is None else model
+    stages = _Stages(source, tuple(batch), progress, calibration, workspace_mb)
     # One writer at a time per output directory; `out` is swapped in only when complete.
-    with staged_artifact(out, BuildError) as staging:
-        source = DEFAULT_MODEL if model is None else model
+    with new_artifact(out, BuildError) as draft:
+        stages.run(draft, precision, plugin_library, target == "trt")
+        progress("hashing files and writing manifest.json")
+        draft.commit()
+        if sign_key is not None:  # last: the manifest is final
+            from pomexport.export.artifact.signing import sign_artifact
+
+            sign_artifact(draft.root, sign_key)
+    artifact = load_artifact(out, verify=False)  # every file was hashed once, by the commit
+    return BuildResult(artifact, target, _summary(artifact, target, why))
+
+
+def _default_model() -> str:
+    """The bundled model's name (its registry imports torch: only when it is needed)."""
+    from pomexport.models.registry import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def _check_inputs(plugin_library, sign_key) -> None:
+    """A bad plugin library or signing key fails now, not after minutes of export."""
+    if plugin_library is not None:
+        from pomexport.export.engine.plugin_library import check_plugin_library
+
+        check_plugin_library(plugin_library)
+    if sign_key is not None:
+        from pomexport.export.artifact.signing import load_private_key
+
+        load_private_key(sign_key)
+
+
+@dataclass(frozen=True)
+class _Stages:
+    """The stages of one build, each writing into the build's draft."""
+
+    source: object
+    batch: tuple[int, int, int]
+    progress: Progress
+    calibration: CalibrationOptions | None
+    workspace_mb: int | None
+
+    def run(self, draft: ArtifactDraft, precision: str, plugin_library, engine: bool) -> None:
+        """export -> [int8] -> [plugin library] -> [TensorRT engine], nothing committed."""
+        from pomexport.export.api import export_model
+
         exported = "fp32" if precision == "int8" else precision
-        export_model(source, staging, exported, "both", batch=tuple(batch), progress=progress)
+        export_model(self.source, draft, exported, "both", batch=self.batch, progress=self.progress)
         if precision == "int8":
             from pomexport.calibration.api import quantize_artifact
 
-            quantize_artifact(staging, source, calibration, progress)
+            quantize_artifact(draft, self.source, self.calibration, self.progress)
         if plugin_library is not None:
-            add_plugin_library(staging, plugin_library)
-        if target == "trt":
-            build_engine(load_artifact(staging), progress, workspace_mb)
-        if sign_key is not None:  # last: the manifest is final
-            sign_artifact(staging, sign_key)
-    artifact = load_artifact(out)
-    return BuildResult(artifact, target, _summary(artifact, target, why))
+            from pomexport.export.engine.plugin_library import add_plugin_library
+
+            add_plugin_library(draft, plugin_library)
+        if engine:
+            build_engine(draft, self.progress, self.workspace_mb)
 
 
 def _summary(artifact: Artifact, target: str, why: str) -> str:

@@ -38,8 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pomexport.errors import ArtifactError, BuildError, ConfigError, PluginError
-from pomexport.export.artifact import TIMING_CACHE, Artifact, load_artifact, write_manifest
-from pomexport.export.artifact.atomic import atomic_write
+from pomexport.export.artifact import (
+    TIMING_CACHE,
+    Artifact,
+    ArtifactDraft,
+    edit_artifact,
+    load_artifact,
+)
 from pomexport.export.artifact.engines import (
     EngineKey,
     cached_engine,
@@ -163,11 +168,14 @@ class EngineFromOnnx:
     ``portable``. ``plugin``: (library path, sha256) to use instead of the artifact's
     ``plugins/*.so``. ``workspace_mb``: cap of the builder's workspace pool (None: TensorRT's
     default, the device memory). ``force``: rebuild even when the cached plan matches.
+    ``artifact`` may be the :class:`ArtifactDraft` of a build: the engine is written into it
+    (its owner commits); else the artifact is edited in place with one manifest write.
+    :meth:`cached` finds a matching engine without building one.
     """
 
     def __init__(
         self,
-        artifact: Artifact | str | os.PathLike,
+        artifact: Artifact | str | os.PathLike | ArtifactDraft,
         *,
         flavor: str = "auto",
         plugin: tuple[str | os.PathLike, str] | None = None,
@@ -180,14 +188,39 @@ class EngineFromOnnx:
             raise ConfigError(f"flavor must be one of {FLAVORS}, got {flavor!r}")
         if workspace_mb is not None and workspace_mb < 1:
             raise ConfigError(f"--workspace-mb must be >= 1, got {workspace_mb}")
-        self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
+        self.draft = artifact if isinstance(artifact, ArtifactDraft) else None
+        if self.draft is not None:
+            self.artifact = self.draft.artifact()
+        else:
+            self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
         self.flavor, self.plugin = flavor, plugin
         self.workspace_mb, self.device = workspace_mb, device
         self.progress, self.force = progress, force
 
     def __call__(self) -> EngineBuild:
-        trt = import_tensorrt()
         start = time.perf_counter()
+        trt, target, flavor, key = self._key()
+        cached = None if self.force else cached_engine(self.artifact, key)
+        if cached is not None:
+            logger.info("engine cache hit: %s", cached)
+            return EngineBuild(self.artifact, cached, key, flavor, True, 0.0)
+        plan, timing = self._build(trt, self.artifact.onnx_path(flavor), target)
+        artifact = self._store(key, flavor, plan, timing)
+        seconds = time.perf_counter() - start
+        logger.info("built %s in %.1f s (%s flavor)", key.plan_name, seconds, flavor)
+        return EngineBuild(artifact, artifact.path(key.plan_name), key, flavor, False, seconds)
+
+    def cached(self) -> EngineBuild | None:
+        """The artifact's engine for this GPU and TensorRT when its manifest records one
+        built under the current key (``export/artifact/engines.py``); None when it would
+        have to be built. Nothing is built or written."""
+        _, _, flavor, key = self._key()
+        path = cached_engine(self.artifact, key)
+        return None if path is None else EngineBuild(self.artifact, path, key, flavor, True, 0.0)
+
+    def _key(self) -> tuple[object, GpuTarget, str, EngineKey]:
+        """(tensorrt, target GPU, ONNX flavor, the engine's cache key) of this build."""
+        trt = import_tensorrt()
         target = gpu_target(self.device)
         flavor = self._resolve_flavor()
         onnx_name = self.artifact.manifest["flavors"][flavor]
@@ -198,15 +231,7 @@ class EngineFromOnnx:
             target.sm,
             profile_shapes(self.artifact),
         )
-        cached = None if self.force else cached_engine(self.artifact, key)
-        if cached is not None:
-            logger.info("engine cache hit: %s", cached)
-            return EngineBuild(self.artifact, cached, key, flavor, True, 0.0)
-        plan, timing = self._build(trt, self.artifact.onnx_path(flavor), target)
-        artifact = self._store(key, flavor, plan, timing)
-        seconds = time.perf_counter() - start
-        logger.info("built %s in %.1f s (%s flavor)", key.plan_name, seconds, flavor)
-        return EngineBuild(artifact, artifact.path(key.plan_name), key, flavor, False, seconds)
+        return trt, target, flavor, key
 
     def _plugin_source(self) -> tuple[Path, str] | None:
         if self.plugin is not None:
@@ -274,21 +299,27 @@ class EngineFromOnnx:
         return self.artifact.path(TIMING_CACHE).read_bytes()  # hash verified at load
 
     def _store(self, key: EngineKey, flavor: str, plan: bytes, timing: bytes) -> Artifact:
-        """Write the plan and the timing cache atomically, then the manifest (last)."""
+        """Write the plan and the timing cache atomically and record the engine: into the
+        build's draft, or into the artifact in place (its manifest written once, last)."""
         root = self.artifact.root
         try:
-            atomic_write(root / key.plan_name, lambda tmp: tmp.write_bytes(plan))
-            atomic_write(root / TIMING_CACHE, lambda tmp: tmp.write_bytes(timing))
-            built = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            manifest = {k: v for k, v in self.artifact.manifest.items() if k != "files"}
-            write_manifest(root, with_engine_record(manifest, key, flavor, built))
+            with edit_artifact(self.draft or self.artifact) as draft:
+                draft.write(key.plan_name, lambda tmp: tmp.write_bytes(plan))
+                draft.write(TIMING_CACHE, lambda tmp: tmp.write_bytes(timing))
+                built = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                draft.manifest = with_engine_record(draft.manifest, key, flavor, built)
         except OSError as e:
             raise BuildError(f"{root}: cannot write the engine into the artifact ({e})") from e
-        self.artifact = load_artifact(root)
+        if self.draft is not None:
+            self.artifact = self.draft.artifact()
+        else:  # hashed as it was committed, moments ago
+            self.artifact = load_artifact(root, verify=False)
         return self.artifact
 
 
-def engine_from_onnx(artifact: Artifact | str | os.PathLike, **options) -> EngineBuild:
+def engine_from_onnx(
+    artifact: Artifact | str | os.PathLike | ArtifactDraft, **options
+) -> EngineBuild:
     """Function twin of :class:`EngineFromOnnx`: build (or reuse) the artifact's engine."""
     return EngineFromOnnx(artifact, **options)()
 

@@ -16,8 +16,13 @@ import os
 from pathlib import Path
 
 from pomexport.errors import PluginError
-from pomexport.export.artifact import PLUGINS, Artifact, load_artifact, write_manifest
-from pomexport.export.artifact.atomic import atomic_write
+from pomexport.export.artifact import (
+    PLUGINS,
+    Artifact,
+    ArtifactDraft,
+    edit_artifact,
+    load_artifact,
+)
 from pomexport.export.artifact.contract import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from pomexport.export.artifact.pinned import sealed_file
 from pomexport.export.engine.target import import_tensorrt
@@ -122,19 +127,18 @@ def check_plugin_library(library: str | os.PathLike) -> Path:
 
 
 def add_plugin_library(
-    artifact: Artifact | str | os.PathLike, library: str | os.PathLike
-) -> Artifact:
+    artifact: Artifact | str | os.PathLike | ArtifactDraft, library: str | os.PathLike
+) -> Artifact | ArtifactDraft:
     """Copy the PolyMixer plugin library into ``<artifact>/plugins/`` (replacing an earlier
     one) and record its sha256 in the manifest: from then on the builder, the backend and the
-    C++ runtime load it only when it still has that hash. Needs no TensorRT."""
-    import shutil
-
-    root = artifact.root if isinstance(artifact, Artifact) else Path(artifact)
-    manifest = load_artifact(root).manifest
+    C++ runtime load it only when it still has that hash. Needs no TensorRT. Given the
+    :class:`ArtifactDraft` of a build, adds it there and returns the draft, uncommitted."""
     library = check_plugin_library(library)
-    for old in (root / PLUGINS).glob("*.so"):
-        old.unlink()
-    atomic_write(root / PLUGINS / library.name, lambda tmp: shutil.copyfile(library, tmp))
-    write_manifest(root, {k: v for k, v in manifest.items() if k != "files"})
-    logger.info("added %s to %s", library.name, root / PLUGINS)
-    return load_artifact(root)
+    with edit_artifact(artifact) as draft:
+        for old in sorted((draft / PLUGINS).glob("*.so")):
+            draft.remove(f"{PLUGINS}/{old.name}")
+        draft.copy_in(f"{PLUGINS}/{library.name}", library)
+        logger.info("added %s to %s", library.name, draft / PLUGINS)
+    if isinstance(artifact, ArtifactDraft):
+        return artifact
+    return load_artifact(draft.root, verify=False)  # hashed as it was committed, moments ago

@@ -5,8 +5,8 @@
 
 The real ``pomexport.export.pipeline.build`` runs (lock, staging directory, swap); only the
 torch -> ONNX trace (tens of seconds) is replaced by writing a toy graph of FLOATS weights
-through the real writers (``staged_artifact`` inside the build's staging folder as
-``export_model`` does, ``save_onnx`` with external data, ``write_manifest``). Prints
+through the real writers (into the build's draft as ``export_model`` does, ``save_onnx``
+with external data, the draft's manifest, committed once by the build). Prints
 ``ready`` once imported, so the parent's random kill delays all fall inside builds.
 
 ``serve``: import once, then for each stdin line ``LOOPS TAG`` fork a child that runs LOOPS
@@ -26,18 +26,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import hardening_corpus as corpus  # noqa: E402
 
-from pomexport.export import artifact  # noqa: E402
+from pomexport.export import artifact, onnx_files  # noqa: E402
 
 
 def main(out: str, name: str, loops: int, floats: int, intervals: str | None) -> None:
-    artifact.EXTERNAL_DATA_THRESHOLD = 1024  # weights go to model.onnx.data, as big models do
+    onnx_files.EXTERNAL_DATA_THRESHOLD = 1024  # weights go to model.onnx.data, as big models do
 
-    def export_model(source, staging, precision, flavor, batch, progress):
+    def export_model(source, draft, precision, flavor, batch, progress):
         start = time.time()
-        # export_model stages its own writes (a build's staging folder is its ``out``).
-        with artifact.staged_artifact(staging) as inner:
-            artifact.save_onnx(corpus.toy_model(floats), inner / artifact.PORTABLE)
-            artifact.write_manifest(inner, corpus.manifest(source))
+        # export_model writes into the build's draft; the build commits it.
+        onnx_files.save_onnx(corpus.toy_model(floats), draft.target(artifact.PORTABLE))
+        draft.manifest = corpus.manifest(source)
         if intervals:
             with open(intervals, "a") as f:
                 f.write(f"{start} {time.time()} {source}\n")
