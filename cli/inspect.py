@@ -6,10 +6,12 @@ import json
 
 import click
 
+from pomexport.cli import _options as o
+
 
 @click.command("inspect")
 @click.argument("artifact", type=click.Path(path_type=str))
-@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@o.json_option("Print the full report as JSON.")
 @click.option(
     "--strict", is_flag=True, help="Exit with status 1 when the TensorRT lint finds errors."
 )

@@ -6,9 +6,11 @@ import json
 
 import click
 
+from pomexport.cli import _options as o
+
 
 @click.command("models")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@o.json_option()
 def command(as_json: bool) -> None:
     """List the bundled model and the architecture presets, with parameter counts and the
     recurrent state size per stream."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from pomexport.cli._options import trusted_key_option
+from pomexport.cli import _options as o
 
 # Target names without importing the export package (keeps `pomexport --help` fast).
 _TARGETS = ("jetson-orin-jp6", "jetson-jp7", "x86-trt10", "x86-trt11")
@@ -19,18 +19,15 @@ _TARGETS = ("jetson-orin-jp6", "jetson-jp7", "x86-trt10", "x86-trt11")
     "JetPack 7.2.2+ (TensorRT 11.4.1; Orin sm_87, Thor sm_110); x86-trt10 / x86-trt11: "
     "x86 GPUs with TensorRT 10.3 / 11.4.1.",
 )  # fmt: skip
-@click.option("--out", "-o", required=True, help="Bundle file to write (BUNDLE.tar.gz).")
+@o.out_option("Bundle file to write (BUNDLE.tar.gz).", required=True)
 @click.option(
     "--workspace-mib", type=click.IntRange(min=0), default=None,
     help="TensorRT builder workspace cap on the device (0: none)  [default: the target's; "
     "1024 on Jetson, which fits an Orin Nano 8 GB]",
 )  # fmt: skip
-@click.option(
-    "--sign", "sign_key", type=click.Path(dir_okay=False), default=None,
-    help="Ed25519 private key (pomexport keygen) signing bundle.json (bundle.sig) and the "
-    "bundled manifest (artifact/manifest.sig).",
-)  # fmt: skip
-@trusted_key_option("the ARTIFACT")
+@o.sign_option("Ed25519 private key (pomexport keygen) signing bundle.json (bundle.sig) and "
+               "the bundled manifest (artifact/manifest.sig).")  # fmt: skip
+@o.trusted_key_option("the ARTIFACT")
 def command(
     artifact: str,
     target: str,
@@ -44,10 +41,8 @@ def command(
     runtime sources with CMake, build.sh (verifies every file, compiles, builds the engine
     with trtexec), bundle.json (sha256 of every file, target versions, IO contract) and a
     README. Check it with `pomexport verify-bundle`."""
-    from pomexport.export.artifact.signing import use_trusted_keys
     from pomexport.export.bundle import package
 
-    if trusted:
-        use_trusted_keys(trusted)
+    o.use_trusted(trusted)
     result = package(artifact, target, out, workspace_mib=workspace_mib, sign_key=sign_key)
     click.echo(result.summary)

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from pomexport.cli import _options as o
 from pomexport.runtime.measure import plan as budget  # light: torch is imported only when counting
 
 _HELP = f"""Print the memory budget of MODEL(s) (default: the bundled model, S/2 and XL/2) on a
@@ -71,7 +72,7 @@ def _table(rows: list[budget.Budget], target: budget.Target) -> list[str]:
 @click.option("--cuda-context-mib", type=int, default=None, help="Measured CUDA context.")
 @click.option("--tensorrt-mib", type=int, default=None, help="Measured TensorRT runtime.")
 @click.option("--workspace-mib", type=int, default=None, help="Builder workspace cap.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (sizes in bytes).")
+@o.json_option("Print JSON (sizes in bytes).")
 def command(
     models: tuple[str, ...],
     target: str,

@@ -5,59 +5,28 @@ from __future__ import annotations
 
 import click
 
+from pomexport.cli import _options as o
+from pomexport.runtime.choices import BACKENDS
+
 
 @click.command("soak")
-@click.argument("source", default="pom-dit-video-tiny")
-@click.option(
-    "--frames", "-n", type=click.IntRange(min=2), required=True, help="Frames to generate."
-)
-@click.option(
-    "--every",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Sample memory, state and drift every K frames.",
-)
-@click.option(
-    "--steps",
-    type=click.IntRange(min=1),
-    default=2,
-    show_default=True,
-    help="Denoising steps per frame (few steps: more frames per hour).",
-)
-@click.option("--cfg-scale", default=1.0, show_default=True, help="Classifier-free guidance.")
-@click.option("--label", default=1, show_default=True, help="Class label of the stream.")
-@click.option("--seed", default=0, show_default=True, help="Noise seed (and preset init).")
-@click.option(
-    "--backend", default="auto", show_default=True, help="auto, torch, ort, ort-cuda, trt."
-)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option(
-    "--model",
-    "reference",
-    default=None,
-    help="fp32 reference of an artifact SOURCE (default: the model named in the manifest).",
-)
-@click.option(
-    "--out",
-    "-o",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Directory for soak.json and soak.png.",
-)
-def command(
-    source: str,
-    frames: int,
-    every: int,
-    steps: int,
-    cfg_scale: float,
-    label: int,
-    seed: int,
-    backend: str,
-    device: str,
-    reference: str | None,
-    out: str,
-) -> None:
+@o.model_argument("source")
+@o.frames_option(None, "Frames to generate.", type=click.IntRange(min=2), required=True)
+@o.option("--every", type=click.IntRange(min=1), default=100,
+          help="Sample memory, state and drift every K frames.")  # fmt: skip
+@o.steps_option(2, "Denoising steps per frame (few steps: more frames per hour).",
+                type=click.IntRange(min=1))  # fmt: skip
+@o.cfg_option(1.0, "Classifier-free guidance.")
+@o.option("--label", default=1, help="Class label of the stream.")
+@o.seed_option("Noise seed (and preset init).")
+@o.backend_options(BACKENDS, "torch runs a model; ort, ort-cuda, ort-trt, trt an artifact.")
+@o.reference_option("fp32 reference of an artifact SOURCE (default: the model named in the "
+                    "manifest).")  # fmt: skip
+@o.out_option("Directory for soak.json and soak.png.", required=True,
+              type=click.Path(file_okay=False))  # fmt: skip
+def command(source: str, frames: int, every: int, steps: int, cfg_scale: float, label: int,
+            seed: int, backend: str, device: str, reference: str | None, out: str,
+            ) -> None:  # fmt: skip
     """Generate FRAMES frames of one stream from SOURCE (an artifact directory or a model)
     continuously, sampling process RSS (and CUDA memory), state finiteness and drift against
     an fp32 torch reference every K frames. Exit status 1 when the state went non-finite."""

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import click
 
+from pomexport.cli import _options as o
+from pomexport.cli._output import to_stderr
+
 
 def _fmt(value) -> str:
     if isinstance(value, float):
@@ -48,30 +51,19 @@ def _summary_lines(summary: dict, layerwise: dict | None) -> list[str]:
     return lines
 
 
+_AGAINST = "torch (the artifact's model in PyTorch) or a second artifact directory."
+
+
 @click.command("verify")
 @click.argument("artifact", type=click.Path(path_type=Path))
-@click.option(
-    "--against",
-    default="torch",
-    show_default=True,
-    help="torch (the artifact's model in PyTorch) or a second artifact directory.",
-)
-@click.option(
-    "--model",
-    "reference",
-    default=None,
-    help="Reference model for --against torch (default: the model named in the manifest).",
-)
-@click.option("--frames", "-n", type=int, default=16, show_default=True, help="Frames per stream.")
-@click.option("--steps", "-s", type=int, default=4, show_default=True, help="Denoising steps.")
-@click.option("--seeds", type=int, default=1, show_default=True, help="Streams (seeds 0..K-1).")
-@click.option(
-    "--report",
-    "report_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Write verify.json, drift.json and drift.png here.",
-)
+@o.option("--against", default="torch", help=_AGAINST)
+@o.reference_option("Reference model for --against torch (default: the model named in the "
+                    "manifest).")  # fmt: skip
+@o.frames_option(16, "Frames per stream.")
+@o.steps_option(4)
+@o.option("--seeds", type=int, default=1, help="Streams (seeds 0..K-1).")
+@o.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+          default=None, help="Write verify.json, drift.json and drift.png here.")  # fmt: skip
 def command(artifact, against, reference, frames, steps, seeds, report_dir) -> None:
     """Check ARTIFACT numerically against its PyTorch reference, frame after frame.
 
@@ -83,16 +75,9 @@ def command(artifact, against, reference, frames, steps, seeds, report_dir) -> N
     """
     from pomexport.runtime.measure.verify import verify
 
-    report = verify(
-        artifact,
-        against=against,
-        frames=frames,
-        steps=steps,
-        seeds=seeds,
-        report_dir=report_dir,
-        reference_model=reference,
-        progress=lambda line: click.echo(line, err=True),
-    )
+    given = {"frames": frames, "steps": steps, "seeds": seeds, "report_dir": report_dir}
+    report = verify(artifact, against=against, reference_model=reference, progress=to_stderr,
+                    **given)  # fmt: skip
     for line in _summary_lines(report.summary, report.layerwise):
         click.echo(line)
     for path in report.paths.values():

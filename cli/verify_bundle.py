@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from pomexport.cli._options import trusted_key_option
+from pomexport.cli import _options as o
 
 
 @click.command("verify-bundle")
@@ -14,7 +14,7 @@ from pomexport.cli._options import trusted_key_option
     "--extract", "extract", default=None, type=click.Path(file_okay=False),
     help="Unpack into this directory (absent or empty) after every check passed.",
 )  # fmt: skip
-@trusted_key_option("bundle.json", "none: unsigned bundles pass, with a warning")
+@o.trusted_key_option("bundle.json", "none: unsigned bundles pass, with a warning")
 def command(bundle: str, extract: str | None, trusted: tuple[str, ...]) -> None:
     """Verify BUNDLE (from `pomexport package`): every member a plain relative regular file
     (no absolute path, no '..', no symlink, hard link, device node or FIFO), listed in

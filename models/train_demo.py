@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from pomexport.errors import ConfigError
 from pomexport.export.artifact.atomic import atomic_write
 from pomexport.models.config import PoMDiTConfig
 from pomexport.models.demo_data import BouncingShapes
@@ -78,6 +79,12 @@ class TrainConfig:
     # frames carry instead of copying them forward through the state. 0: off.
     self_context: float = 0.0
     self_context_t: float = 0.5
+
+    def __post_init__(self) -> None:
+        if min(self.steps, self.batch, self.frames) < 1 or self.lr < 0:
+            raise ConfigError(
+                "--steps, --batch, --frames and --lr must be positive (--lr 0: frozen)"
+            )
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -219,6 +226,12 @@ def trained_ranges(info: dict, model: PoMDiTConfig) -> TrainedRanges:
     return TrainedRanges(index, count)
 
 
+def check_weights_out(out: str | Path | None) -> None:
+    """ConfigError unless ``out`` (None: no file) names a .safetensors file."""
+    if out is not None and Path(out).suffix != ".safetensors":
+        raise ConfigError(f"--out must end in .safetensors, got {Path(out).name!r}")
+
+
 def train(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True) -> PoMDiT:
     """Train from scratch (or from ``cfg.init``); return the EMA model. With ``out``,
     checkpoint there periodically.
@@ -228,6 +241,7 @@ def train(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True
     """
     from tqdm import tqdm
 
+    check_weights_out(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
