@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnx_ir as ir
 
 from pomexport.calibration.calibrators import TensorStats
@@ -20,11 +19,12 @@ log = logging.getLogger(__name__)
 BATCH = 8  # rows per ONNX Runtime call while observing
 
 
-def session(model: onnx.ModelProto, folder: Path, extra_outputs: Iterable[str] = ()):
-    """A CPU session on the portable flavor of ``model`` with ``extra_outputs`` exposed."""
+def session(model: ir.Model, folder: Path, extra_outputs: Iterable[str] = ()):
+    """A CPU session on the portable flavor of ``model`` (left as it is) with
+    ``extra_outputs`` exposed."""
     import onnxruntime as ort
 
-    irm = ir.serde.deserialize_model(add_function(plugin_flavor(model)))
+    irm = add_function(plugin_flavor(model))
     wanted = set(extra_outputs)
     present = {v.name for v in irm.graph.outputs}
     for node in irm.graph:
@@ -47,9 +47,7 @@ def _sweep(sess, names: list[str], data: CalibrationSet, visit: Callable) -> Non
             visit(name, value)
 
 
-def observe(
-    model: onnx.ModelProto, names: list[str], data: CalibrationSet
-) -> dict[str, TensorStats]:
+def observe(model: ir.Model, names: list[str], data: CalibrationSet) -> dict[str, TensorStats]:
     """Range and |x| histogram of each named activation over the calibration set (2 passes)."""
     stats = {name: TensorStats() for name in names}
     with tempfile.TemporaryDirectory(prefix="pomexport-calib-") as tmp:

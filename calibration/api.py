@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import onnx
+import onnx_ir as ir
 
 from pomexport.calibration.calibrators import activation_range, check_method
 from pomexport.calibration.capture import CalibrationSet, CaptureSettings, capture_model
-from pomexport.calibration.placement import QuantTarget, find_targets_proto
+from pomexport.calibration.placement import QuantTarget, find_targets
 from pomexport.calibration.report import REPORT_JSON, REPORT_TEXT, CalibrationReport, layer_report
 from pomexport.errors import ConfigError
 from pomexport.export.artifact import Artifact, ArtifactDraft, edit_artifact, load_artifact
@@ -59,19 +59,17 @@ class CalibrationOptions:
 class QuantizedGraphs:
     """The two encodings of one calibration (plugin flavor: no local function) + report."""
 
-    tensorrt: onnx.ModelProto
-    ort_cpu: onnx.ModelProto
+    tensorrt: ir.Model
+    ort_cpu: ir.Model
     report: CalibrationReport
 
 
-def _weights(model: onnx.ModelProto, targets: list[QuantTarget]) -> dict:
-    from onnx import numpy_helper
-
-    wanted = {t.weight for t in targets}
-    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if i.name in wanted}
+def _weights(model: ir.Model, targets: list[QuantTarget]) -> dict:
+    initializers = model.graph.initializers
+    return {name: initializers[name].const_value.numpy() for name in {t.weight for t in targets}}
 
 
-def _accuracy(fp32, graphs: dict[str, onnx.ModelProto], data: CalibrationSet) -> dict:
+def _accuracy(fp32: ir.Model, graphs: dict[str, ir.Model], data: CalibrationSet) -> dict:
     from pomexport.calibration._observe import session
     from pomexport.calibration.sensitivity import OUTPUTS, ROWS, relative_error
 
@@ -87,14 +85,14 @@ def _accuracy(fp32, graphs: dict[str, onnx.ModelProto], data: CalibrationSet) ->
 
 
 def quantize_graph(
-    fp32: onnx.ModelProto, data: CalibrationSet, options: CalibrationOptions
+    fp32: ir.Model, data: CalibrationSet, options: CalibrationOptions
 ) -> QuantizedGraphs:
     """Calibrate the fp32 step graph (plugin flavor) on ``data``; both encodings + report."""
     from pomexport.calibration import sensitivity
     from pomexport.calibration._observe import observe
     from pomexport.calibration.qdq import quantize_model
 
-    targets, excluded = find_targets_proto(fp32)
+    targets, excluded = find_targets(fp32)
     stats = observe(fp32, sorted({t.activation for t in targets}), data)
     ranges = {name: activation_range(s, options.method) for name, s in stats.items()}
     weights = _weights(fp32, targets)
@@ -179,7 +177,7 @@ def _quantize_draft(
 ) -> None:
     """Calibrate the draft's fp32 graph; write both encodings, the report and the set."""
     from pomexport.export.api import resolve_model
-    from pomexport.export.flavors import plugin_flavor
+    from pomexport.export.flavors import to_plugin_flavor
 
     manifest = draft.manifest
     if manifest["precision"] != "fp32":
@@ -189,7 +187,9 @@ def _quantize_draft(
         )
     flavors = dict(manifest["flavors"])
     flavor = "plugin" if "plugin" in flavors else "portable"
-    fp32 = plugin_flavor(onnx.load(str(draft / flavors[flavor])))
+    fp32 = ir.load(draft / flavors[flavor])
+    ir.external_data.load_to_model(fp32)  # in memory: the int8 files replace its .data
+    to_plugin_flavor(fp32)
     torch_model, _ = resolve_model(model)
     progress(f"capturing calibration data ({options.capture.samples} step rows max)")
     data = calibration_data(torch_model, options)

@@ -19,7 +19,6 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import onnx
 import onnx_ir as ir
 
 from pomexport.calibration.calibrators import ActivationRange, quantize_weight, weight_scales
@@ -125,23 +124,21 @@ class QuantizeActivationsPass(ir.passes.InPlacePass):
 
 
 def quantize_model(
-    model: onnx.ModelProto,
+    model: ir.Model,
     targets: Sequence[QuantTarget],
     ranges: Mapping[str, ActivationRange],
     encoding: str,
-) -> onnx.ModelProto:
-    """A Q/DQ copy of the fp32 step graph ``model`` (which is left unchanged)."""
-    irm = ir.serde.deserialize_model(model)
+) -> ir.Model:
+    """A Q/DQ copy of the fp32 step graph ``model`` (which is left unchanged; the copy
+    shares the weights it does not quantize)."""
+    _ensure_opset(model, 13)  # per-axis DequantizeLinear needs opset 13
     passes = ir.passes.Sequential(
         QuantizeWeightsPass(targets), QuantizeActivationsPass(targets, ranges, encoding)
     )
-    result = passes(irm)
-    proto = ir.serde.serialize_model(result.model)
-    _ensure_opset(proto, 13)  # per-axis DequantizeLinear needs opset 13
-    return proto
+    return passes(model.clone()).model
 
 
-def _ensure_opset(model: onnx.ModelProto, minimum: int) -> None:
-    for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx") and entry.version < minimum:
-            raise ValueError(f"opset {entry.version} < {minimum}: Q/DQ with axis needs opset 13")
+def _ensure_opset(model: ir.Model, minimum: int) -> None:
+    for domain, version in model.opset_imports.items():
+        if domain in ("", "ai.onnx") and version < minimum:
+            raise ValueError(f"opset {version} < {minimum}: Q/DQ with axis needs opset 13")

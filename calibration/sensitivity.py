@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import onnx
+import onnx_ir as ir
 
 from pomexport.calibration._observe import session
 from pomexport.calibration.calibrators import ActivationRange
@@ -35,7 +35,7 @@ def relative_error(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def output_error(
-    model: onnx.ModelProto, reference: Sequence[np.ndarray], feed: dict, folder: Path
+    model: ir.Model, reference: Sequence[np.ndarray], feed: dict, folder: Path
 ) -> float:
     """Largest relative error of ``model``'s outputs on ``feed`` against ``reference``."""
     outputs = session(model, folder).run(list(OUTPUTS), feed)
@@ -43,7 +43,7 @@ def output_error(
 
 
 def sweep(
-    model: onnx.ModelProto,
+    model: ir.Model,
     targets: Sequence[QuantTarget],
     ranges: Mapping[str, ActivationRange],
     data: CalibrationSet,

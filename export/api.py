@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+import onnx_ir as ir
 
 from pomexport.errors import ConfigError, ExportError
 from pomexport.export.artifact import (
@@ -91,7 +92,8 @@ def resolve_model(model_or_name: PoMDiT | str | os.PathLike) -> tuple[PoMDiT, st
     return model, Path(name).stem if Path(name).is_file() else name
 
 
-def _fp16(graph: onnx.ModelProto, feeds: list, progress: Progress):
+def _fp16(graph: ir.Model, feeds: list, progress: Progress) -> tuple[ir.Model, list[str]]:
+    """The overflow check on ``feeds``, then the fp16 pass on ``graph`` (in place)."""
     from pomexport.export.fp16 import to_fp16
     from pomexport.export.ranges import overflowing, tensor_absmax
 
@@ -101,9 +103,7 @@ def _fp16(graph: onnx.ModelProto, feeds: list, progress: Progress):
     return to_fp16(graph, keep), sorted(keep)
 
 
-def _write_flavors(
-    graph: onnx.ModelProto, out: Path | ArtifactDraft, flavors, progress: Progress
-) -> None:
+def _write_flavors(graph: ir.Model, out: Path | ArtifactDraft, flavors, progress: Progress) -> None:
     from pomexport.export.flavors import add_function, to_plugin_flavor
 
     # Portable first: when the weights go external, the plugin file shares model.onnx.data.

@@ -12,12 +12,12 @@ importer. The portable flavor has no attribute, so a loaded plugin library never
 its local function (runtime/plugin/README.md "Loading" has the parser source lines).
 
 The two differ only by ``model.functions`` and that attribute (a test compares the graphs).
+Everything here reads and edits an ``onnx_ir.Model``, the one graph form of every pass.
 """
 
 from __future__ import annotations
 
-import onnx
-from onnx import helper
+import onnx_ir as ir
 
 from pomexport.errors import ExportError
 from pomexport.export.artifact.contract import (
@@ -33,25 +33,30 @@ from pomexport.export.function import MAX_ORDER, polymixer_function
 FLAVORS = ("portable", "plugin")
 
 
-def _onnx_opset(model: onnx.ModelProto) -> int:
-    for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx"):
-            return entry.version
+def _onnx_opset(model: ir.Model) -> int:
+    for domain in ("", "ai.onnx"):
+        if domain in model.opset_imports:
+            return model.opset_imports[domain]
     raise ExportError("the step graph imports no default ONNX opset")
 
 
-def _mixer_attributes(model: onnx.ModelProto) -> list[MixerAttrs]:
+def mixer_nodes(model: ir.Model) -> list[ir.Node]:
+    """The graph's PolyMixer nodes, in graph order."""
+    return [n for n in model.graph if n.domain == DOMAIN and n.op_type == OP_TYPE]
+
+
+def _mixer_attributes(model: ir.Model) -> list[MixerAttrs]:
     """The attributes of every PolyMixer node of the graph, in graph order."""
     try:
         return [
-            MixerAttrs.from_onnx({a.name: helper.get_attribute_value(a) for a in node.attribute})
-            for node in _mixer_nodes(model)
+            MixerAttrs.from_onnx({k: a.value for k, a in node.attributes.items()})
+            for node in mixer_nodes(model)
         ]
     except ValueError as e:
         raise ExportError(f"PolyMixer node attributes: {e}") from e
 
 
-def mixer_signature(model: onnx.ModelProto) -> tuple[str, str]:
+def mixer_signature(model: ir.Model) -> tuple[str, str]:
     """(variant, gate) shared by every PolyMixer node (one function serves them all)."""
     found = {(a.variant, a.gate) for a in _mixer_attributes(model)}
     if len(found) != 1:
@@ -59,34 +64,23 @@ def mixer_signature(model: onnx.ModelProto) -> tuple[str, str]:
     return found.pop()
 
 
-def _mixer_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    return [n for n in model.graph.node if n.domain == DOMAIN and n.op_type == OP_TYPE]
-
-
-def _drop_plugin_namespace(node: onnx.NodeProto) -> None:
-    kept = [a for a in node.attribute if a.name != PLUGIN_NAMESPACE_ATTRIBUTE]
-    del node.attribute[:]
-    node.attribute.extend(kept)
-
-
-def to_plugin_flavor(model: onnx.ModelProto) -> onnx.ModelProto:
+def to_plugin_flavor(model: ir.Model) -> ir.Model:
     """In place: drop the local function, name the plugin's namespace on every PolyMixer node."""
-    del model.functions[:]
-    for node in _mixer_nodes(model):
-        _drop_plugin_namespace(node)
-        node.attribute.append(helper.make_attribute(PLUGIN_NAMESPACE_ATTRIBUTE, PLUGIN_NAMESPACE))
+    model.functions.clear()
+    for node in mixer_nodes(model):
+        node.attributes.pop(PLUGIN_NAMESPACE_ATTRIBUTE, None)
+        attribute = ir.AttrString(PLUGIN_NAMESPACE_ATTRIBUTE, PLUGIN_NAMESPACE)
+        node.attributes[PLUGIN_NAMESPACE_ATTRIBUTE] = attribute
     return model
 
 
-def plugin_flavor(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The plugin flavor of ``model`` (a copy sharing nothing mutable; see the module doc)."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    return to_plugin_flavor(out)
+def plugin_flavor(model: ir.Model) -> ir.Model:
+    """The plugin flavor of ``model``: a copy of its graph (sharing the weight tensors)."""
+    return to_plugin_flavor(model.clone())
 
 
-def function_for(model: onnx.ModelProto) -> onnx.FunctionProto:
-    """The PolyMixer FunctionProto matching the graph's nodes and default opset."""
+def function_for(model: ir.Model) -> ir.Function:
+    """The PolyMixer function matching the graph's nodes and default opset."""
     variant, gate = mixer_signature(model)
     order = max(a.order for a in _mixer_attributes(model))
     if order > MAX_ORDER:
@@ -97,17 +91,17 @@ def function_for(model: onnx.ModelProto) -> onnx.FunctionProto:
     function = polymixer_function(variant, gate)
     # The body uses no op whose semantics changed after opset 18: import the model's opset.
     function.opset_import[0].version = _onnx_opset(model)
-    return function
+    return ir.serde.deserialize_function(function)
 
 
-def add_function(model: onnx.ModelProto) -> onnx.ModelProto:
-    """In place, the portable flavor: the PolyMixer FunctionProto appended, no
-    ``plugin_namespace`` on the nodes (a loaded plugin must not take the function's place)."""
+def add_function(model: ir.Model) -> ir.Model:
+    """In place, the portable flavor: the PolyMixer function added, no ``plugin_namespace``
+    on the nodes (a loaded plugin must not take the function's place)."""
     function = function_for(model)
-    del model.functions[:]
-    model.functions.append(function)
-    for node in _mixer_nodes(model):
-        _drop_plugin_namespace(node)
-    if not any(e.domain == DOMAIN for e in model.opset_import):
-        model.opset_import.append(helper.make_opsetid(DOMAIN, OP_VERSION))
+    model.functions.clear()
+    model.functions[function.identifier()] = function
+    for node in mixer_nodes(model):
+        node.attributes.pop(PLUGIN_NAMESPACE_ATTRIBUTE, None)
+    if DOMAIN not in model.opset_imports:
+        model.opset_imports[DOMAIN] = OP_VERSION
     return model

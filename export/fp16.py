@@ -201,7 +201,12 @@ class Fp16Pass(ir.passes.InPlacePass):
 
 
 def to_fp16(model, keep_fp32: Iterable[str] = ()):
-    """fp16 copy of an fp32 step graph (``onnx.ModelProto`` in and out)."""
+    """An fp32 step graph in fp16: an ``ir.Model`` is converted in place and returned.
+
+    A graph held as an ``onnx.ModelProto`` (the decoders' export) gets an fp16 proto copy.
+    """
+    if isinstance(model, ir.Model):
+        return Fp16Pass(keep_fp32)(model).model
     irm = ir.serde.deserialize_model(model)
     Fp16Pass(keep_fp32)(irm)
     return ir.serde.serialize_model(irm)

@@ -13,11 +13,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnx_ir as ir
 
 from pomexport.errors import ExportError
-from pomexport.export.flavors import function_for
+from pomexport.export.flavors import add_function
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +24,10 @@ FP16_MAX = 65504.0
 OVERFLOW_FRACTION = 0.5
 
 
-def _with_all_outputs(model: onnx.ModelProto) -> ir.Model:
-    """The portable model with every float node output appended to the graph outputs.
-
-    The IR model wraps ``model``'s tensors without copying them (XL weights are GBs).
-    """
-    irm = ir.serde.deserialize_model(model)
-    function = ir.serde.deserialize_function(function_for(model))
-    irm.functions[function.identifier()] = function
+def _with_all_outputs(model: ir.Model) -> ir.Model:
+    """A portable copy of ``model`` with every float node output appended to the graph
+    outputs. The copy shares ``model``'s tensors (XL weights are GBs)."""
+    irm = add_function(model.clone())
     seen = {v.name for v in irm.graph.outputs}
     for node in irm.graph:
         for value in node.outputs:
@@ -56,8 +51,9 @@ def _session(irm: ir.Model, tmp: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def tensor_absmax(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> dict[str, float]:
-    """max |x| over all feeds of every float tensor the fp32 graph computes."""
+def tensor_absmax(model: ir.Model, feeds: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    """max |x| over all feeds of every float tensor the fp32 graph computes (``model`` is
+    left as it is)."""
     irm = _with_all_outputs(model)
     absmax: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="pomexport-ranges-") as tmp:

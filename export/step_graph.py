@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import warnings
 
-import onnx
+import onnx_ir as ir
 import torch
 from onnxscript.values import Opset
 
@@ -33,7 +33,7 @@ from pomexport.models.pom_dit import PoMDiT
 log = logging.getLogger(__name__)
 
 _POM = Opset(DOMAIN, OP_VERSION)
-_ONNX_DTYPES = {"float32": onnx.TensorProto.FLOAT, "int64": onnx.TensorProto.INT64}
+_IR_DTYPES = {"float32": ir.DataType.FLOAT, "int64": ir.DataType.INT64}
 _TEXT_TOKENS = 8  # example text length for tracing; the axis stays dynamic
 
 
@@ -84,30 +84,31 @@ def _dynamic_shapes(model: PoMDiT, batch: tuple[int, int, int]) -> tuple[dict, .
     return ({0: b}, {0: b}, cond, {0: b}, {1: b}, {0: b})
 
 
-def _strip_metadata(model: onnx.ModelProto) -> None:
+def _strip_metadata(model: ir.Model) -> None:
     """Drop the exporter's per-node stack traces: they leak local paths and change per run."""
-    for node in model.graph.node:
-        del node.metadata_props[:]
-    del model.graph.metadata_props[:]
+    for node in model.graph:
+        node.metadata_props.clear()
+    model.graph.metadata_props.clear()
 
 
-def _check_contract(model: onnx.ModelProto, names: list[str]) -> None:
+def _check_contract(model: ir.Model, names: list[str]) -> None:
     """Graph I/O names, fixed dtypes and the batch symbol must match contract.py."""
-    got_in = [i.name for i in model.graph.input]
-    got_out = [o.name for o in model.graph.output]
+    got_in = [i.name for i in model.graph.inputs]
+    got_out = [o.name for o in model.graph.outputs]
     want_out = [spec.name for spec in STEP_OUTPUTS]
     if got_in != names or got_out != want_out:
         raise ExportError(f"step graph I/O {got_in} -> {got_out} breaks the contract")
     for value, spec in zip(
-        list(model.graph.input) + list(model.graph.output), STEP_INPUTS + STEP_OUTPUTS, strict=True
+        [*model.graph.inputs, *model.graph.outputs], STEP_INPUTS + STEP_OUTPUTS, strict=True
     ):
-        want = _ONNX_DTYPES.get(spec.dtype, onnx.TensorProto.FLOAT)
-        if value.name != TEXT_INPUT.name and value.type.tensor_type.elem_type != want:
+        want = _IR_DTYPES.get(spec.dtype, ir.DataType.FLOAT)
+        if value.name != TEXT_INPUT.name and value.dtype != want:
             raise ExportError(f"step graph {value.name}: dtype is not {spec.dtype}")
 
 
-def export_step(model: PoMDiT, opset: int, batch: tuple[int, int, int]) -> onnx.ModelProto:
-    """The fp32 step graph with a bare ``pomexport::PolyMixer`` node (no local function)."""
+def export_step(model: PoMDiT, opset: int, batch: tuple[int, int, int]) -> ir.Model:
+    """The fp32 step graph with a bare ``pomexport::PolyMixer`` node (no local function), in
+    the exporter's own graph form (``onnx_ir``): every later pass edits it, one save writes it."""
     register_schema()
     names = input_names(model)
     example = example_inputs(model, max(2, min(batch[1], batch[2])))
@@ -129,8 +130,8 @@ def export_step(model: PoMDiT, opset: int, batch: tuple[int, int, int]) -> onnx.
             )
         except Exception as e:  # the exporter raises many types; one line for the user
             raise ExportError(f"torch.onnx.export failed for the step graph: {e}") from e
-    proto = program.model_proto
-    _strip_metadata(proto)
-    _check_contract(proto, names)
-    log.info("exported step graph: %d nodes", len(proto.graph.node))
-    return proto
+    graph = program.model
+    _strip_metadata(graph)
+    _check_contract(graph, names)
+    log.info("exported step graph: %d nodes", len(graph.graph))
+    return graph

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import onnx
+import onnx_ir as ir
 
 from pomexport.calibration import sensitivity
 from pomexport.calibration.calibrators import activation_range
 from pomexport.calibration.capture import CaptureSettings, capture_model
-from pomexport.calibration.placement import find_targets_proto
+from pomexport.calibration.placement import find_targets
 from pomexport.calibration.qdq import quantize_model
 from pomexport.models import load_model
 
@@ -18,9 +18,9 @@ def test_keeping_the_most_sensitive_layer_in_float_reduces_the_error(
     from pomexport.calibration._observe import observe
 
     fp32, _ = artifacts
-    graph = onnx.load(str(fp32.onnx_path("plugin")))
+    graph = ir.load(fp32.onnx_path("plugin"))
     # A mixer projection, an MLP input and the final projection.
-    targets, _ = find_targets_proto(graph)
+    targets, _ = find_targets(graph)
     subset = [targets[0], targets[2], targets[-1]]
     data = capture_model(
         load_model(calibrated_model), CaptureSettings(samples=24, frames=2, steps=2)

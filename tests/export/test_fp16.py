@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import onnxruntime as ort
 from onnx import TensorProto
 
@@ -100,12 +101,12 @@ def test_overflowing_tensors_stay_fp32(models, fp32_artifacts):
     from pomexport.export.fp16 import to_fp16
     from pomexport.export.ranges import tensor_absmax
 
-    fp32 = onnx.load(str(fp32_artifacts["moments"].onnx_path("plugin")))
+    fp32 = ir.load(fp32_artifacts["moments"].onnx_path("plugin"))
     feeds = record_trajectory(models["moments"], frames=1, steps=1, batch=2)
     absmax = tensor_absmax(fp32, feeds)
     kept = overflowing(absmax, fraction=20.0 / FP16_MAX)  # everything above |20|
     assert kept and len(kept) < len(absmax)
-    fp16 = add_function(to_fp16(fp32, kept))
+    fp16 = ir.to_proto(add_function(to_fp16(fp32, kept)))
     onnx.checker.check_model(fp16, full_check=True)
     types = _types(fp16)
     assert all(types[name] == TensorProto.FLOAT for name in kept)
@@ -120,8 +121,8 @@ def test_fp16_pass_powers_variant(models, fp32_artifacts):
     from pomexport.export.flavors import add_function
     from pomexport.export.fp16 import to_fp16
 
-    fp32 = onnx.load(str(fp32_artifacts["powers"].onnx_path("plugin")))
-    fp16 = add_function(to_fp16(fp32))
+    fp32 = ir.load(fp32_artifacts["powers"].onnx_path("plugin"))
+    fp16 = ir.to_proto(add_function(to_fp16(fp32)))
     onnx.checker.check_model(fp16, full_check=True)
     types = _types(fp16)
     mixers = [n for n in fp16.graph.node if n.op_type == "PolyMixer"]
@@ -146,11 +147,11 @@ def test_fp16_pass_keeps_the_stationary_read_fp32(stationary_artifact):
     from pomexport.export.trt_lint import lint_model
 
     art, model = stationary_artifact
-    fp32 = onnx.load(str(art.onnx_path("plugin")))
+    fp32 = ir.load(art.onnx_path("plugin"))
     feeds = record_trajectory(model, frames=4, steps=2, batch=2, seed=4)
     fp16 = to_fp16(fp32, overflowing(tensor_absmax(fp32, feeds)))
-    assert lint_model(fp16), [f.__dict__ for f in lint_model(fp16).errors]
-    fp16 = add_function(fp16)
+    assert lint_model(ir.to_proto(fp16)), [f.__dict__ for f in lint_model(ir.to_proto(fp16)).errors]
+    fp16 = ir.to_proto(add_function(fp16))
     types = _types(fp16)
     mixers = [n for n in fp16.graph.node if n.op_type == "PolyMixer"]
     assert mixers and all(types[n.input[2]] == types[n.input[3]] == 1 for n in mixers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import onnxruntime as ort
 import pytest
 import torch
@@ -108,4 +109,4 @@ def test_function_is_flat_and_named_by_contract():
 def test_portable_flavor_refuses_orders_past_the_scan():
     model = _mixer_model("powers", "sigmoid", MAX_ORDER + 1, 0)
     with pytest.raises(ExportError, match=rf"order {MAX_ORDER + 1}: .* covers order <= 16$"):
-        function_for(model)
+        function_for(ir.from_proto(model))
