@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from pomexport.errors import ConfigError
+from pomexport.export.artifact.layout import CALIBRATION_METHODS
 
-METHODS = ("minmax", "percentile", "entropy")
+METHODS = CALIBRATION_METHODS  # the artifact format names them (manifest "quantization")
 BINS = 2048
 LEVELS = 128  # int8 magnitudes 0..127 (symmetric)
 INT8_MAX = 127

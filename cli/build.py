@@ -6,14 +6,14 @@ from __future__ import annotations
 import click
 
 from pomexport.cli import _options as o
+from pomexport.export.artifact.layout import PRECISIONS
 
-_PRECISIONS = ("fp32", "fp16", "int8")  # export/pipeline.py's PRECISIONS, without torch
 _BACKENDS = ("auto", "trt", "ort")
 
 
 @click.command("build")
 @o.model_argument()
-@o.precision_option(_PRECISIONS, "fp16",
+@o.precision_option(PRECISIONS, "fp16",
     "Precision baked into the ONNX graph (the engine is built strongly typed from it); "
     "int8 calibrates on the model's own sampling trajectories (options: pomexport calibrate).",
 )  # fmt: skip

@@ -7,8 +7,8 @@ import click
 
 from pomexport.cli import _options as o
 from pomexport.cli._output import timed
+from pomexport.export.artifact.layout import CALIBRATION_METHODS
 
-_METHODS = ("minmax", "percentile", "entropy")  # calibration/calibrators.py, without numpy
 _SAMPLES = "Cap on recorded step rows (uniform reservoir sample of the trajectories)."
 _METHOD = (
     "Activation range calibrator (weights are always per-channel max). entropy (TensorRT's "
@@ -19,7 +19,7 @@ _METHOD = (
 @click.command("calibrate")
 @o.model_argument()
 @o.option("--samples", type=int, default=256, help=_SAMPLES)
-@o.option("--method", type=click.Choice(_METHODS), default="percentile", help=_METHOD)
+@o.option("--method", type=click.Choice(CALIBRATION_METHODS), default="percentile", help=_METHOD)
 @o.out_option("Artifact directory  [default: build/<model>-int8]")
 @o.ints_option("--labels", None, "Comma-separated labels [default: spread over classes].")
 @o.ints_option("--seeds", "0,1", "Comma-separated noise seeds.")

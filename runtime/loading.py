@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pomexport.errors import ArtifactError, ConfigError
+from pomexport.export.artifact.layout import MANIFEST
 from pomexport.runtime.choices import ARTIFACT_BACKENDS, BACKENDS, TRT_BACKEND
 from pomexport.runtime.providers import Choice
 
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["BACKENDS", "Choice", "choose_backend", "is_artifact", "load_backend"]
-
-MANIFEST = "manifest.json"  # export/artifact/'s name, without importing onnx here
 
 
 def is_artifact(source: object) -> bool:
@@ -76,15 +75,30 @@ def choose_backend(source: object, backend: str = "auto", device: str = "auto") 
 
 def _trt_engine_reason(source: str | os.PathLike) -> str | None:
     """Why ``auto`` runs the artifact on TensorRT (None: it does not): TensorRT and a GPU are
-    here and the artifact lists an engine plan (built by ``pomexport build --backend trt``)."""
+    here and the manifest records an engine (built by ``pomexport build --backend trt``)."""
     from pomexport.export.engine.target import tensorrt_missing
 
     if tensorrt_missing() is not None:
         return None
-    plans = sorted((_artifact_root(source) / "engines").glob("*.plan"))
+    plans = _recorded_engines(_artifact_root(source))
     if not plans:
         return None
-    return f"auto: TensorRT and a CUDA GPU are available and the artifact has {plans[0].name}"
+    name = Path(plans[0]).name
+    return f"auto: TensorRT and a CUDA GPU are available and the artifact has {name}"
+
+
+def _recorded_engines(root: Path) -> list[str]:
+    """The engine plans ``root``'s manifest records; none when it cannot be read (the
+    backend that loads the artifact then says why)."""
+    from pomexport.export.artifact import read_manifest
+    from pomexport.export.artifact.engines import recorded_engines
+    from pomexport.export.artifact.limits import DEFAULT_LIMITS
+
+    try:
+        manifest = read_manifest(root, DEFAULT_LIMITS, ())  # signature: checked by the load
+    except ArtifactError:
+        return []
+    return recorded_engines(manifest)
 
 
 def load_backend(

@@ -1,6 +1,7 @@
 """TensorRT backend: an artifact's engine behind the ``Backend`` protocol, with CUDA graphs.
 
-    backend = TrtBackend("build/tiny")                       # builds the engine if missing
+    backend = TrtBackend("build/tiny")         # the engine `pomexport build --backend trt` made
+    backend = TrtBackend("build/tiny", build_engine=True)   # builds it first when missing
     backend = TrtBackend(EngineFromOnnx("build/tiny", workspace_mb=1024))  # composed
     clip = VideoGenerator(backend, slots=2).run([3, 5], frames=16)
 
@@ -67,9 +68,12 @@ _MAX_GRAPHS = 8  # the generator needs 4 (ping-pong x {scratch, commit}); keep a
 class TrtBackend:
     """The step graph as a TensorRT engine (``Backend`` protocol).
 
-    ``source``: an artifact (directory or :class:`Artifact`; its engine is built when missing,
-    see :class:`EngineFromOnnx`), or a loader returning an :class:`EngineBuild`.
-    ``cuda_graphs``: capture the step once per address set and replay it (default True).
+    ``source``: an artifact (directory or :class:`Artifact`) whose manifest records an engine
+    for this GPU and TensorRT version, or a loader returning an :class:`EngineBuild`.
+    ``build_engine``: build the engine into the artifact when it has none (default False: a
+    backend only loads and runs; a missing engine is an ArtifactError naming
+    ``pomexport build --backend trt``). ``cuda_graphs``: capture the step once per address
+    set and replay it (default True).
     """
 
     def __init__(
@@ -77,12 +81,12 @@ class TrtBackend:
         source: Artifact | str | os.PathLike | EngineLoader,
         device: int = 0,
         cuda_graphs: bool = True,
+        build_engine: bool = False,
     ) -> None:
         self._trt = import_tensorrt()
         from pomexport.export.engine.progress import trt_logger
 
-        loader = source if callable(source) else EngineFromOnnx(source, device=device)
-        build: EngineBuild = loader()
+        build = _engine(source, device, build_engine)
         self.artifact, self.plan = build.artifact, build.path
         self._config = self.artifact.config
         if self._config.text_dim:
@@ -286,3 +290,21 @@ class TrtBackend:
             self._stream.synchronize()
         finally:
             self._check_sticky()
+
+
+def _engine(source, device: int, build_engine: bool) -> EngineBuild:
+    """The engine to run: a loader's, else the one the artifact's manifest records for this
+    GPU and TensorRT version (``export/artifact/engines.py``), built first only when asked."""
+    if callable(source):
+        return source()
+    builder = EngineFromOnnx(source, device=device)
+    if build_engine:
+        return builder()
+    found = builder.cached()
+    if found is None:
+        raise ArtifactError(
+            f"{builder.artifact.root}: no TensorRT engine for this GPU and TensorRT version; "
+            "build it with `pomexport build --backend trt` (or TrtBackend(..., "
+            "build_engine=True))"
+        )
+    return found

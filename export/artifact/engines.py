@@ -130,6 +130,16 @@ def cached_engine(artifact: Artifact, key: EngineKey) -> Path | None:
     return artifact.path(name)
 
 
+def recorded_engines(manifest: dict) -> list[str]:
+    """Plan names the manifest lists with an engine record (what a builder wrote), sorted.
+    A plan without a record (the C++ runtime writes none) is not counted."""
+    records = manifest.get(ENGINE_RECORDS)
+    files = manifest.get("files")
+    if not isinstance(records, dict) or not isinstance(files, dict):
+        return []
+    return sorted(n for n, r in records.items() if n in files and isinstance(r, dict))
+
+
 def with_engine_record(manifest: dict, key: EngineKey, flavor: str, built_utc: str) -> dict:
     """A copy of ``manifest`` recording the engine built under ``key`` from ``flavor``."""
     records = dict(manifest.get(ENGINE_RECORDS) or {})

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pomexport.calibration.capture import CaptureSettings
+from pomexport.export.artifact.layout import MANIFEST
 
 if TYPE_CHECKING:
     from pomexport.models.pom_dit import PoMDiT
@@ -48,7 +49,7 @@ def cached_int8_artifact(model: PoMDiT) -> Path:
     )
 
     final = cache_root() / f"{artifact_key(model, 'fp32')}-{_calibration_digest()}-int8"
-    if (final / "manifest.json").is_file():
+    if (final / MANIFEST).is_file():
         return final
     fp32 = cached_artifact(model, "fp32")
 

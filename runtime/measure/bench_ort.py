@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pomexport.export.artifact.layout import MANIFEST
+
 if TYPE_CHECKING:
     from pomexport.models.pom_dit import PoMDiT
     from pomexport.runtime.ort_backend import OrtBackend
@@ -64,7 +66,7 @@ def cached_artifact(model: PoMDiT, precision: str) -> Path:
     from pomexport.export.api import export_model
 
     final = cache_root() / f"{artifact_key(model, precision)}-{precision}"
-    if (final / "manifest.json").is_file():
+    if (final / MANIFEST).is_file():
         return final
     logger.info("exporting the bench artifact %s", final)
     return publish_staged(
@@ -85,7 +87,7 @@ def publish_staged(final: Path, write: Callable[[Path], object]) -> Path:
         try:
             os.replace(staging, final)
         except OSError:  # another process finished the same entry first
-            if not (final / "manifest.json").is_file():
+            if not (final / MANIFEST).is_file():
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
