@@ -156,3 +156,17 @@ def test_self_made_context_changes_what_the_model_learns_from():
     plain = _weights(train(_config(), progress=False))
     selfmade = _weights(train(_config(self_context=1.0), progress=False))
     assert any(not torch.equal(plain[k], selfmade[k]) for k in plain)
+
+
+def test_config_and_output_are_checked_by_the_library(tmp_path):
+    """What train-demo refuses, TrainConfig and train() refuse (lr 0 stays: a frozen run)."""
+    from pomexport.errors import ConfigError
+    from pomexport.models.train_demo import check_weights_out
+
+    with pytest.raises(ConfigError, match="must be positive"):
+        _config(frames=0)
+    assert _config(lr=0.0).lr == 0.0
+    with pytest.raises(ConfigError, match=r"--out must end in \.safetensors, got 'm\.pt'"):
+        train(_config(), tmp_path / "m.pt", progress=False)
+    check_weights_out(None)
+    assert not list(tmp_path.iterdir())

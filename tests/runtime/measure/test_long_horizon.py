@@ -13,7 +13,13 @@ from pomexport.cli.main import cli
 from pomexport.models.quality import eval_labels, real_clips, score_clips
 from pomexport.models.registry import DEFAULT_MODEL
 from pomexport.runtime import generate, generate_frames
-from pomexport.runtime.measure.long_horizon import CurveSettings, at_frame, quality_curve
+from pomexport.runtime.measure.long_horizon import (
+    CurveSettings,
+    EvalSettings,
+    at_frame,
+    curve_paths,
+    quality_curve,
+)
 
 SETTINGS = CurveSettings(clips=3, frames=24, window=8, steps=2, cfg_scale=2.0, seed=3)
 
@@ -69,3 +75,25 @@ def test_cli_refuses_impossible_curves_in_one_line(args, says):
     result = CliRunner().invoke(cli, ["eval", *args])
     assert result.exit_code != 0 and says in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda: EvalSettings(clips=0), "need --clips >= 1, --frames >= 2"),
+        (lambda: EvalSettings(frames=1), "need --clips >= 1, --frames >= 2"),
+        (lambda: CurveSettings(frames=8, window=16), "--curve 8 is shorter than one window"),
+    ],
+)
+def test_settings_refuse_what_eval_refuses(make, says):
+    """The library's settings carry eval's checks: a Python caller gets the CLI's message."""
+    from pomexport.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=says):
+        make()
+
+
+def test_curve_paths_need_an_existing_folder(tmp_path):
+    assert curve_paths(tmp_path / "c") == (tmp_path / "c.json", tmp_path / "c.png")
+    with pytest.raises(Exception, match="output folder does not exist"):
+        curve_paths(tmp_path / "no" / "c")
