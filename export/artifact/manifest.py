@@ -19,6 +19,7 @@ from pomexport.export.artifact.contract import (
     OP_VERSION,
     STEP_INPUTS,
     STEP_OUTPUTS,
+    MixerAttrs,
     TensorSpec,
 )
 from pomexport.export.artifact.layout import (
@@ -108,12 +109,7 @@ def build_manifest(
             "domain": DOMAIN,
             "type": OP_TYPE,
             "version": OP_VERSION,
-            "attributes": {
-                "variant": cfg.variant,
-                "order": cfg.order,
-                "gate": cfg.gate,
-                "sel_heads": cfg.sel_heads,
-            },
+            "attributes": MixerAttrs.from_config(cfg).to_onnx(),
         },
         "versions": tool_versions(),
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
