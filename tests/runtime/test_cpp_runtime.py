@@ -773,3 +773,25 @@ def test_plugin_rewritten_after_load_is_refused_not_reused(lib, tmp_path):
         assert _mapped(plugin)
         with pytest.raises(PluginError, match="does not match the expected"):
             lib.load_plugin(plugin, sha)
+
+
+def test_external_data_must_be_listed(lib, artifact):
+    """The C++ loader reads the external-data locations from the graph (issue 22): each must
+    be a listed file inside the artifact (the engine builder then parses verified copies)."""
+    import json
+
+    import onnx
+
+    model = onnx.load(artifact / "model.onnx")
+    onnx.save(model, artifact / "model.onnx", save_as_external_data=True,
+              location="model.onnx.data", size_threshold=1024)  # fmt: skip
+    data = json.loads((artifact / MANIFEST).read_text())
+    data["files"]["model.onnx.data"] = {"sha256": "", "bytes": 0}
+    (artifact / MANIFEST).write_text(json.dumps(data, indent=2))
+    _rehash(artifact)
+    lib.verify_artifact(artifact)
+    data = json.loads((artifact / MANIFEST).read_text())
+    del data["files"]["model.onnx.data"]
+    (artifact / MANIFEST).write_text(json.dumps(data, indent=2))
+    with pytest.raises(ArtifactError, match=r"model\.onnx: external data 'model\.onnx\.data' is not listed"):
+        lib.verify_artifact(artifact)

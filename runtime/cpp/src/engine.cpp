@@ -17,6 +17,7 @@
 #include "device.hpp"
 #include "pomrt/error.hpp"
 #include "pomrt/paths.hpp"
+#include "pomrt/pinned.hpp"
 #include "pomrt/sha256.hpp"
 #include "pomrt/signature.hpp"
 // The op contract the plugin library is built from: src/plugin beside src/cpp, in the repository
@@ -204,8 +205,13 @@ void addProfile(IBuilder& builder, IBuilderConfig& config, INetworkDefinition& n
     }
 }
 
-std::unique_ptr<INetworkDefinition> parseOnnx(IBuilder& builder, fs::path const& onnx, Logger& logger,
-    std::unique_ptr<nvonnxparser::IParser>& parser)
+//! The largest ONNX file read into memory (protobuf's own limit); its external data files are
+//! bounded by the manifest's sizes.
+constexpr uintmax_t kMaxOnnxBytes = uintmax_t{2} << 30;
+constexpr uintmax_t kMaxDataBytes = uintmax_t{1} << 40;
+
+std::unique_ptr<INetworkDefinition> parseOnnx(IBuilder& builder, Artifact const& artifact, std::string const& name,
+    Logger& logger, std::unique_ptr<nvonnxparser::IParser>& parser)
 {
     NetworkDefinitionCreationFlags flags = 0;
 #if NV_TENSORRT_MAJOR < 11
@@ -219,9 +225,30 @@ std::unique_ptr<INetworkDefinition> parseOnnx(IBuilder& builder, fs::path const&
     {
         throw Error(POMRT_ERR_TENSORRT, "TensorRT could not create a network or an ONNX parser");
     }
-    if (!parser->parseFromFile(onnx.c_str(), static_cast<int32_t>(ILogger::Severity::kWARNING)))
+    // The bytes that were verified are the bytes parsed (issue 22): the ONNX is read once and
+    // hashed; without external data the parser gets that buffer, with external data a private
+    // copy of it and of its data files, each written from bytes hashed as they were read.
+    Manifest const& m = artifact.manifest();
+    std::vector<uint8_t> const model = readVerifiedBytes(artifact.path(name), m.files.at(name).sha256, kMaxOnnxBytes, name);
+    auto const external = m.externalData.find(name);
+    bool parsed = false;
+    if (external == m.externalData.end() || external->second.empty())
     {
-        std::string message = onnx.filename().string() + ": TensorRT's ONNX parser failed";
+        parsed = parser->parse(model.data(), model.size());
+    }
+    else
+    {
+        PrivateDirectory copy;
+        fs::path const copied = copy.add(name, model);
+        for (std::string const& member : external->second)
+        {
+            copy.add(member, readVerifiedBytes(artifact.path(member), m.files.at(member).sha256, kMaxDataBytes, member));
+        }
+        parsed = parser->parseFromFile(copied.c_str(), static_cast<int32_t>(ILogger::Severity::kWARNING));
+    }
+    if (!parsed)
+    {
+        std::string message = name + ": TensorRT's ONNX parser failed";
         for (int32_t i = 0; i < parser->getNbErrors(); ++i)
         {
             message += std::string(i == 0 ? ": " : "; ") + parser->getError(i)->desc();
@@ -265,14 +292,14 @@ std::unique_ptr<ITimingCache> timingCache(Artifact const& artifact, IBuilderConf
 //! Build a serialised plan from the artifact's ONNX flavor.
 Built buildPlan(Artifact const& artifact, std::string const& flavor, pomrt_options const& options, Logger& logger)
 {
-    fs::path const onnx = artifact.path(artifact.manifest().flavors.at(flavor));
+    std::string const onnxName = artifact.manifest().flavors.at(flavor);
     std::unique_ptr<IBuilder> builder(createInferBuilder(logger));
     if (!builder)
     {
         throw Error(POMRT_ERR_TENSORRT, "TensorRT could not create a builder (no GPU?)");
     }
     std::unique_ptr<nvonnxparser::IParser> parser;
-    std::unique_ptr<INetworkDefinition> network = parseOnnx(*builder, onnx, logger, parser);
+    std::unique_ptr<INetworkDefinition> network = parseOnnx(*builder, artifact, onnxName, logger, parser);
     std::unique_ptr<IBuilderConfig> config(builder->createBuilderConfig());
     // TF32 is on by default: it would run the ONNX's fp32 GEMMs (fp32 artifacts, the fp32 islands
     // of fp16 ones) with 10-bit mantissas. Every type comes from the graph (docs/design.md §4),
@@ -287,7 +314,7 @@ Built buildPlan(Artifact const& artifact, std::string const& flavor, pomrt_optio
     std::unique_ptr<IHostMemory> plan(builder->buildSerializedNetwork(*network, *config));
     if (!plan || plan->size() == 0)
     {
-        throw Error(POMRT_ERR_TENSORRT, onnx.filename().string() + ": engine build failed (see TensorRT's log above)");
+        throw Error(POMRT_ERR_TENSORRT, onnxName + ": engine build failed (see TensorRT's log above)");
     }
     std::unique_ptr<IHostMemory> timing(cache ? cache->serialize() : nullptr);
     return Built{bytesOf(plan.get()), bytesOf(timing.get())};

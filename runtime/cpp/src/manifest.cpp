@@ -289,14 +289,28 @@ void checkHash(std::string const& name, FileEntry const& entry, std::string cons
 
 //! An ONNX file read once: its hash checked on those bytes, then the manifest's model config
 //! checked against the graph they hold, before anything is sized from the config.
-void verifyOnnx(fs::path const& path, std::string const& name, Manifest const& m, VerifyOptions const& options)
+void verifyOnnx(fs::path const& root, fs::path const& path, std::string const& name, Manifest& m,
+    VerifyOptions const& options)
 {
     std::vector<uint8_t> const bytes = readVerifiedBytes(path, options.hashes ? m.files.at(name).sha256 : std::string(),
         kMaxOnnxBytes, name);
-    checkConfigAgainstGraph(name, m, parseOnnxGraph(bytes.data(), bytes.size(), name));
+    OnnxGraph const graph = parseOnnxGraph(bytes.data(), bytes.size(), name);
+    checkConfigAgainstGraph(name, m, graph);
+    std::vector<std::string>& members = m.externalData[name];
+    for (std::string const& location : graph.externalLocations())
+    {
+        // Relative to the ONNX file's folder, inside the artifact, and listed (hashed).
+        std::string const member = (fs::path(name).parent_path() / location).generic_string();
+        safeMember(root, member, name);
+        if (m.files.count(member) == 0)
+        {
+            throw artifactError(name + ": external data '" + location + "' is not listed in " + kManifestName);
+        }
+        members.push_back(member);
+    }
 }
 
-void verifyListed(fs::path const& root, Manifest const& m, VerifyOptions const& options)
+void verifyListed(fs::path const& root, Manifest& m, VerifyOptions const& options)
 {
     std::map<std::string, fs::path> paths;
     for (auto const& [name, entry] : m.files) // metadata of every file before any hash
@@ -307,7 +321,7 @@ void verifyListed(fs::path const& root, Manifest const& m, VerifyOptions const& 
     {
         if (isOnnx(name))
         {
-            verifyOnnx(paths.at(name), name, m, options);
+            verifyOnnx(root, paths.at(name), name, m, options);
         }
         else if (options.hashes)
         {

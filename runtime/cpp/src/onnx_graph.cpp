@@ -212,9 +212,31 @@ OnnxValue parseValueInfo(Reader r)
     return value;
 }
 
+//! StringStringEntryProto {key = 1, value = 2}: the value when the key is `key`.
+std::string entryValue(Reader r, std::string const& key, bool& matched)
+{
+    std::string k;
+    std::string v;
+    for (Field f; r.next(f);)
+    {
+        if (f.number == 1)
+        {
+            k = text(f);
+        }
+        else if (f.number == 2)
+        {
+            v = text(f);
+        }
+    }
+    matched = k == key;
+    return v;
+}
+
 OnnxInitializer parseTensor(Reader r)
 {
     OnnxInitializer tensor;
+    std::string location;
+    bool external = false;
     for (Field f; r.next(f);)
     {
         if (f.number == 1) // dims
@@ -225,6 +247,27 @@ OnnxInitializer parseTensor(Reader r)
         {
             tensor.name = text(f);
         }
+        else if (f.number == 13) // external_data
+        {
+            bool matched = false;
+            std::string const value = entryValue(r.sub(f), "location", matched);
+            if (matched)
+            {
+                location = value;
+            }
+        }
+        else if (f.number == 14 && f.wire == kVarint) // data_location: 1 = EXTERNAL
+        {
+            external = f.value == 1;
+        }
+    }
+    if (external)
+    {
+        if (location.empty())
+        {
+            r.fail("initializer '" + tensor.name + "' has external data without a location");
+        }
+        tensor.externalLocation = location;
     }
     return tensor;
 }
@@ -298,6 +341,27 @@ OnnxGraph parseGraph(Reader r)
 }
 
 } // namespace
+
+std::vector<std::string> OnnxGraph::externalLocations() const
+{
+    std::vector<std::string> locations;
+    for (OnnxInitializer const& tensor : initializers)
+    {
+        if (!tensor.externalLocation.empty())
+        {
+            bool seen = false;
+            for (auto const& l : locations)
+            {
+                seen = seen || l == tensor.externalLocation;
+            }
+            if (!seen)
+            {
+                locations.push_back(tensor.externalLocation);
+            }
+        }
+    }
+    return locations;
+}
 
 OnnxGraph parseOnnxGraph(uint8_t const* data, size_t size, std::string const& where)
 {

@@ -63,6 +63,16 @@ void writeAll(int fd, std::vector<uint8_t> const& bytes, std::string const& what
     }
 }
 
+std::string privateTempDir(std::string const& what)
+{
+    std::string dir = (fs::temp_directory_path() / "pomrt-verified-XXXXXX").string();
+    if (::mkdtemp(dir.data()) == nullptr) // mode 0700
+    {
+        throw artifactError(what + ": cannot create a private directory (" + std::strerror(errno) + ")");
+    }
+    return dir;
+}
+
 } // namespace
 
 std::vector<uint8_t> readVerifiedBytes(
@@ -146,11 +156,7 @@ SealedFile::SealedFile(std::vector<uint8_t> const& bytes, std::string const& nam
     }
 #endif
     // No memfd: a private directory only this user can enter, a file only readable.
-    std::string dir = (fs::temp_directory_path() / "pomrt-verified-XXXXXX").string();
-    if (::mkdtemp(dir.data()) == nullptr)
-    {
-        throw artifactError(name + ": cannot create a private directory (" + std::strerror(errno) + ")");
-    }
+    std::string const dir = privateTempDir(name);
     mDir = dir;
     mPath = (fs::path(dir) / fs::path(name).filename()).string();
     Fd const out(::open(mPath.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0500));
@@ -183,6 +189,35 @@ SealedFile::~SealedFile()
         std::error_code ignored;
         fs::remove_all(mDir, ignored);
     }
+}
+
+PrivateDirectory::PrivateDirectory()
+    : mDir(privateTempDir("verified copy"))
+{
+}
+
+PrivateDirectory::~PrivateDirectory()
+{
+    std::error_code ignored;
+    fs::remove_all(mDir, ignored);
+}
+
+fs::path PrivateDirectory::add(std::string const& name, std::vector<uint8_t> const& bytes)
+{
+    fs::path const rel = fs::path(name).lexically_normal();
+    if (rel.empty() || rel.is_absolute() || *rel.begin() == "..")
+    {
+        throw artifactError(name + ": not a relative path inside the copy");
+    }
+    fs::path const target = mDir / rel;
+    fs::create_directories(target.parent_path());
+    Fd const out(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400));
+    if (out.get() < 0)
+    {
+        throw artifactError(name + ": cannot write a private copy (" + std::strerror(errno) + ")");
+    }
+    writeAll(out.get(), bytes, name);
+    return target;
 }
 
 } // namespace pomrt

@@ -87,6 +87,26 @@ void testSealedCopy()
     }
     CHECK(refused);
     fs::remove(file);
+
+    fs::path where;
+    {
+        PrivateDirectory copy;
+        where = copy.path();
+        fs::path const data = copy.add("sub/model.onnx.data", bytes);
+        CHECK(slurp(data.string()) == bytes);
+        CHECK((fs::status(where).permissions() & (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none);
+        bool escaped = false;
+        try
+        {
+            copy.add("../outside", bytes);
+            escaped = true;
+        }
+        catch (Error const&)
+        {
+        }
+        CHECK(!escaped);
+    }
+    CHECK(!fs::exists(where)); // removed with the object
 }
 
 //! The attacker's loader: swaps the verified file for another library, then loads the path it

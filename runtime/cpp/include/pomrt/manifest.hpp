@@ -68,6 +68,9 @@ struct Manifest
     //! (manifest["engines"][name]["key"]["onnx_sha256"], export/artifact/engines.py) and
     //! device.json's.
     std::map<std::string, std::string> engineOnnxSha256;
+    //! ONNX file -> the listed files holding its external data (read from the graph when the
+    //! artifact is opened; a parser that needs them gets verified copies, engine.cpp).
+    std::map<std::string, std::vector<std::string>> externalData;
 
     //! Whether a listed plan was recorded as built from an ONNX that is no longer in the
     //! artifact (re-exported since): false when there is no record.

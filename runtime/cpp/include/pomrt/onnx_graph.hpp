@@ -34,6 +34,7 @@ struct OnnxInitializer
 {
     std::string name;
     std::vector<int64_t> dims;
+    std::string externalLocation; //!< data_location EXTERNAL: the file holding its data
 };
 
 struct OnnxNode
@@ -51,6 +52,9 @@ struct OnnxGraph
     std::vector<OnnxValue> outputs;
     std::vector<OnnxInitializer> initializers;
     std::vector<OnnxNode> nodes;
+
+    //! The external-data files the initializers name (each once, in first-use order).
+    std::vector<std::string> externalLocations() const;
 };
 
 //! Parse the main graph of a serialised ModelProto. `where` names the file in messages.

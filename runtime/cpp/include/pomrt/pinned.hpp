@@ -47,4 +47,27 @@ private:
     std::string mDir;
 };
 
+//! A private temporary directory (0700, removed with the object) holding files written from
+//! verified bytes: for a consumer that opens files by path relative to each other (TensorRT's
+//! ONNX parser reading a model's external data).
+class PrivateDirectory
+{
+public:
+    PrivateDirectory();
+    PrivateDirectory(PrivateDirectory const&) = delete;
+    PrivateDirectory& operator=(PrivateDirectory const&) = delete;
+    ~PrivateDirectory();
+
+    //! Write `bytes` to `name` (relative, created with its folders, read-only); its path.
+    std::filesystem::path add(std::string const& name, std::vector<uint8_t> const& bytes);
+
+    std::filesystem::path const& path() const noexcept
+    {
+        return mDir;
+    }
+
+private:
+    std::filesystem::path mDir;
+};
+
 } // namespace pomrt
