@@ -21,7 +21,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 Decorator = Callable[[F], F]
 
 DEFAULT_MODEL = "pom-dit-video-tiny"  # models/registry.py's, without importing torch
-CSV = "comma-separated"
+_SHIFT = "Time-schedule shift (SD3-style; 1 = uniform)."
+_SAMPLER = "euler: one model call per step; heun: two (second order, trapezoidal)."
+_DEVICE = "auto: cuda when a GPU is here, else cpu."
 
 
 def compose(*decorators: Decorator) -> Decorator:
@@ -55,7 +57,7 @@ def reference_option(help: str) -> Decorator:
 def backend_options(backends: tuple[str, ...], help: str) -> Decorator:
     """``--backend`` (auto or one of ``backends``) and ``--device`` (auto, cpu, cuda)."""
     backend = option("--backend", type=click.Choice(("auto", *backends)), default="auto", help=help)
-    device = option("--device", type=click.Choice(DEVICES), default="auto")
+    device = option("--device", type=click.Choice(DEVICES), default="auto", help=_DEVICE)
     return compose(backend, device)
 
 
@@ -122,12 +124,9 @@ def sampler_options(steps: int, cfg: float) -> Decorator:
         steps_option(steps),
         cfg_option(cfg, "Classifier-free guidance scale (1 = off)."),
         seed_option(),
-        option("--sampler", type=click.Choice(SAMPLERS), default="euler"),
+        option("--sampler", type=click.Choice(SAMPLERS), default="euler", help=_SAMPLER),
         option("--shift", type=float, default=1.0, help=_SHIFT),
     )
-
-
-_SHIFT = "Time-schedule shift (SD3-style; 1 = uniform)."
 
 
 # -- output ----------------------------------------------------------------------------------
@@ -177,7 +176,10 @@ def use_trusted(trusted: tuple[str, ...]) -> None:
 
 
 # -- serving ---------------------------------------------------------------------------------
-def serving_options(strategy_help: str | None = None, delay_help: str | None = None) -> Decorator:
+def serving_options(
+    strategy_help: str = "Sequence batcher scheduling strategy.",
+    delay_help: str = "How long the sequence batcher waits to fill a batch.",
+) -> Decorator:
     """--strategy and --max-queue-delay-us of Triton's sequence batcher."""
     return compose(
         option("--strategy", type=click.Choice(["direct", "oldest"]), default="oldest",

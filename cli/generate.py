@@ -29,7 +29,7 @@ _OUT = "Output: .gif, .mp4, .npy (latents) or .png (one file per frame)."
 @o.out_option(_OUT, default="clip.gif")
 @o.option("--scale", type=int, default=None,
           help="Integer nearest-neighbour upscale  [default: frames >= 256 px]")  # fmt: skip
-@o.option("--fps", type=float, default=8.0)
+@o.option("--fps", type=float, default=8.0, help="Frames per second of a .gif or .mp4.")
 @o.progress_option()
 @o.trusted_key_option("an artifact's manifest")
 def command(model: str, frames: int, steps: int, cfg_scale: float, seed: int, sampler: str,

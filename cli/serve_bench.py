@@ -14,7 +14,8 @@ from pomexport.cli._output import write_json
 @o.ints_option("--streams", "1,4,16", "Concurrencies, comma list.")
 @o.frames_option(8, "Frames per video.")
 @o.steps_option(20)
-@o.option("--protocol", type=click.Choice(["http", "grpc"]), default="grpc")
+@o.option("--protocol", type=click.Choice(["http", "grpc"]), default="grpc",
+          help="Triton client protocol of the streams.")  # fmt: skip
 @o.serving_options()
 @o.threads_option("Intra-op threads of the model (0: auto).")
 @o.out_option("Also write the JSON report here.", type=click.Path())

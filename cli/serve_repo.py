@@ -15,8 +15,7 @@ from pomexport.cli import _options as o
 @o.option("--instances", type=int, default=1, help="Model instances (instance_group count).")
 @o.option("--idle-timeout-s", type=float, default=60.0,
           help="A sequence idle this long is reaped and its slot freed.")  # fmt: skip
-@o.serving_options("Sequence batcher scheduling strategy.",
-                   "How long the sequence batcher waits to fill a batch.")  # fmt: skip
+@o.serving_options()
 @o.steps_option(20)
 @o.cfg_option(1.0, "Classifier-free guidance scale (1 = off; CFG doubles the rows).")
 @o.option("--kind", type=click.Choice(["cpu", "gpu"]), default="cpu",
