@@ -22,6 +22,10 @@ _EXPORTS = {
     "frame_noise": "pomexport.runtime.generator",
     "generate": "pomexport.runtime.api",
     "generate_frames": "pomexport.runtime.api",
+    "ClipResult": "pomexport.runtime.clip",
+    "generate_clip": "pomexport.runtime.clip",
+    "GenerateOptions": "pomexport.runtime.options",
+    "SamplerSettings": "pomexport.runtime.options",
     "open_video": "pomexport.runtime.writers",
     "VideoSink": "pomexport.runtime.writers",
     "write_video": "pomexport.runtime.writers",
@@ -36,9 +40,12 @@ _EXPORTS = {
 
 __all__ = [
     "Backend",
+    "ClipResult",
     "Frame",
+    "GenerateOptions",
     "OrtBackend",
     "SAMPLERS",
+    "SamplerSettings",
     "StateBuffers",
     "StepBuffers",
     "StreamSlot",
@@ -49,6 +56,7 @@ __all__ = [
     "euler_update",
     "frame_noise",
     "generate",
+    "generate_clip",
     "generate_frames",
     "guided_velocity",
     "heun_update",
@@ -63,8 +71,10 @@ __all__ = [
 if TYPE_CHECKING:
     from pomexport.runtime.api import generate, generate_frames
     from pomexport.runtime.backend import Backend, StepBuffers
+    from pomexport.runtime.clip import ClipResult, generate_clip
     from pomexport.runtime.generator import Frame, VideoGenerator, frame_noise
     from pomexport.runtime.loading import choose_backend, load_backend
+    from pomexport.runtime.options import GenerateOptions, SamplerSettings
     from pomexport.runtime.ort_backend import OrtBackend
     from pomexport.runtime.sampler import (
         SAMPLERS,
