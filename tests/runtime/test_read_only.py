@@ -1,0 +1,31 @@
+"""The runtime only loads and runs: loading an artifact and generating from it never writes
+to it (issue 19)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from pomexport.export.artifact import load_artifact
+from pomexport.runtime import generate
+from pomexport.runtime.ort_backend import OrtBackend
+
+
+def _snapshot(folder) -> dict[str, tuple[int, int]]:
+    """Every entry under ``folder`` (and beside it): name -> (size, mtime in ns)."""
+    entries = {}
+    for dirpath, dirnames, filenames in os.walk(folder.parent):
+        for name in dirnames + filenames:
+            info = os.lstat(os.path.join(dirpath, name))
+            rel = os.path.relpath(os.path.join(dirpath, name), folder.parent)
+            entries[rel] = (info.st_size, info.st_mtime_ns)
+    return entries
+
+
+def test_loading_and_generating_never_write_to_the_artifact(ort_artifact, tmp_path):
+    root = shutil.copytree(ort_artifact[0].root, tmp_path / "copy" / "artifact")
+    before = _snapshot(root)
+    artifact = load_artifact(root)
+    clip = generate(OrtBackend(artifact, backend="ort"), [1], frames=2, steps=2, seed=0)
+    assert clip.shape[1] == 2
+    assert _snapshot(root) == before
