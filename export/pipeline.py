@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from pomexport.errors import BuildError, ConfigError
 from pomexport.export.artifact.layout import PRECISIONS
+from pomexport.export.artifact.options import DEFAULT_BATCH
 from pomexport.export.engine.target import tensorrt_missing
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["BUILD_BACKENDS", "PRECISIONS", "BuildResult", "build", "build_engine", "calibrate"]
 BUILD_BACKENDS = ("auto", "trt", "ort")
-DEFAULT_BATCH = (1, 1, 8)
 
 Progress = Callable[[str], None]
 
@@ -204,7 +204,7 @@ def calibrate(
     model="pom-dit-video-tiny",
     out: str | os.PathLike = "build/int8",
     options: CalibrationOptions | None = None,
-    batch: tuple[int, int, int] = (1, 1, 8),
+    batch: tuple[int, int, int] = DEFAULT_BATCH,
     progress: Progress | None = None,
 ) -> Artifact:
     """Export ``model`` (fp32, both flavors) and calibrate it into the int8 artifact ``out``.
