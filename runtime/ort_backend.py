@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from pomexport.errors import ArtifactError, ConfigError, StateError
-from pomexport.export.artifact import ENGINES, Artifact, load_artifact
+from pomexport.export.artifact import Artifact, load_artifact
 from pomexport.export.artifact.contract import STEP_INPUTS, STEP_OUTPUTS
 from pomexport.models.config import PoMDiTConfig
 from pomexport.runtime.backend import StepBuffers, allocate_like
@@ -41,7 +41,10 @@ logger = logging.getLogger(__name__)
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
 _MAX_BINDINGS = 8  # the generator needs 4 (ping-pong x {scratch, commit}); keep a few spare
-TRT_CACHE = f"{ENGINES}/onnxruntime-trt"  # ORT's own TensorRT engine cache, in the artifact
+# ORT's own TensorRT engine cache: outside the artifact (a runtime never writes to one), one
+# folder per ONNX file (its sha256), under $POMEXPORT_CACHE (default ~/.cache/pomexport).
+TRT_CACHE = "onnxruntime-trt"
+CACHE_ENV = "POMEXPORT_CACHE"
 CPU_ENCODING = "ort-cpu"  # int8 artifacts: the CPU EP's flavor (calibration.api.ORT_CPU)
 
 
@@ -74,7 +77,8 @@ class OrtBackend:
     """The step graph of an artifact in an ONNX Runtime session, with IO binding.
 
     ``backend``: ``ort`` (CPU EP), ``ort-cuda`` (CUDA EP, buffers on the GPU) or ``ort-trt``
-    (TensorRT EP with the CUDA EP behind it; engines cached in the artifact's ``engines/``).
+    (TensorRT EP with the CUDA EP behind it; its engines cached outside the artifact, in
+    ``trt_cache`` or :func:`default_trt_cache`).
     ``threads``: intra-op threads of the CPU EP (default: ``torch.get_num_threads()``, which
     follows ``OMP_NUM_THREADS``, so torch and ONNX Runtime compare on equal terms).
     """
@@ -98,7 +102,7 @@ class OrtBackend:
         self._backend = backend
         self._device = torch.device("cpu" if backend == "ort" else f"cuda:{device_id}")
         self.threads = threads or torch.get_num_threads()
-        self._trt_cache = Path(trt_cache) if trt_cache else self.artifact.root / TRT_CACHE
+        self._trt_cache = Path(trt_cache) if trt_cache else None
         self.session = self._create_session()
         self._check_io()
         self._run_options = self._make_run_options()
@@ -191,6 +195,8 @@ class OrtBackend:
     def _trt_options(self, cuda: dict) -> dict:
         """Engine and timing caches in the artifact; profiles from its batch range. No
         ``trt_fp16_enable``: the precision is baked into the ONNX graph (docs/design.md §4)."""
+        if self._trt_cache is None:
+            self._trt_cache = default_trt_cache(self.artifact, self._onnx_path())
         self._trt_cache.mkdir(parents=True, exist_ok=True)
         lo, opt, hi = self.artifact.batch
         return {
@@ -280,3 +286,12 @@ class OrtBackend:
             raise StateError(f"{name} is {tensor.dtype}, the artifact wants {expected}")
         if tensor.dtype not in _NUMPY_DTYPES or not tensor.is_contiguous():
             raise StateError(f"{name} must be a contiguous {tensor.dtype} buffer")
+
+
+def default_trt_cache(artifact: Artifact, onnx_path: Path) -> Path:
+    """Where ORT's TensorRT EP caches the engines of ``onnx_path`` (a file of ``artifact``):
+    ``$POMEXPORT_CACHE`` (default ``~/.cache/pomexport``) / onnxruntime-trt / its sha256
+    prefix. Outside the artifact, so running it never writes to it."""
+    base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "pomexport")
+    name = onnx_path.relative_to(artifact.root).as_posix()
+    return base / TRT_CACHE / artifact.files[name]["sha256"][:16]

@@ -29,3 +29,15 @@ def test_loading_and_generating_never_write_to_the_artifact(ort_artifact, tmp_pa
     clip = generate(OrtBackend(artifact, backend="ort"), [1], frames=2, steps=2, seed=0)
     assert clip.shape[1] == 2
     assert _snapshot(root) == before
+
+
+def test_onnx_runtime_tensorrt_engines_are_cached_outside_the_artifact(
+    ort_artifact, tmp_path, monkeypatch
+):
+    from pomexport.runtime.ort_backend import CACHE_ENV, default_trt_cache
+
+    artifact = ort_artifact[0]
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    cache = default_trt_cache(artifact, artifact.onnx_path("portable"))
+    assert tmp_path in cache.parents and artifact.root not in cache.parents
+    assert cache.name == artifact.files["model.onnx"]["sha256"][:16]
