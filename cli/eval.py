@@ -43,9 +43,10 @@ def command(models: tuple[str, ...], clips: int, frames: int, skip: int, steps: 
     from pomexport.runtime.measure import long_horizon as lh
 
     models = models or (o.DEFAULT_MODEL,)
-    settings = lh.EvalSettings(clips, frames, skip, steps, cfg_scale, seed)
+    sampled = {"clips": clips, "steps": steps, "cfg_scale": cfg_scale, "seed": seed}
+    settings = lh.EvalSettings(frames=frames, skip=skip, **sampled)
     if curve is not None:
-        given = lh.CurveSettings(clips, curve, frames, steps, cfg_scale, seed)
+        given = lh.CurveSettings(frames=curve, window=frames, **sampled)
         lh.curve_paths(out)  # before the curve, not after
         report = lh.quality_curve(models, given, progress)
         json_path, png_path = lh.write_curve(report, out)

@@ -34,41 +34,44 @@ from pomexport.runtime.loading import load_backend
 logger = logging.getLogger(__name__)
 
 
-def _check_counts(clips: int, frames: int, skip: int, steps: int) -> None:
-    if clips < 1 or frames < 2 or skip < 0 or steps < 1:
-        raise ConfigError("need --clips >= 1, --frames >= 2, --skip >= 0 and --steps >= 1")
+@dataclass(frozen=True)
+class _Sampled:
+    """Clips per source and how each is sampled: the same for eval's table and its curve."""
+
+    clips: int
+    steps: int = 20
+    cfg_scale: float = 2.0
+    seed: int = 0
+
+    def _check(self, frames: int, skip: int = 0) -> None:
+        if self.clips < 1 or frames < 2 or skip < 0 or self.steps < 1:
+            raise ConfigError("need --clips >= 1, --frames >= 2, --skip >= 0 and --steps >= 1")
 
 
 @dataclass(frozen=True)
-class EvalSettings:
+class EvalSettings(_Sampled):
     """What ``pomexport eval`` scores: ``clips`` clips per model, frames ``skip + 1`` to
     ``skip + frames`` of each, sampled with ``steps`` Euler steps at CFG ``cfg_scale``."""
 
     clips: int = 64
     frames: int = 16
     skip: int = 0
-    steps: int = 20
-    cfg_scale: float = 2.0
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_counts(self.clips, self.frames, self.skip, self.steps)
+        self._check(self.frames, self.skip)
 
 
 @dataclass(frozen=True)
-class CurveSettings:
+class CurveSettings(_Sampled):
     """What a curve was made with (every source gets the same): ``frames`` frames per clip
     (``eval --curve``), scored per window of ``window`` frames (``eval --frames``)."""
 
     clips: int = 8
     frames: int = 4096
     window: int = 16
-    steps: int = 20
-    cfg_scale: float = 2.0
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_counts(self.clips, self.window, 0, self.steps)
+        self._check(self.window)
         if self.frames < self.window:
             raise ConfigError(
                 f"--curve {self.frames} is shorter than one window (--frames {self.window})"
