@@ -48,7 +48,8 @@ OPSET = 18  # the step graph's default opset (export/api.py DEFAULT_OPSET; a tes
 PRECISIONS = ("fp32", "fp16")
 RGB_RANGE = (-1.0, 1.0)
 _DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16"}
-# Ops whose statistics stay fp32 in the fp16 graph (sums of squares overflow fp16 first).
+# Ops kept fp32 in the fp16 graph with their inputs' producers and outputs' consumers: the
+# normalisations (sums of squares overflow fp16 first) and attention's softmax (its logits).
 _NORM_OPS = frozenset(
     {
         "GroupNormalization",
@@ -121,7 +122,7 @@ def _wan_graphs(stream: WanStream, latent: torch.Tensor) -> dict[str, _Graph]:
     }
 
 
-def trace(graph: _Graph, opset: int = OPSET) -> onnx.ModelProto:
+def _trace(graph: _Graph, opset: int = OPSET) -> onnx.ModelProto:
     """fp32 ONNX of one graph (torch.onnx.export, dynamo), static shapes."""
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not ours
@@ -313,7 +314,7 @@ def export_decoder(
         graphs = _wan_graphs(decoder, torch.randn_like(latent))
     else:
         graphs = _frame_graphs(decoder, torch.randn(batch, channels, *latent_hw))
-    protos = {role: trace(graph, opset) for role, graph in graphs.items()}
+    protos = {role: _trace(graph, opset) for role, graph in graphs.items()}
     kept: dict[str, list[str]] = {}
     if precision == "fp16":
         for role, graph in graphs.items():

@@ -175,6 +175,7 @@ def test_bad_precision_is_refused(vaes, tmp_path):
         export_decoder(root / "tiny", tmp_path, "int8")
 
 
+@pytest.mark.slow
 def test_fp16_overflow_scan_keeps_huge_activations_in_fp32(tmp_path):
     """A KL whose first conv outputs ~1e5 (GroupNorm brings it back): NaN in plain fp16."""
     torch.manual_seed(0)
@@ -196,3 +197,24 @@ def test_fp16_overflow_scan_keeps_huge_activations_in_fp32(tmp_path):
     plain = to_fp16(onnx.load(fp32.files["decode"]))  # normalisations kept, no scan
     out = session(plain.SerializeToString()).run(None, {"latent": latent.numpy()})[0]
     assert not np.isfinite(out).all()
+
+
+@pytest.mark.slow
+def test_wan22_layout_stream_on_ort_equals_decode(tmp_path):
+    """Wan 2.2's decoder layout (residual up blocks with DupUp3D, patch size 2), fp32."""
+    torch.manual_seed(0)
+    cls, config = CONFIGS["wan"]
+    extra = dict(is_residual=True, patch_size=2, in_channels=12, out_channels=12)
+    vae = cls(**config, **extra)
+    with torch.no_grad():
+        vae.decoder.conv_out.weight.mul_(0.25)
+    vae.save_pretrained(tmp_path / "wan22")
+    export = export_decoder(tmp_path / "wan22", tmp_path / "out", "fp32", (2, 3))
+    latents = torch.randn(1, 4, 3, 2, 3, generator=torch.Generator().manual_seed(6))
+    view = (1, 4, 1, 1, 1)
+    with torch.no_grad():
+        z = latents * torch.tensor(STD).view(view) + torch.tensor(MEAN).view(view)
+        ref = vae.decode(z).sample.numpy()
+    out, shapes = run_stream(export, latents.numpy())
+    assert out.shape == ref.shape == (1, 3, 9, 32, 48) and len(shapes) == 1
+    assert float(np.abs(out - ref).max()) < 1e-4
