@@ -436,6 +436,52 @@ def art_signed_then_rehashed(tmp: Path) -> Case:
     return Case(_load_trusting(root, a_pub), r"manifest\.json: signature by key .* does not match")
 
 
+# -- device.json: files built on the device (docs/design.md §6.1) -----------------------------
+def _device_record(root: Path, name: str = "engines/x-sm87-trt10.3.0.plan", bound: str = "") -> None:
+    """An engine and a device.json naming it, as build.sh writes them (unsigned)."""
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    (root / name).write_bytes(b"plan")
+    record = {
+        "format": "pomexport-device-files",
+        "format_version": 1,
+        "manifest_sha256": bound or hashlib.sha256((root / MANIFEST).read_bytes()).hexdigest(),
+        "files": {name: {"sha256": hashlib.sha256(b"plan").hexdigest(), "bytes": 4}},
+    }
+    (root / "device.json").write_text(json.dumps(record))
+
+
+def device_record_unsigned(tmp: Path) -> Case:
+    """A signed artifact plus an unsigned device.json naming native code: refused with keys."""
+    from pomexport.export.artifact.signing import sign_artifact
+
+    a_key, a_pub, _, _ = keys(tmp)
+    root = _art(tmp)
+    sign_artifact(root, a_key)
+    _device_record(root)
+    return Case(_load_trusting(root, a_pub), r"device\.json: unsigned, and 1 trusted key")
+
+
+def device_record_for_another_manifest(tmp: Path) -> Case:
+    root = _art(tmp)
+    _device_record(root, bound="0" * 64)
+    return Case(_load(root), r"device\.json: records files built for another manifest\.json")
+
+
+def device_record_replaces_shipped(tmp: Path) -> Case:
+    """device.json may add device-built files, never replace one the manifest ships."""
+    root = _art(tmp)
+    (root / "timing.cache").write_bytes(b"shipped")
+    listing_add(root, "timing.cache", root / "timing.cache")
+    _device_record(root, name="timing.cache")
+    return Case(_load(root), r"device\.json: 'timing\.cache' is already listed in manifest\.json")
+
+
+def device_record_names_the_model(tmp: Path) -> Case:
+    root = _art(tmp)
+    _device_record(root, name="model.onnx")
+    return Case(_load(root), r"device\.json: may list only plugins/\*\.so, engines/\*\.plan")
+
+
 # -- weights -----------------------------------------------------------------------------------
 def _weights(path: Path) -> Callable[[], object]:
     from pomexport.models.weights import load_weights
@@ -650,6 +696,10 @@ ARTIFACT_CASES = {
         art_rehashed_unsigned,
         art_signed_by_another_key,
         art_signed_then_rehashed,
+        device_record_unsigned,
+        device_record_for_another_manifest,
+        device_record_replaces_shipped,
+        device_record_names_the_model,
     )
 }
 WEIGHTS_CASES = {
