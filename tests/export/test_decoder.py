@@ -161,6 +161,13 @@ def test_graphs_are_static_opset_and_hashed(exports):
                 assert all(d.HasField("dim_value") for d in value.type.tensor_type.shape.dim)
 
 
+def test_export_is_reproducible(vaes, exports, tmp_path):
+    """The same source gives the same bytes (what a manifest's hashes rely on)."""
+    root, _ = vaes
+    again = export_decoder(root / "tiny", tmp_path, "fp16", HW)
+    assert again.sha256() == exports["tiny", "fp16"].sha256()
+
+
 def test_fp16_graphs_compute_in_fp16(exports):
     for (_, precision), export in exports.items():
         for path in export.files.values():
