@@ -376,6 +376,19 @@ void checkIo(ICudaEngine const& engine, Manifest const& m)
             throw Error(POMRT_ERR_TENSORRT, "engine IO tensor '" + spec.name + "' differs from the manifest's contract ("
                 + spec.dtype + "); rebuild the engine");
         }
+        // Static axes too: the buffers are sized from the (graph-checked) config, so an engine
+        // built from another graph must not get them (-1: the batch, dynamic in both).
+        Dims const dims = engine.getTensorShape(spec.name.c_str());
+        bool same = dims.nbDims == static_cast<int32_t>(spec.dims.size());
+        for (int32_t i = 0; same && i < dims.nbDims; ++i)
+        {
+            same = spec.dims[i] < 0 || dims.d[i] == spec.dims[i];
+        }
+        if (!same)
+        {
+            throw Error(POMRT_ERR_TENSORRT, "engine IO tensor '" + spec.name
+                + "' has another shape than the manifest's contract; rebuild the engine");
+        }
     };
     for (auto const& spec : m.inputs)
     {
