@@ -12,7 +12,7 @@ import onnx_ir as ir
 
 from pomexport.calibration.calibrators import TensorStats
 from pomexport.calibration.capture import CalibrationSet
-from pomexport.export.flavors import add_function, plugin_flavor
+from pomexport.export.probe import cpu_session, with_outputs
 
 log = logging.getLogger(__name__)
 
@@ -22,23 +22,15 @@ BATCH = 8  # rows per ONNX Runtime call while observing
 def session(model: ir.Model, folder: Path, extra_outputs: Iterable[str] = ()):
     """A CPU session on the portable flavor of ``model`` (left as it is) with
     ``extra_outputs`` exposed."""
-    import onnxruntime as ort
-
-    irm = add_function(plugin_flavor(model))
     wanted = set(extra_outputs)
-    present = {v.name for v in irm.graph.outputs}
-    for node in irm.graph:
-        for value in node.outputs:
-            if value.name in wanted and value.name not in present:
-                irm.graph.outputs.append(value)
-                present.add(value.name)
-    missing = wanted - present
+    irm = with_outputs(model, lambda value: value.name in wanted)
+    missing = wanted - {v.name for v in irm.graph.outputs}
     assert not missing, f"activations not in the graph: {sorted(missing)}"
-    path = folder / "observe.onnx"
-    ir.save(irm, path, external_data="observe.onnx.data")
-    options = ort.SessionOptions()
+    return cpu_session(irm, folder, "observe", _quiet)
+
+
+def _quiet(options) -> None:
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _sweep(sess, names: list[str], data: CalibrationSet, visit: Callable) -> None:

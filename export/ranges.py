@@ -16,7 +16,7 @@ import numpy as np
 import onnx_ir as ir
 
 from pomexport.errors import ExportError
-from pomexport.export.flavors import add_function
+from pomexport.export.probe import cpu_session, with_outputs
 
 log = logging.getLogger(__name__)
 
@@ -24,40 +24,22 @@ FP16_MAX = 65504.0
 OVERFLOW_FRACTION = 0.5
 
 
-def _with_all_outputs(model: ir.Model) -> ir.Model:
-    """A portable copy of ``model`` with every float node output appended to the graph
-    outputs. The copy shares ``model``'s tensors (XL weights are GBs)."""
-    irm = add_function(model.clone())
-    seen = {v.name for v in irm.graph.outputs}
-    for node in irm.graph:
-        for value in node.outputs:
-            if value.dtype == ir.DataType.FLOAT and value.name not in seen:
-                irm.graph.outputs.append(value)
-                seen.add(value.name)
-    return irm
-
-
-def _session(irm: ir.Model, tmp: Path):
+def _lean(options) -> None:
     import onnxruntime as ort
 
-    path = tmp / "ranges.onnx"
-    # External data keeps models over 2 GB loadable; it costs little for small ones.
-    ir.save(irm, path, external_data="ranges.onnx.data")
-    options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     # Every intermediate is an output: no arena, no prepacked weight copies (memory of XL).
     options.enable_cpu_mem_arena = False
     options.add_session_config_entry("session.disable_prepacking", "1")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def tensor_absmax(model: ir.Model, feeds: list[dict[str, np.ndarray]]) -> dict[str, float]:
     """max |x| over all feeds of every float tensor the fp32 graph computes (``model`` is
     left as it is)."""
-    irm = _with_all_outputs(model)
+    irm = with_outputs(model, lambda value: value.dtype == ir.DataType.FLOAT)
     absmax: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="pomexport-ranges-") as tmp:
-        session = _session(irm, Path(tmp))
+        session = cpu_session(irm, Path(tmp), "ranges", _lean)
         names = [o.name for o in session.get_outputs()]
         for feed in feeds:
             for name, value in zip(names, session.run(names, feed), strict=True):
