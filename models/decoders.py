@@ -6,9 +6,9 @@ The class is read from ``config.json``'s ``_class_name``:
 
 - ``AutoencoderTiny`` (TAESD) and ``AutoencoderKL``: per-frame image decoders,
   :class:`FrameDecoder`, ``latent [B, C, h, w] -> rgb [B, 3, H, W]``;
-- ``AutoencoderKLWan`` (Wan 2.1 causal video VAE): :class:`WanStream`, one latent frame per
-  call with the causal-convolution cache as explicit tensors (:class:`WanFirstStep`,
-  :class:`WanNextStep`).
+- ``AutoencoderKLWan`` (Wan 2.1 causal video VAE; Wan 2.2's layout, residual up blocks and
+  patch size 2, too): :class:`WanStream`, one latent frame per call with the
+  causal-convolution cache as explicit tensors (:class:`WanFirstStep`, :class:`WanNextStep`).
 
 Latent scaling lives in one place, :class:`LatentAffine`: the model's latent maps to the
 autoencoder's latent as ``z = latent * scale + shift`` (per channel). RGB comes out exactly as
@@ -98,6 +98,7 @@ class LatentAffine:
 
     @classmethod
     def from_config(cls, config: dict) -> LatentAffine:
+        """The affine of a diffusers ``config.json`` (see the class docstring)."""
         name = config["_class_name"]
         channels = int(config.get("z_dim") or config.get("latent_channels") or 4)
         mean, std = config.get("latents_mean"), config.get("latents_std")
@@ -117,6 +118,7 @@ class LatentAffine:
         return latent * scale + shift
 
     def to_json(self) -> dict:
+        """The affine as contract data (plain lists)."""
         return {
             "formula": "z = latent * scale + shift",
             "scale": list(self.scale),
@@ -138,6 +140,7 @@ class FrameDecoder(nn.Module):
         self.affine = affine
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        """latent ``[B, C, h, w]`` (the model's) -> rgb ``[B, 3, H, W]``."""
         z = self.affine.apply(latent)
         post = getattr(self.vae, "post_quant_conv", None)
         if post is not None:
@@ -250,6 +253,7 @@ class _Caches:
         return conv(x, cache)  # diffusers' conv: cache frames replace its causal zero padding
 
     def keep(self, cache: torch.Tensor) -> None:
+        """Record a layer's updated cache; it must have the shape its input cache had."""
         if not self.first and cache.shape != self.inputs[len(self.out)].shape:
             raise StateError(f"Wan stream: cache {len(self.out)} changed shape to {cache.shape}")
         self.out.append(cache)
@@ -274,7 +278,7 @@ class WanFirstStep(nn.Module):
 
     def __init__(self, stream: WanStream) -> None:
         super().__init__()
-        self.vae = stream.vae
+        self.vae = stream.vae  # registers the weights with the module (export, .to())
         self.stream = stream
 
     def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -287,7 +291,7 @@ class WanNextStep(nn.Module):
 
     def __init__(self, stream: WanStream) -> None:
         super().__init__()
-        self.vae = stream.vae
+        self.vae = stream.vae  # registers the weights with the module (export, .to())
         self.stream = stream
 
     def forward(self, latent: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
