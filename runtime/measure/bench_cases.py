@@ -166,11 +166,12 @@ def _load_lazy_imports() -> None:
     """Call the PolyMixer op once on a tiny input: its first call imports torch's custom-op
     machinery (~80 MB of RSS, once per process). Every row pays it before its baseline, so
     PoM and attention rows compare their own memory, not an import."""
-    from pomexport.models.poly_mixer_op import poly_mixer
+    from pomexport.export.artifact.contract import MixerAttrs
+    from pomexport.models.poly_mixer_op import mix
 
     h = torch.zeros(1, 1, 2)
     with torch.inference_mode():  # as the rows run
-        poly_mixer(h, h, torch.zeros(1, 2), torch.zeros(1), None, "moments", 2, "sigmoid", 1)
+        mix(h, h, torch.zeros(1, 2), torch.zeros(1), None, MixerAttrs("moments", 2, "sigmoid", 1))
 
 
 def measure(case: Case, make_backend: Callable | None = None, reset_peak: bool = False) -> dict:
