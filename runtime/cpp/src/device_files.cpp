@@ -76,20 +76,19 @@ bool deviceFileName(std::string const& name)
     return name == "timing.cache" || oneLevel(name, "engines/", ".plan") || oneLevel(name, "plugins/", ".so");
 }
 
-void mergeDeviceFiles(fs::path const& root, std::string const& manifestBytes, Manifest& m,
-    std::vector<std::string> const& keyPaths)
+namespace
+{
+
+//! device.json read, its signature checked (with keys), parsed, its format and its binding
+//! to `manifestBytes` checked.
+json readDeviceRecord(fs::path const& root, std::string const& manifestBytes, std::vector<std::string> const& keyPaths)
 {
     fs::path const path = root / kDeviceName;
-    std::error_code ec;
-    if (!fs::exists(fs::symlink_status(path, ec)))
-    {
-        return;
-    }
     // Signed by a trusted key when keys are configured, before anything in it is believed: it
     // names native code (plugin library, engines) built on the device.
     std::string const text = readSmall(path, kDeviceName);
     checkSignature(path, root / kDeviceSignatureName, text, keyPaths);
-    json const doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded() || !doc.is_object() || doc.value("format", std::string()) != kDeviceFormat
         || doc.value("format_version", 0) != kDeviceFormatVersion)
     {
@@ -100,12 +99,26 @@ void mergeDeviceFiles(fs::path const& root, std::string const& manifestBytes, Ma
         throw artifactError(std::string(kDeviceName) + ": records files built for another " + kManifestName
             + "; rebuild on the device (build.sh) or remove it");
     }
-    auto const files = doc.find("files");
-    if (files == doc.end() || !files->is_object())
+    if (!doc.contains("files") || !doc["files"].is_object())
     {
         throw artifactError(std::string(kDeviceName) + ": has no 'files' table");
     }
-    for (auto const& [name, entry] : files->items())
+    return doc;
+}
+
+} // namespace
+
+void mergeDeviceFiles(fs::path const& root, std::string const& manifestBytes, Manifest& m,
+    std::vector<std::string> const& keyPaths)
+{
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(root / kDeviceName, ec)))
+    {
+        return;
+    }
+    json const doc = readDeviceRecord(root, manifestBytes, keyPaths);
+    json const& files = doc["files"];
+    for (auto const& [name, entry] : files.items())
     {
         if (!deviceFileName(name))
         {
@@ -119,17 +132,17 @@ void mergeDeviceFiles(fs::path const& root, std::string const& manifestBytes, Ma
         }
         m.files[name] = deviceEntry(entry, name);
     }
-    auto const records = doc.find("engines");
-    if (records != doc.end() && records->is_object())
+    json records = doc.value("engines", json::object());
+    if (!records.is_object())
     {
-        for (auto const& [name, record] : records->items())
+        records = json::object();
+    }
+    for (auto const& [name, record] : records.items())
+    {
+        json const sha = record.is_object() ? record.value("key", json::object()).value("onnx_sha256", json()) : json();
+        if (sha.is_string() && files.contains(name))
         {
-            json const sha
-                = record.is_object() ? record.value("key", json::object()).value("onnx_sha256", json()) : json();
-            if (sha.is_string() && files->contains(name))
-            {
-                m.engineOnnxSha256[name] = sha.get<std::string>();
-            }
+            m.engineOnnxSha256[name] = sha.get<std::string>();
         }
     }
 }
