@@ -18,6 +18,11 @@ _LONG = (
     "Long-clip mode instead of the rows: generate N frames (bundled model, else tiny) on each "
     "--backend; per-frame latency flatness and RSS growth from frame 16 to N."
 )
+_ROOFLINE = (
+    "Roofline mode instead of the rows: per preset, --precisions and --batches, the ONNX "
+    "Runtime CPU step at --threads (0: the runtime's default), the step's own GEMMs timed "
+    "alone at their shapes, their ratio, the non-GEMM time per op type, and eager torch."
+)
 _PLOT = "Also plot latency per frame index (PoM per backend vs attention) to this PNG."
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -34,15 +39,20 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @o.option("--isolation", type=click.Choice(["process", "none"]), default="process", help=_ISOLATION)
 @o.option("--min-seconds", default=2.0,
           help="Repeat cheap rows until this much was timed (steadier medians).")  # fmt: skip
-@o.threads_option("torch threads in every row (0: torch's default, all usable cores).",
+@o.threads_option("torch threads in every row, and ONNX Runtime's with --roofline (0: the "
+                  "default, all usable cores).",
                   show_default=True)  # fmt: skip
 @o.option("--no-baseline", is_flag=True, help="PoM rows only, no attention baseline.")
 @o.option("--long", "long_frames", type=int, default=None, help=_LONG)
+@o.option("--roofline", is_flag=True, help=_ROOFLINE)
+@o.names_option("--precisions", "fp32,fp16,int8", "With --roofline: precisions, comma-separated.")
+@o.ints_option("--batches", "1,2", "With --roofline: batch sizes (streams), comma-separated.")
 @o.out_option("Write the JSON here (default: stdout).", type=_FILE)
 @o.option("--plot", type=_FILE, default=None, help=_PLOT)
 def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[int, ...],
             steps: int, repeats: int, warmup: int, max_seconds: float, isolation: str,
             min_seconds: float, threads: int, no_baseline: bool, long_frames: int | None,
+            roofline: bool, precisions: tuple[str, ...], batches: tuple[int, ...],
             out: Path | None, plot: Path | None) -> None:  # fmt: skip
     """Per-frame latency and memory of PoM-DiT vs a softmax-attention DiT, as JSON.
 
@@ -58,6 +68,12 @@ def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[in
     frame) makes frame 256 a 65k-token context: a 2.3 GiB KV cache and hours of full
     recompute on 2 cores, so its large-frame attention rows would only be skipped (pass
     --presets S/2 and a larger --max-seconds on a bigger machine).
+
+    --roofline measures the ONNX Runtime CPU step against its GEMMs instead: per preset,
+    precision and batch, the median step (20 runs), its GEMM nodes (of ONNX Runtime's
+    optimized graph) each timed alone at its profiled shapes, summed, the ratio step/GEMMs
+    (1.0: nothing left to fuse), the rest's share per op type (ONNX Runtime's profiler) and
+    the eager torch fp32 step at the same batch and threads (random weights).
     """
     from pomexport.runtime.measure.bench import BenchSettings, run_bench
     from pomexport.runtime.outputs import check_report_path
@@ -68,6 +84,9 @@ def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[in
                              baseline=not no_baseline)  # fmt: skip
     check_report_path(out)  # before a run of minutes, not after
     check_report_path(plot, "--plot")
+    if roofline:
+        write_json(_roofline(presets, precisions, batches, threads), out)
+        return
     if long_frames is not None:
         from pomexport.runtime.measure.bench_long import long_report
 
@@ -80,3 +99,11 @@ def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[in
         from pomexport.runtime.measure.plots import plot_bench
 
         to_stderr(f"wrote {plot_bench(report, plot)}")
+
+
+def _roofline(presets, precisions, batches, threads: int) -> dict:
+    from pomexport.runtime.measure.roofline import RooflineSettings, roofline_report
+    from pomexport.runtime.ort_backend import default_threads
+
+    settings = RooflineSettings(threads=threads or default_threads())
+    return roofline_report(presets, precisions, batches, settings, progress=to_stderr)

@@ -53,6 +53,11 @@ def _first_line(error: BaseException) -> str:
     return text[0][:300] if text else type(error).__name__
 
 
+def default_threads() -> int:
+    """The CPU EP's intra-op threads when none are asked for: torch's thread count."""
+    return torch.get_num_threads()
+
+
 def _session_options(ort, threads: int):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -101,7 +106,7 @@ class OrtBackend:
         self._dtype = self._model_dtype()
         self._backend = backend
         self._device = torch.device("cpu" if backend == "ort" else f"cuda:{device_id}")
-        self.threads = threads or torch.get_num_threads()
+        self.threads = threads or default_threads()
         self._trt_cache = Path(trt_cache) if trt_cache else None
         self.session = self._create_session()
         self._check_io()

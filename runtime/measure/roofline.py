@@ -20,14 +20,17 @@ Input values are random: latency depends on shapes, not values.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import tempfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from pomexport.errors import ConfigError
 
 GEMM_OPS = frozenset(
     {"MatMul", "Gemm", "FusedMatMul", "MatMulInteger", "QLinearMatMul", "QGemm",
@@ -45,6 +48,12 @@ class RooflineSettings:
     threads: int = 1
     repeats: int = 20
     warmup: int = 3
+
+    def __post_init__(self) -> None:
+        if self.batch < 1 or self.threads < 1 or self.repeats < 1 or self.warmup < 0:
+            raise ConfigError(
+                f"roofline: batch, threads and repeats must be >= 1 and warmup >= 0, got {self}"
+            )
 
 
 def _session(model: bytes, settings: RooflineSettings, **extra):
@@ -256,3 +265,57 @@ def roofline_rows(
             row["ort_speedup_over_torch"] = round(torch_ms / row["step_ms"], 3)
             rows.append(row)
     return rows
+
+
+SCHEMA = "pomexport.roofline/1"
+PRECISIONS = ("fp32", "fp16", "int8")
+METHOD = {
+    "step_ms": "median ONNX Runtime CPU step (random inputs, frame with a non-empty state), "
+    "`repeats` runs after `warmup`, at `threads` intra-op threads",
+    "gemm_ms": "sum over the GEMM nodes of the session's optimized graph of each node rebuilt "
+    "alone (same op, attributes, profiled shapes, constant weights) and timed alone with the "
+    "same session options, less one empty session.run",
+    "step_over_gemm": "step_ms / gemm_ms: 1.0 is the roofline of fusion alone",
+    "non_gemm_share": "share of the profiled non-GEMM kernel time per op type",
+    "torch_fp32_ms": "median eager torch fp32 step at the same batch and threads",
+    "weights": "random weights of the preset; int8 calibrated on a small bench capture",
+}
+
+
+def roofline_report(
+    presets: tuple[str, ...],
+    precisions: tuple[str, ...] = PRECISIONS,
+    batches: tuple[int, ...] = (1, 2),
+    settings: RooflineSettings | None = None,
+    progress=None,
+) -> dict:
+    """``pomexport bench --roofline``: :func:`roofline_rows` of every preset, with the
+    machine (CPU, load) and the method, as one JSON-able report."""
+    from datetime import datetime, timezone
+
+    from pomexport.models.presets import get_preset
+    from pomexport.runtime.measure.rss import machine_info
+
+    settings = settings or RooflineSettings()
+    for preset in presets:
+        get_preset(preset)  # ConfigError for an unknown name, before any work
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown or not precisions:
+        raise ConfigError(f"roofline precisions must be among {PRECISIONS}, got {precisions}")
+    if not batches or min(batches) < 1:
+        raise ConfigError(f"roofline batches must be >= 1, got {list(batches)}")
+    machine = machine_info()
+    rows = [
+        row
+        for preset in presets
+        for row in roofline_rows(preset, precisions, batches, settings, progress)
+    ]
+    machine["loadavg_at_end"] = list(os.getloadavg())
+    return {
+        "schema": SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine,
+        "settings": {**asdict(settings), "precisions": list(precisions), "batches": list(batches)},
+        "method": METHOD,
+        "rows": rows,
+    }

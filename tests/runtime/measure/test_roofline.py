@@ -73,3 +73,43 @@ def test_op_shares_leave_gemms_out_and_sort_largest_first():
         {"args": {"op_name": "Add"}, "dur": 10},
     ]
     assert rf.op_shares(events) == {"LayerNormalization": 0.6, "Add": 0.4}
+
+
+def test_cli_roofline_rows_per_precision_and_batch(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from pomexport.cli.main import cli
+
+    out = tmp_path / "roofline.json"
+    args = "bench --roofline --presets tiny --precisions fp32,fp16 --batches 1,2 --threads 1"
+    result = CliRunner().invoke(cli, [*args.split(), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["schema"] == rf.SCHEMA and report["settings"]["threads"] == 1
+    rows = report["rows"]
+    assert [(r["precision"], r["batch"]) for r in rows] == [
+        ("fp32", 1), ("fp16", 1), ("fp32", 2), ("fp16", 2)
+    ]  # fmt: skip
+    for row in rows:
+        assert row["preset"] == "tiny" and row["gemm_nodes_per_step"] > 0
+        assert row["step_over_gemm"] == pytest.approx(row["step_ms"] / row["gemm_ms"], rel=1e-2)
+        assert row["ort_speedup_over_torch"] > 0 and row["non_gemm_share"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("--precisions fp64", "precisions"),
+        ("--batches 0", "batches"),
+        ("--presets nope", "unknown preset"),
+    ],
+)
+def test_cli_roofline_refuses_bad_options_in_one_line(args, message):
+    from click.testing import CliRunner
+
+    from pomexport.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["bench", "--roofline", *args.split()])
+    assert result.exit_code == 1 and message in result.output
