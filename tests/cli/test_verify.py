@@ -38,12 +38,12 @@ def artifact(tmp_path_factory) -> Path:
 def _tight_gates(artifact: Path, out: Path) -> Path:
     """A copy whose manifest declares an impossible fp32 gate (re-signed via the artifact
     API): the graph is untouched, so only the gate can make verify fail."""
-    from pomexport.export.artifact import load_artifact, write_manifest
+    from pomexport.export.artifact import ArtifactDraft, load_artifact
 
     shutil.copytree(artifact, out)
-    manifest = {k: v for k, v in load_artifact(artifact).manifest.items() if k != "files"}
-    manifest["gates"]["fp32"]["v_max_abs"] = 1e-12
-    write_manifest(out, manifest)
+    draft = ArtifactDraft(out, load_artifact(artifact).manifest)
+    draft.manifest["gates"]["fp32"]["v_max_abs"] = 1e-12
+    draft.commit()
     return out
 
 

@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from pomexport.errors import ArtifactError
-from pomexport.export.artifact import load_artifact, write_manifest
+from pomexport.export.artifact import ArtifactDraft, load_artifact
 from pomexport.export.artifact.engines import (
     EngineKey,
     cached_engine,
@@ -102,10 +102,10 @@ def test_cached_engine_only_under_the_recorded_key(ort_artifact, tmp_path):
     assert cached_engine(artifact, key) is None  # no plan yet
     (root / key.plan_name).parent.mkdir()
     (root / key.plan_name).write_bytes(b"plan bytes")
-    manifest = {k: v for k, v in artifact.manifest.items() if k != "files"}
-    write_manifest(root, manifest)
+    ArtifactDraft(root, artifact.manifest).commit()
     assert cached_engine(load_artifact(root), key) is None  # listed, but no key recorded
-    write_manifest(root, with_engine_record(manifest, key, "portable", "2026-01-01T00:00:00Z"))
+    manifest = with_engine_record(artifact.manifest, key, "portable", "2026-01-01T00:00:00Z")
+    ArtifactDraft(root, manifest).commit()
     artifact = load_artifact(root)
     assert cached_engine(artifact, key) == root / key.plan_name
     assert cached_engine(artifact, dataclasses.replace(key, onnx_sha256="0" * 64)) is None
@@ -114,9 +114,9 @@ def test_cached_engine_only_under_the_recorded_key(ort_artifact, tmp_path):
 
 def test_profile_refuses_unresolved_dims(ort_artifact, tmp_path):
     root = shutil.copytree(ort_artifact[0].root, tmp_path / "artifact")
-    manifest = {k: v for k, v in load_artifact(root).manifest.items() if k != "files"}
-    manifest["io"]["inputs"][0]["shape"] = ["B", "C_in", "H", 16]
-    write_manifest(root, manifest)
+    draft = ArtifactDraft(root, load_artifact(root).manifest)
+    draft.manifest["io"]["inputs"][0]["shape"] = ["B", "C_in", "H", 16]
+    draft.commit()
     # Since issue 22 the loader refuses a manifest whose io contradicts its config before
     # profile_shapes sees it; either way no TensorRT profile is made from an unknown dim.
     with pytest.raises(ArtifactError, match="unresolved dims|contradicts itself"):

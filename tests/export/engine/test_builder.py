@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from pomexport.errors import ArtifactError, BuildError, ConfigError, PluginError
-from pomexport.export.artifact import TIMING_CACHE, load_artifact, write_manifest
+from pomexport.export.artifact import TIMING_CACHE, ArtifactDraft, load_artifact
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGE_DIRS = ("models", "export", "runtime", "calibration", "cli")
@@ -154,9 +154,9 @@ def test_engine_is_built_listed_and_reused(trt, artifact_copy):
     again = engine_from_onnx(first.artifact, progress=False)
     assert again.reused and again.path == first.path and again.key == first.key
     # A different batch range is a different key: rebuilt.
-    manifest = {k: v for k, v in again.artifact.manifest.items() if k != "files"}
-    manifest["batch"] = {"min": 1, "opt": 2, "max": 4}
-    write_manifest(again.artifact.root, manifest)
+    draft = ArtifactDraft(again.artifact.root, again.artifact.manifest)
+    draft.manifest["batch"] = {"min": 1, "opt": 2, "max": 4}
+    draft.commit()
     rebuilt = engine_from_onnx(load_artifact(again.artifact.root), progress=False)
     assert not rebuilt.reused and rebuilt.key != first.key
 
@@ -167,8 +167,7 @@ def test_parser_errors_come_in_one_message(trt, artifact_copy):
     from pomexport.export.engine.builder import engine_from_onnx
 
     (artifact_copy.root / "model.onnx").write_bytes(b"not an onnx protobuf")
-    manifest = {k: v for k, v in artifact_copy.manifest.items() if k != "files"}
-    write_manifest(artifact_copy.root, manifest)
+    ArtifactDraft(artifact_copy.root, artifact_copy.manifest).commit()
     with pytest.raises(BuildError, match=r"model\.onnx: TensorRT's ONNX parser failed with \d+"):
         engine_from_onnx(load_artifact(artifact_copy.root), flavor="portable", progress=False)
 

@@ -41,7 +41,7 @@ def perturbed_copy(root: Path, out: Path, edit) -> Path:
     import onnx
     from onnx import numpy_helper
 
-    from pomexport.export.artifact import load_artifact, write_manifest
+    from pomexport.export.artifact import ArtifactDraft, load_artifact
     from pomexport.export.onnx_files import save_onnx
 
     shutil.copytree(root, out)
@@ -50,8 +50,7 @@ def perturbed_copy(root: Path, out: Path, edit) -> Path:
     for name, value in edit(proto, {n: numpy_helper.to_array(i) for n, i in inits.items()}).items():
         inits[name].CopyFrom(numpy_helper.from_array(value, name))
     save_onnx(proto, out / "model.onnx")
-    manifest = {k: v for k, v in load_artifact(root).manifest.items() if k != "files"}
-    write_manifest(out, manifest)
+    ArtifactDraft(out, load_artifact(root).manifest).commit()
     return out
 
 
