@@ -51,7 +51,9 @@ class ArtifactDraft:
     of a member; write through :meth:`target`, :meth:`write` or :meth:`copy_in`.
     """
 
-    def __init__(self, root: str | os.PathLike, manifest: dict | None = None, in_place=False):
+    def __init__(
+        self, root: str | os.PathLike, manifest: dict | None = None, in_place: bool = False
+    ) -> None:
         self.root = Path(root)
         self._manifest = _without_files(manifest or {})
         self._hashes: dict[str, tuple[_StatKey, dict]] = {}
