@@ -129,6 +129,12 @@ def sampler_options(steps: int, cfg: float) -> Decorator:
     )
 
 
+def decoder_option(help: str) -> Decorator:
+    """``--decoder DIR``: a local diffusers ``save_pretrained`` folder (latent decoder)."""
+    folder = click.Path(exists=True, file_okay=False)
+    return option("--decoder", "decoder", type=folder, default=None, help=help)
+
+
 # -- output ----------------------------------------------------------------------------------
 def out_option(help: str, **attrs: Any) -> Decorator:
     attrs.setdefault("default", None)

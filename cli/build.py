@@ -31,9 +31,12 @@ _BACKENDS = ("auto", "trt", "ort")
     "TensorRT engines are then built from the plugin flavor.",
 )  # fmt: skip
 @o.sign_option("Ed25519 private key (pomexport keygen) signing the manifest (manifest.sig).")
+@o.decoder_option("Autoencoder folder written by diffusers' save_pretrained (AutoencoderKL, "
+    "AutoencoderTiny, AutoencoderKLWan): its decoder joins the artifact (decoder/) at the "
+    "build's precision (int8 builds: fp16), and generate writes decoded RGB.")  # fmt: skip
 def command(model: str, precision: str, backend: str, out: str | None,
             batch: tuple[int, int, int], workspace_mb: int | None, plugin_library: str | None,
-            sign_key: str | None) -> None:  # fmt: skip
+            sign_key: str | None, decoder: str | None) -> None:  # fmt: skip
     """Build MODEL (bundled name, preset or weights file; default: the bundled
     pom-dit-video-tiny) into an artifact directory: model.onnx (portable, for ONNX Runtime
     and TensorRT), model.plugin.onnx (TensorRT with the PolyMixer plugin), manifest.json."""
@@ -50,5 +53,6 @@ def command(model: str, precision: str, backend: str, out: str | None,
         workspace_mb=workspace_mb,
         plugin_library=plugin_library,
         sign_key=sign_key,
+        decoder=decoder,
     )
     click.echo(result.summary)

@@ -1,4 +1,5 @@
-"""``pomexport generate``: generate a clip frame by frame and write gif/png/npy/mp4.
+"""``pomexport generate``: generate a clip frame by frame and write gif/png/npy/mp4 (decoded
+RGB when the artifact has a decoder stage or ``--decoder`` names one for a model).
 
 The source is a model (bundled name, preset, weights file: torch) or a built artifact
 directory (ONNX Runtime); ``--backend auto`` picks the best backend for it and says which.
@@ -32,10 +33,12 @@ _OUT = "Output: .gif, .mp4, .npy (latents) or .png (one file per frame)."
 @o.option("--fps", type=float, default=8.0, help="Frames per second of a .gif or .mp4.")
 @o.progress_option()
 @o.trusted_key_option("an artifact's manifest")
+@o.decoder_option("Autoencoder folder (diffusers save_pretrained) decoding a model's latents "
+    "on torch; an artifact carries its own (pomexport build --decoder).")  # fmt: skip
 def command(model: str, frames: int, steps: int, cfg_scale: float, seed: int, sampler: str,
             shift: float, labels: tuple[int, ...], backend: str, device: str, out: str,
             scale: int | None, fps: float, progress: bool, trusted: tuple[str, ...],
-            ) -> None:  # fmt: skip
+            decoder: str | None) -> None:  # fmt: skip
     """Generate a video with MODEL: an artifact directory from `pomexport build` (run by
     ONNX Runtime), or a bundled name, preset such as `tiny`, or weights file (run by torch;
     default: the bundled pom-dit-video-tiny). One stream per --label, all in one batch; the
@@ -51,5 +54,7 @@ def command(model: str, frames: int, steps: int, cfg_scale: float, seed: int, sa
     from pomexport.runtime.clip import generate_clip
 
     echo = lambda line: click.echo(line, err=True)  # noqa: E731
-    result = generate_clip(model, out, options, backend, device, bar=progress, log=echo)
+    result = generate_clip(
+        model, out, options, backend, device, bar=progress, log=echo, decoder=decoder
+    )
     click.echo(result.summary)

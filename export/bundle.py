@@ -144,6 +144,7 @@ def _artifact_members(artifact: Artifact, private=None) -> list[_Member]:
     manifest["flavors"] = {f: n for f, n in manifest["flavors"].items() if n in names}
     manifest["files"] = {n: artifact.files[n] for n in names}
     manifest.pop("engines", None)  # engine records of plans not shipped
+    manifest.pop("decoder", None)  # the decoder stage is not bundled yet (issue 21)
     text = json.dumps(manifest, indent=2) + "\n"
     members = [_from_bytes(f"{ARTIFACT_DIR}/{MANIFEST}", text.encode())]
     if private is not None:  # the reduced manifest is new bytes: sign them for the device

@@ -33,6 +33,7 @@ import onnx.numpy_helper
 import torch
 
 from pomexport.errors import ConfigError, ExportError
+from pomexport.export.artifact.decoder import IMAGE, WAN_STREAM
 from pomexport.models.decoders import (
     FrameDecoder,
     WanFirstStep,
@@ -264,7 +265,7 @@ def _contract(config: dict, decoder, graphs: dict[str, _Graph], protos: dict, op
         roles[role] = {**io_spec(proto), "frames_per_call": graphs[role].frames}
     contract = {
         "source_class": config["_class_name"],
-        "kind": "video_causal" if video else "image",
+        "kind": WAN_STREAM if video else IMAGE,
         "opset": opset,
         "latent": {
             "input": "latent",

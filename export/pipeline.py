@@ -105,6 +105,7 @@ def build(
     workspace_mb: int | None = None,
     plugin_library: str | os.PathLike | None = None,
     sign_key: str | os.PathLike | None = None,
+    decoder: str | os.PathLike | None = None,
 ) -> BuildResult:
     """Export ``model`` (default: the bundled model) with both flavors into ``out``, then
     build the TensorRT engine when ``backend`` is ``trt`` (or ``auto`` and TensorRT + a GPU
@@ -116,7 +117,10 @@ def build(
     ``workspace_mb`` caps the TensorRT builder's workspace (Jetson); ``plugin_library``: the
     PolyMixer plugin library to ship in ``plugins/`` (engines are then built from the plugin
     flavor); ``sign_key``: an Ed25519 private key (``pomexport keygen``) signing the finished
-    manifest (``manifest.sig``, export/artifact/signing.py)."""
+    manifest (``manifest.sig``, export/artifact/signing.py); ``decoder``: a local diffusers
+    ``save_pretrained`` folder (AutoencoderKL, AutoencoderTiny, AutoencoderKLWan) whose
+    decoder joins the artifact under ``decoder/`` at the build's precision (int8 builds: fp16;
+    ``export/decoder_stage.py``), checked against the model before any export."""
     from pomexport.export.artifact import load_artifact, new_artifact
 
     if precision not in PRECISIONS:
@@ -125,7 +129,8 @@ def build(
     target, why = _target(backend)
     _check_inputs(plugin_library, sign_key)  # before minutes of export
     source = _default_model() if model is None else model
-    stages = _Stages(source, tuple(batch), progress, calibration, workspace_mb)
+    _check_decoder(source, decoder)
+    stages = _Stages(source, tuple(batch), progress, calibration, workspace_mb, decoder)
     # One writer at a time per output directory; `out` is swapped in only when complete.
     with new_artifact(out, BuildError) as draft:
         stages.run(draft, precision, plugin_library, target == "trt")
@@ -144,6 +149,16 @@ def _default_model() -> str:
     from pomexport.models.registry import DEFAULT_MODEL
 
     return DEFAULT_MODEL
+
+
+def _check_decoder(source, decoder) -> None:
+    """A decoder folder that cannot decode this model's latents fails now, in one line."""
+    if decoder is None:
+        return
+    from pomexport.export.api import resolve_model
+    from pomexport.export.decoder_stage import check_decoder_source
+
+    check_decoder_source(decoder, resolve_model(source)[0].cfg)
 
 
 def _check_inputs(plugin_library, sign_key) -> None:
@@ -167,9 +182,11 @@ class _Stages:
     progress: Progress
     calibration: CalibrationOptions | None
     workspace_mb: int | None
+    decoder: str | os.PathLike | None = None
 
     def run(self, draft: ArtifactDraft, precision: str, plugin_library, engine: bool) -> None:
-        """export -> [int8] -> [plugin library] -> [TensorRT engine], nothing committed."""
+        """export -> [int8] -> [decoder] -> [plugin library] -> [TensorRT engine], nothing
+        committed."""
         from pomexport.export.api import export_model
 
         exported = "fp32" if precision == "int8" else precision
@@ -178,6 +195,12 @@ class _Stages:
             from pomexport.calibration.api import quantize_artifact
 
             quantize_artifact(draft, self.source, self.calibration, self.progress)
+        if self.decoder is not None:
+            from pomexport.export.decoder_stage import DECODER_PRECISION, add_decoder
+            from pomexport.models.config import PoMDiTConfig
+
+            cfg = PoMDiTConfig.from_dict(draft.manifest["model"]["config"])
+            add_decoder(draft, self.decoder, DECODER_PRECISION[precision], cfg, self.progress)
         if plugin_library is not None:
             from pomexport.export.engine.plugin_library import add_plugin_library
 
@@ -191,6 +214,9 @@ def _summary(artifact: Artifact, target: str, why: str) -> str:
         f"built {artifact.root} ({artifact.model_name}, {artifact.precision}, "
         f"flavors: {', '.join(artifact.flavors)}, batch {'..'.join(map(str, artifact.batch[::2]))})"
     )
+    decoder = artifact.decoder
+    if decoder is not None:
+        built += f" with its {decoder.source_class} decoder ({decoder.kind}, {decoder.precision})"
     if target == "trt":
         return f"{built} and its TensorRT engine ({why})"
     return (

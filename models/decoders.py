@@ -59,6 +59,30 @@ def read_source_config(folder: str | Path) -> dict:
     return config
 
 
+def latent_channels(config: dict) -> int:
+    """Latent channels of a diffusers autoencoder config (``z_dim`` or ``latent_channels``)."""
+    return len(LatentAffine.from_config(config).scale)
+
+
+def check_source_for(folder: str | Path, in_channels: int, video: bool) -> dict:
+    """:func:`read_source_config`, once the folder can decode a model's latents: as many
+    latent channels as the model's ``in_channels``, and no causal video decoder for an image
+    model. One-line ConfigError otherwise; reads ``config.json`` only."""
+    config = read_source_config(folder)
+    name, channels = config["_class_name"], latent_channels(config)
+    if channels != in_channels:
+        raise ConfigError(
+            f"decoder source {folder}: {name} has {channels} latent channels, the model's "
+            f"input has {in_channels} (in_channels); pair the model with its own autoencoder"
+        )
+    if name in VIDEO_CLASSES and not video:
+        raise ConfigError(
+            f"decoder source {folder}: {name} is a causal video decoder and the model is an "
+            "image model (video=False); use a per-frame decoder"
+        )
+    return config
+
+
 def load_autoencoder(folder: str | Path, config: dict | None = None) -> nn.Module:
     """The diffusers autoencoder of a local folder, fp32, eval mode (safetensors only).
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pomexport.errors import ArtifactError
 from pomexport.export.artifact.contract import STEP_INPUTS, STEP_OUTPUTS
+from pomexport.export.artifact.decoder import check_decoder_graph, decoder_role
 from pomexport.export.artifact.graph_check import (
     check_initializers,
     check_io_dims,
@@ -24,7 +25,8 @@ _ONNX_DTYPES = {"float32": 1, "float16": 10, "int64": 7}
 
 
 def verify_onnx(root: Path, name: str, manifest: dict) -> None:
-    """External data inside the directory, listed, in bounds; graph I/O as the manifest says."""
+    """External data inside the directory, listed, in bounds; graph I/O as the manifest says
+    (the step contract, or a decoder graph's entry in the manifest's ``decoder``)."""
     files = manifest["files"]
     model = read_onnx_graph(root / name)
     base = Path(name).parent.as_posix()
@@ -42,6 +44,10 @@ def verify_onnx(root: Path, name: str, manifest: dict) -> None:
                 f"{name}: tensor {ref.tensor!r} reads bytes {ref.offset}..{end} of "
                 f"{ref.location!r}, which has {size}"
             )
+    role = decoder_role(manifest, name)
+    if role is not None:  # a decoder graph: its own contract, in the manifest's decoder entry
+        check_decoder_graph(name, model, manifest, role)
+        return
     _check_graph_io(name, model, manifest)
     _check_config(name, model, manifest)
 

@@ -8,6 +8,7 @@ spells the same way, importable with nothing but the standard library.
 <out>/engines/<gpu>-sm<NN>-trt<ver>.plan
 <out>/timing.cache
 <out>/plugins/libpomexport_plugins.so   (optional: the PolyMixer plugin library)
+<out>/decoder/<role>.onnx                (optional: the latent decoder stage, decoder.py)
 ```
 """
 
@@ -19,6 +20,7 @@ PLUGIN = "model.plugin.onnx"
 ENGINES = "engines"
 TIMING_CACHE = "timing.cache"
 PLUGINS = "plugins"  # plugin libraries: hashed like every file, verified again before dlopen
+DECODER_DIR = "decoder"  # the optional latent decoder's graphs (export/artifact/decoder.py)
 FORMAT = "pomexport-artifact"
 FORMAT_VERSION = 1
 FLAVOR_FILES = {"portable": PORTABLE, "plugin": PLUGIN}

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pomexport.errors import ArtifactError
+from pomexport.export.artifact.decoder import DecoderSpec
+from pomexport.export.artifact.device import DEVICE, DEVICE_SIGNATURE, with_device_files
 from pomexport.export.artifact.graph_io import verify_onnx
 from pomexport.export.artifact.layout import ENGINES, MANIFEST, PLUGINS
 from pomexport.export.artifact.limits import DEFAULT_LIMITS, Limits, SizeBudget
-from pomexport.export.artifact.device import DEVICE, DEVICE_SIGNATURE, with_device_files
 from pomexport.export.artifact.manifest import read_manifest_bytes
 from pomexport.export.artifact.paths import (
     external_data_refs,
@@ -80,6 +81,12 @@ class Artifact:
     @property
     def files(self) -> dict[str, dict]:
         return self.manifest["files"]
+
+    @property
+    def decoder(self) -> DecoderSpec | None:
+        """The latent decoder stage (``export/artifact/decoder.py``); None: the artifact has
+        none and writes the model's latents."""
+        return DecoderSpec.from_manifest(self.manifest)
 
     def path(self, name: str) -> Path:
         """Path of a file the manifest lists (verified when the artifact was loaded)."""

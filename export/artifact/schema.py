@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from pomexport.errors import ArtifactError, PomExportError
+from pomexport.export.artifact.decoder import check_decoder_entry
 from pomexport.models.config import PoMDiTConfig
 
 
@@ -95,3 +96,4 @@ def check_manifest(path: Path, manifest: dict) -> None:
     _check_io(path, manifest)
     _check_batch(path, manifest)
     _check_model(path, manifest)
+    check_decoder_entry(path, manifest)  # optional: the latent decoder stage
