@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 
+import pytest
+
 from pomexport.export.artifact import load_artifact
 from pomexport.runtime import generate
 from pomexport.runtime.ort_backend import OrtBackend
@@ -41,3 +43,20 @@ def test_onnx_runtime_tensorrt_engines_are_cached_outside_the_artifact(
     cache = default_trt_cache(artifact, artifact.onnx_path("portable"))
     assert tmp_path in cache.parents and artifact.root not in cache.parents
     assert cache.name == artifact.files["model.onnx"]["sha256"][:16]
+
+
+def test_the_tensorrt_backend_builds_no_engine_unless_asked(ort_artifact, monkeypatch):
+    """TrtBackend(source) runs the engine the manifest records; the builder runs only with
+    build_engine=True (no TensorRT needed: the lookup and the build are stubbed)."""
+    from pomexport.errors import ArtifactError
+    from pomexport.export.engine.builder import EngineFromOnnx
+    from pomexport.runtime import trt_backend
+
+    built = []
+    monkeypatch.setattr(EngineFromOnnx, "cached", lambda self: None)
+    monkeypatch.setattr(EngineFromOnnx, "__call__", lambda self: built.append(self) or "built")
+    with pytest.raises(ArtifactError, match="build it with `pomexport build --backend trt`"):
+        trt_backend._engine(ort_artifact[0], 0, build_engine=False)
+    assert built == []
+    assert trt_backend._engine(ort_artifact[0], 0, build_engine=True) == "built"
+    assert len(built) == 1

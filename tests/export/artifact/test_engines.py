@@ -121,3 +121,12 @@ def test_profile_refuses_unresolved_dims(ort_artifact, tmp_path):
     # profile_shapes sees it; either way no TensorRT profile is made from an unknown dim.
     with pytest.raises(ArtifactError, match="unresolved dims|contradicts itself"):
         profile_shapes(load_artifact(root))
+
+
+def test_recorded_engines_are_the_listed_plans_with_a_record():
+    from pomexport.export.artifact.engines import recorded_engines
+
+    files = {"engines/a.plan": {}, "engines/b.plan": {}, "model.onnx": {}}
+    records = {"engines/b.plan": {"key": {}}, "engines/gone.plan": {"key": {}}}
+    assert recorded_engines({"files": files, "engines": records}) == ["engines/b.plan"]
+    assert recorded_engines({"files": files}) == []  # plans without records (C++ runtime)
