@@ -121,14 +121,14 @@ class OrtDecoder:
         self._latent.view(-1).copy_(latent.reshape(-1))
         if not self.spec.streaming:
             self._run("decode", self._bind("decode", (), ()))
-            return self._rgb["decode"].float().cpu()  # (1, 3, H, W)
+            return _copy(self._rgb["decode"])  # (1, 3, H, W)
         role = "first" if state.first else "next"
         read = state.caches[state.front] if role == "next" else []
         write = state.caches[0] if role == "first" else state.caches[1 - state.front]
         self._run(role, self._bind(role, read, write))
         state.front = 0 if role == "first" else 1 - state.front
         state.first = False
-        return self._rgb[role][0].permute(1, 0, 2, 3).float().cpu()  # (F, 3, H, W)
+        return _copy(self._rgb[role][0].permute(1, 0, 2, 3))  # (F, 3, H, W)
 
     # -- IO binding ---------------------------------------------------------------------
     def _run(self, role: str, binding) -> None:
@@ -153,3 +153,8 @@ class OrtDecoder:
         device = self.device
         shape = tuple(tensor.shape)
         return device.type, device.index or 0, _NUMPY[tensor.dtype], shape, tensor.data_ptr()
+
+
+def _copy(buffer: torch.Tensor) -> torch.Tensor:
+    """An fp32 CPU copy of an output buffer (the next call overwrites the buffer)."""
+    return buffer.to("cpu", torch.float32, copy=True).contiguous()

@@ -125,3 +125,64 @@ def stationary_artifact(tmp_path_factory):
     model = _make_model("moments", decay=0.6, max_frame_index=2)
     out = tmp_path_factory.mktemp("stationary") / "fp32"
     return export_model(model, out, "fp32", "both", batch=(1, 2, 8)), model
+
+
+# -- latent decoders (issue 21) ---------------------------------------------------------------
+# Tiny random-weight diffusers autoencoders, built from a config and saved with save_pretrained:
+# KL (SD-VAE layout) and TAESD with 4 latent channels, Wan 2.1's layout with 16 (z_dim), each
+# matching a latent preset (models/presets.py).
+DECODER_CONFIGS = {
+    "kl": ("AutoencoderKL", dict(
+        block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2, layers_per_block=1, norm_num_groups=4,
+        latent_channels=4, scaling_factor=0.3, shift_factor=0.1)),
+    "tiny": ("AutoencoderTiny", dict(
+        encoder_block_out_channels=(8, 8), decoder_block_out_channels=(8, 8),
+        num_encoder_blocks=(1, 1), num_decoder_blocks=(1, 1))),
+    "wan": ("AutoencoderKLWan", dict(
+        base_dim=8, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
+        temperal_downsample=[False, True, True], latents_mean=[0.05 * i for i in range(16)],
+        latents_std=[1.0 + 0.1 * i for i in range(16)])),
+}  # fmt: skip
+DECODER_PRESETS = {"kl": "sd-latent-tiny", "tiny": "sd-latent-tiny", "wan": "wan-latent-tiny"}
+
+
+class DecoderFixtures:
+    """Decoder source folders and artifacts built with them, each made once, when first asked."""
+
+    def __init__(self, root) -> None:
+        self.root, self.vaes, self._artifacts = root, {}, {}
+
+    def source(self, name: str):
+        """The save_pretrained folder of ``DECODER_CONFIGS[name]`` (its module in ``vaes``)."""
+        folder = self.root / "sources" / name
+        if name not in self.vaes:
+            import diffusers
+
+            cls, config = DECODER_CONFIGS[name]
+            torch.manual_seed(0)
+            vae = getattr(diffusers, cls)(**config).eval()
+            if name == "wan":  # keep decode's clamp mostly inactive, so values are compared
+                with torch.no_grad():
+                    vae.decoder.conv_out.weight.mul_(0.25)
+            vae.save_pretrained(folder)
+            self.vaes[name] = vae
+        return folder
+
+    def artifact(self, name: str, precision: str = "fp32"):
+        """``pomexport build PRESET --decoder SOURCE`` (ONNX Runtime, batch 1..4), built once."""
+        key = (name, precision)
+        if key not in self._artifacts:
+            from pomexport.export.pipeline import build
+
+            out = self.root / "artifacts" / f"{name}-{precision}"
+            source = self.source(name)
+            result = build(DECODER_PRESETS[name], out, precision, "ort", (1, 1, 4), decoder=source)
+            self._artifacts[key] = result.artifact
+        return self._artifacts[key]
+
+
+@pytest.fixture(scope="session")
+def decoders(tmp_path_factory) -> DecoderFixtures:
+    """Tiny diffusers autoencoders and artifacts with their decoder (issue 21), made lazily."""
+    return DecoderFixtures(tmp_path_factory.mktemp("decoders"))
