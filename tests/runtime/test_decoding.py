@@ -79,15 +79,16 @@ def test_generate_writes_the_decoded_latents_of_the_runtime(decoders, tmp_path, 
     written = to_rgb_frames(torch.from_numpy(received), scale)
     from PIL import Image
 
-    pngs = [np.asarray(Image.open(p)) for p in results[".png"].files]
-    assert len(pngs) == frames and all(np.array_equal(a, b) for a, b in zip(pngs, written))
-    off = max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(pngs, expected))
-    same = np.mean([np.mean(a == b) for a, b in zip(pngs, expected)])
+    pngs = np.stack([np.asarray(Image.open(p)) for p in results[".png"].files])
+    assert pngs.shape == np.shape(written) and np.array_equal(pngs, np.stack(written))
+    off = np.abs(pngs.astype(int) - np.stack(expected)).max()
+    same = float(np.mean(pngs == np.stack(expected)))
     assert off <= 1 and same > 0.999, (off, same)  # fp32 rounding at a uint8 step, at most
-    mp4 = read_mp4(tmp_path / "clip.mp4")
-    db = min(psnr_u8(a, b) for a, b in zip(mp4, pngs))
+    mp4 = np.stack(read_mp4(tmp_path / "clip.mp4"))
+    assert mp4.shape == pngs.shape
+    db = min(psnr_u8(a, b) for a, b in zip(mp4, pngs, strict=True))
     print(f"{name}: fp32 max abs {err:.3g}, uint8 equal {same:.5f}, mp4 min PSNR {db:.1f} dB")
-    assert len(mp4) == frames and mp4[0].shape == pngs[0].shape and db > 30.0
+    assert db > 30.0
 
 
 def test_a_model_on_torch_decodes_with_the_folder_it_is_given(decoders, tmp_path):
