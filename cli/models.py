@@ -29,3 +29,11 @@ def command(as_json: bool) -> None:
             f"{r['depth']:>3} {r['tokens_per_frame']:>9} {r['variant']:<8} {r['order']:>2} "
             f"{r['expansion']:>2} {r['state_kib_per_stream']:>9.1f} KiB"
         )
+    for r in rows:  # latent presets: what decodes them (pomexport build --decoder DIR)
+        if "latent" in r:
+            lat = r["latent"]
+            click.echo(
+                f"{r['name']}: {lat['channels']}-channel latent of {lat['autoencoders']}, "
+                f"x{lat['spatial_factor']} spatial, RGB frames per latent frame: "
+                f"{lat['rgb_frames_per_latent_frame']}"
+            )

@@ -6,7 +6,7 @@ import json
 
 from pomexport.models.config import PoMDiTConfig
 from pomexport.models.pom_dit import PoMDiT
-from pomexport.models.presets import PRESETS
+from pomexport.models.presets import LATENTS, PRESETS
 from pomexport.models.registry import BUNDLED, bundled_path
 from pomexport.models.weights import CONFIG_KEY, read_state_dict
 
@@ -33,6 +33,8 @@ def _row(name: str, kind: str, cfg: PoMDiTConfig) -> dict:
         "expansion": cfg.expansion,
         # fp32 state: L layers x C channels, plus the fp32 count.
         "state_kib_per_stream": (cfg.depth * cfg.state_width + 1) * 4 / 1024,
+        "in_channels": cfg.in_channels,
+        "patch_size": cfg.patch_size,
     }
 
 
@@ -45,4 +47,13 @@ def model_catalog() -> list[dict]:
             _, meta = read_state_dict(path)
             rows.append(_row(name, "bundled", PoMDiTConfig.from_dict(json.loads(meta[CONFIG_KEY]))))
     rows.extend(_row(name, "preset", cfg) for name, cfg in PRESETS.items())
+    for row in rows:
+        if row["name"] in LATENTS:  # the autoencoder a latent preset pairs with (issue 21)
+            autoencoders, channels, spatial, frames = LATENTS[row["name"]]
+            row["latent"] = {
+                "autoencoders": autoencoders,
+                "channels": channels,
+                "spatial_factor": spatial,
+                "rgb_frames_per_latent_frame": frames,
+            }
     return rows
