@@ -29,6 +29,7 @@ from pomexport.export.artifact.contract import (
     MixerAttrs,
 )
 from pomexport.export.function import MAX_ORDER, polymixer_function
+from pomexport.export.function_fixed import fixed_polymixer_function
 
 FLAVORS = ("portable", "plugin")
 
@@ -80,15 +81,21 @@ def plugin_flavor(model: ir.Model) -> ir.Model:
 
 
 def function_for(model: ir.Model) -> ir.Function:
-    """The PolyMixer function matching the graph's nodes and default opset."""
+    """The PolyMixer function matching the graph's nodes and default opset: the body fixed
+    on the nodes' attributes when they all share them (``export/function_fixed.py``, fewer
+    and larger ops), else the generic one reading ``order`` and ``sel_heads`` per node."""
     variant, gate = mixer_signature(model)
-    order = max(a.order for a in _mixer_attributes(model))
+    attributes = set(_mixer_attributes(model))
+    order = max(a.order for a in attributes)
     if order > MAX_ORDER:
         raise ExportError(
             f"PolyMixer order {order}: the portable flavor's decomposition covers"
             f" order <= {MAX_ORDER}"
         )
-    function = polymixer_function(variant, gate)
+    if len(attributes) == 1:
+        function = fixed_polymixer_function(attributes.pop())
+    else:
+        function = polymixer_function(variant, gate)
     # The body uses no op whose semantics changed after opset 18: import the model's opset.
     function.opset_import[0].version = _onnx_opset(model)
     return ir.serde.deserialize_function(function)

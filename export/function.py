@@ -8,6 +8,10 @@ the body, so :func:`polymixer_function` returns the FunctionProto for one
 inlined, so the result is one flat FunctionProto in domain ``pomexport`` named
 ``PolyMixer``, which ONNX Runtime and TensorRT's parser inline in turn.
 
+When every PolyMixer node of a graph has the same attributes (a model's config gives them
+all), the exporter writes the body fixed on them instead (:mod:`pomexport.export.function_fixed`,
+fewer and larger ops); this generic one serves graphs whose nodes differ.
+
 The token sum always runs in fp32: ``h`` and ``g`` are cast to float first and ``y`` is cast
 back to ``h``'s type at the end (a sum of thousands of degree-k features overflows fp16).
 """

@@ -14,13 +14,22 @@ from pomexport.errors import ExportError
 from pomexport.export.artifact.contract import MixerAttrs
 from pomexport.export.flavors import function_for
 from pomexport.export.function import MAX_ORDER, polymixer_function
+from pomexport.export.function_fixed import fixed_polymixer_function
 from pomexport.export.schema import register_schema
 from pomexport.models import poly_mixer_reference
 
 B, N, C = 3, 5, 12
 
 
-def _mixer_model(variant, gate, order, sel_heads, dtype=TensorProto.FLOAT) -> onnx.ModelProto:
+def _function(variant, gate, order, sel_heads, fixed: bool) -> onnx.FunctionProto:
+    if fixed:
+        return fixed_polymixer_function(MixerAttrs(variant, order, gate, sel_heads))
+    return polymixer_function(variant, gate)
+
+
+def _mixer_model(
+    variant, gate, order, sel_heads, dtype=TensorProto.FLOAT, fixed=False
+) -> onnx.ModelProto:
     register_schema()
     names = ["h", "g", "state", "count"] + (["coeff"] if variant == "powers" else [])
     attrs = {"variant": variant, "order": order, "gate": gate, "sel_heads": sel_heads}
@@ -43,9 +52,8 @@ def _mixer_model(variant, gate, order, sel_heads, dtype=TensorProto.FLOAT) -> on
     ]
     graph = helper.make_graph([node], "mixer", inputs, outputs)
     opsets = [helper.make_opsetid("", 18), helper.make_opsetid("pomexport", 1)]
-    model = helper.make_model(
-        graph, opset_imports=opsets, functions=[polymixer_function(variant, gate)]
-    )
+    function = _function(variant, gate, order, sel_heads, fixed)
+    model = helper.make_model(graph, opset_imports=opsets, functions=[function])
     model.ir_version = 10
     return model
 
@@ -61,9 +69,10 @@ CASES += [("moments", "sigmoid", 4, 0), ("moments", "sigmoid", 6, 0), ("moments"
 CASES += [("powers", "sigmoid", 9, 0), ("powers", "sigmoid", 16, 0)]
 
 
+@pytest.mark.parametrize("fixed", [False, True], ids=["generic", "fixed"])
 @pytest.mark.parametrize(("variant", "gate", "order", "sel_heads"), CASES)
-def test_function_matches_reference(variant, gate, order, sel_heads):
-    model = _mixer_model(variant, gate, order, sel_heads)
+def test_function_matches_reference(variant, gate, order, sel_heads, fixed):
+    model = _mixer_model(variant, gate, order, sel_heads, fixed=fixed)
     onnx.checker.check_model(model, full_check=True)
     gen = torch.Generator().manual_seed(order * 10 + sel_heads)
     width = sel_heads if sel_heads > 1 else C
@@ -84,9 +93,10 @@ def test_function_matches_reference(variant, gate, order, sel_heads):
     np.testing.assert_allclose(state_out, ref_state.numpy(), atol=1e-5, rtol=1e-5)
 
 
-def test_fp16_inputs_accumulate_in_fp32():
+@pytest.mark.parametrize("fixed", [False, True], ids=["generic", "fixed"])
+def test_fp16_inputs_accumulate_in_fp32(fixed):
     """fp16 h/g: the token sum runs in fp32, y comes back in fp16 (a sum that overflows fp16)."""
-    model = _mixer_model("moments", "sigmoid", 2, 0, dtype=TensorProto.FLOAT16)
+    model = _mixer_model("moments", "sigmoid", 2, 0, dtype=TensorProto.FLOAT16, fixed=fixed)
     h = np.full((B, N, C), 12.0, dtype=np.float16)  # gelu(12)^2 = 144 per token
     g = np.zeros((B, N, C), dtype=np.float16)
     state = np.full((B, C), 70000.0, dtype=np.float32)  # beyond fp16's 65504
@@ -110,3 +120,29 @@ def test_portable_flavor_refuses_orders_past_the_scan():
     model = _mixer_model("powers", "sigmoid", MAX_ORDER + 1, 0)
     with pytest.raises(ExportError, match=rf"order {MAX_ORDER + 1}: .* covers order <= 16$"):
         function_for(ir.from_proto(model))
+
+
+def _optimized_ops(model: onnx.ModelProto, tmp_path) -> list[str]:
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(tmp_path / "optimized.onnx").graph.node]
+
+
+@pytest.mark.parametrize(("variant", "order"), [("moments", 2), ("moments", 4), ("powers", 3)])
+def test_fixed_function_runs_order_minus_one_products_and_no_scan(variant, order, tmp_path):
+    """Issue 24: no doubling-scan rounds (Slice/Concat/Expand of full tensors), no run-time
+    reshape targets, one ReduceSum per order, and the exact GELU fused by ONNX Runtime."""
+    ops = _optimized_ops(_mixer_model(variant, "sigmoid", order, 0, fixed=True), tmp_path)
+    assert not {"Slice", "Expand", "Reshape", "Erf"} & set(ops), ops
+    assert ops.count("ReduceSum") == order and ops.count("Shape") <= 1
+    if variant == "moments":
+        assert ops.count("Gelu") == 1 and ops.count("Split") == 1
+    generic = _optimized_ops(_mixer_model(variant, "sigmoid", order, 0), tmp_path)
+    assert len(ops) < len(generic)
+
+
+def test_function_for_fixes_the_body_when_every_node_agrees():
+    model = ir.from_proto(_mixer_model("moments", "sigmoid", 3, 0))
+    body = [n.op_type for n in ir.to_proto(function_for(model)).node]
+    assert body.count("Mul") >= 2 and "Slice" not in body  # the fixed one: no scan rounds
