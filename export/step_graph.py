@@ -15,6 +15,7 @@ import warnings
 
 import onnx_ir as ir
 import torch
+from onnxscript import opset18 as op
 from onnxscript.values import Opset
 
 from pomexport.errors import ExportError
@@ -41,6 +42,24 @@ def _polymixer_node(h, g, state, count, coeff, *attrs):
     """Translation of ``pomexport::poly_mixer``: one ``pomexport::PolyMixer`` node."""
     inputs = (h, g, state, count) if coeff is None else (h, g, state, count, coeff)
     return getattr(_POM, OP_TYPE)(*inputs, **MixerAttrs(*attrs).to_onnx(), _outputs=2)
+
+
+def _gelu(x, approximate: str = "none"):
+    """Translation of ``aten::gelu``: the exporter's own decomposition (torchlib's), with the
+    ``0.5`` multiplying ``x`` first, ``(x * 0.5) * (1 + erf | tanh(...))`` instead of
+    ``x * (0.5 * (1 + ...))`` — exactly equal (a power of two), and the form ONNX Runtime's
+    ``GeluFusion``/``FastGeluFusion`` turn into one ``Gelu``/``FastGelu`` kernel (issue 24;
+    its ``gelu_fusion.cc``, ``fast_gelu_fusion.cc``). TensorRT runs the same standard ops."""
+
+    def const(value: float):
+        return ir.tensor(value, dtype=x.dtype)
+
+    if approximate == "tanh":
+        inner = op.Add(x, op.Mul(const(0.044715), op.Pow(x, const(3))))
+        inner = op.Tanh(op.Mul(const(0.7978845608028654), inner))
+    else:
+        inner = op.Erf(op.Div(x, const(1.4142135623730951)))
+    return op.Mul(op.Mul(x, const(0.5)), op.Add(inner, const(1)))
 
 
 class StepModule(torch.nn.Module):
@@ -112,7 +131,10 @@ def export_step(model: PoMDiT, opset: int, batch: tuple[int, int, int]) -> ir.Mo
     register_schema()
     names = input_names(model)
     example = example_inputs(model, max(2, min(batch[1], batch[2])))
-    table = {torch.ops.pomexport.poly_mixer.default: _polymixer_node}
+    table = {
+        torch.ops.pomexport.poly_mixer.default: _polymixer_node,
+        torch.ops.aten.gelu.default: _gelu,
+    }
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not ours
         try:
