@@ -126,7 +126,21 @@ def _torch_backend(source, device: str, seed: int) -> Backend:
     from pomexport.runtime.torch_backend import TorchBackend
 
     model = source if isinstance(source, PoMDiT) else _load_model(source, seed)
-    return TorchBackend(model, device=device)
+    picked = TorchBackend(model, device=device)
+    if picked.device.type == "cpu":
+        _torch_threads()
+    return picked
+
+
+def _torch_threads() -> None:
+    """The thread policy of ``runtime/threads.py`` for torch on the CPU: never more intra-op
+    threads than idle cores (``OMP_NUM_THREADS`` when set); a lower count already chosen
+    (``torch.set_num_threads``) is kept."""
+    import torch
+
+    from pomexport.runtime.threads import cpu_threads
+
+    torch.set_num_threads(min(torch.get_num_threads(), cpu_threads()))
 
 
 def _ort_backend(source, backend: str, device: str) -> Backend:

@@ -35,6 +35,7 @@ from pomexport.runtime.providers import (
     check_available,
     import_onnxruntime,
 )
+from pomexport.runtime.threads import cpu_threads
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,10 @@ def _first_line(error: BaseException) -> str:
 
 
 def default_threads() -> int:
-    """The CPU EP's intra-op threads when none are asked for: torch's thread count."""
-    return torch.get_num_threads()
+    """The CPU EP's intra-op threads when none are asked for: ``OMP_NUM_THREADS`` when set,
+    else the cores idle at session creation (``runtime/threads.py``: a loaded machine is
+    never made slower than one thread by threads that wait on a busy core)."""
+    return cpu_threads()
 
 
 def _session_options(ort, threads: int):
@@ -65,6 +68,8 @@ def _session_options(ort, threads: int):
     # One step is a chain of small kernels: parallelism inside each op, none across ops.
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if threads > 1:  # idle workers sleep instead of spinning on a core others may need
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: ORT's warnings are not the user's problem
     return options
 
@@ -84,8 +89,9 @@ class OrtBackend:
     ``backend``: ``ort`` (CPU EP), ``ort-cuda`` (CUDA EP, buffers on the GPU) or ``ort-trt``
     (TensorRT EP with the CUDA EP behind it; its engines cached outside the artifact, in
     ``trt_cache`` or :func:`default_trt_cache`).
-    ``threads``: intra-op threads of the CPU EP (default: ``torch.get_num_threads()``, which
-    follows ``OMP_NUM_THREADS``, so torch and ONNX Runtime compare on equal terms).
+    ``threads``: intra-op threads of the CPU EP (default: :func:`default_threads`, the thread
+    policy of ``runtime/threads.py``: ``OMP_NUM_THREADS`` when set, else the cores idle at
+    creation; with more than one thread the pool does not spin between kernels).
     """
 
     def __init__(

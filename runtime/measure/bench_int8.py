@@ -63,9 +63,11 @@ def cached_int8_artifact(model: PoMDiT) -> Path:
 
 def ort_cpu_int8(model: PoMDiT) -> OrtBackend:
     """ONNX Runtime CPU EP on the int8 artifact of ``model``; threads follow torch's."""
+    from torch import get_num_threads as torch_threads
+
     from pomexport.runtime.ort_backend import OrtBackend
 
-    return OrtBackend(cached_int8_artifact(model), backend="ort")
+    return OrtBackend(cached_int8_artifact(model), backend="ort", threads=torch_threads())
 
 
 def interleaved_step_latency(

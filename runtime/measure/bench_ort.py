@@ -96,6 +96,8 @@ def publish_staged(final: Path, write: Callable[[Path], object]) -> Path:
 
 def ort_cpu(model: PoMDiT, precision: str = "fp32") -> OrtBackend:
     """ONNX Runtime CPU EP on the model's ``precision`` artifact; threads follow torch's."""
+    from torch import get_num_threads as torch_threads
+
     from pomexport.runtime.ort_backend import OrtBackend
 
-    return OrtBackend(cached_artifact(model, precision), backend="ort")
+    return OrtBackend(cached_artifact(model, precision), backend="ort", threads=torch_threads())
