@@ -9,7 +9,7 @@ Heavy modules (onnx, onnxruntime, the exporter) load on first use.
 
 from __future__ import annotations
 
-import importlib
+from pomexport.lazy import lazy_exports
 
 _LAZY = {
     "CalibrationOptions": "pomexport.calibration.api",
@@ -28,8 +28,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -7,8 +7,6 @@ that only loads artifacts never imports onnxscript or the torch exporter.
 
 from __future__ import annotations
 
-import importlib
-
 from pomexport.export.artifact import (
     MANIFEST,
     PLUGIN,
@@ -18,6 +16,7 @@ from pomexport.export.artifact import (
     load_artifact,
     write_manifest,
 )
+from pomexport.lazy import lazy_exports
 
 _LAZY = {
     "export_model": "pomexport.export.api",
@@ -42,8 +41,4 @@ __all__ = [
     "write_manifest",
 ]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -6,7 +6,7 @@ artifact format) imports without torch.
 
 from __future__ import annotations
 
-import importlib
+from pomexport.lazy import lazy_exports
 
 _LAZY = {
     "BUNDLED": "pomexport.models.registry",
@@ -27,12 +27,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -5,8 +5,9 @@ Names are imported lazily so ``import pomexport.runtime`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from pomexport.lazy import lazy_exports
 
 _EXPORTS = {
     "Backend": "pomexport.runtime.backend",
@@ -22,6 +23,8 @@ _EXPORTS = {
     "frame_noise": "pomexport.runtime.generator",
     "generate": "pomexport.runtime.api",
     "generate_frames": "pomexport.runtime.api",
+    "decode_frames": "pomexport.runtime.decoding",
+    "load_decoder": "pomexport.runtime.decoding",
     "ClipResult": "pomexport.runtime.clip",
     "generate_clip": "pomexport.runtime.clip",
     "GenerateOptions": "pomexport.runtime.options",
@@ -53,6 +56,7 @@ __all__ = [
     "VideoGenerator",
     "VideoSink",
     "choose_backend",
+    "decode_frames",
     "euler_update",
     "frame_noise",
     "generate",
@@ -61,6 +65,7 @@ __all__ = [
     "guided_velocity",
     "heun_update",
     "load_backend",
+    "load_decoder",
     "open_video",
     "sample",
     "shift_time",
@@ -72,6 +77,7 @@ if TYPE_CHECKING:
     from pomexport.runtime.api import generate, generate_frames
     from pomexport.runtime.backend import Backend, StepBuffers
     from pomexport.runtime.clip import ClipResult, generate_clip
+    from pomexport.runtime.decoding import decode_frames, load_decoder
     from pomexport.runtime.generator import Frame, VideoGenerator, frame_noise
     from pomexport.runtime.loading import choose_backend, load_backend
     from pomexport.runtime.options import GenerateOptions, SamplerSettings
@@ -89,14 +95,4 @@ if TYPE_CHECKING:
     from pomexport.runtime.torch_backend import TorchBackend
     from pomexport.runtime.writers import VideoSink, open_video, write_video
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -21,6 +21,7 @@ FOLDERS = ("models", "export", "calibration", "runtime", "cli")
 LAYERS = {
     "pomexport": 0,  # the package root: version and the error types
     "pomexport.errors": 0,
+    "pomexport.lazy": 0,  # lazy re-exports for the packages' __init__ files
     "pomexport.models.config": 0,  # the config dataclass: torch-free, part of the format
     "pomexport.export.artifact": 0,  # the artifact format: torch-, onnx- and ORT-free core
     "pomexport.models": 1,  # PyTorch reference
@@ -46,7 +47,10 @@ def layer(module: str) -> tuple[str, int]:
 
 
 def modules() -> dict[str, Path]:
-    found = {"pomexport": ROOT / "__init__.py", "pomexport.errors": ROOT / "errors.py"}
+    found = {"pomexport": ROOT / "__init__.py"}
+    for path in ROOT.glob("*.py"):
+        if path.name != "__init__.py":
+            found[f"pomexport.{path.stem}"] = path
     for folder in FOLDERS:
         for path in (ROOT / folder).rglob("*.py"):
             parts = path.relative_to(ROOT).with_suffix("").parts
