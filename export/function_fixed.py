@@ -105,7 +105,8 @@ def _select(body: _Body, gate: str, mean: str, heads: int) -> str:
 def _build(body: _Body, attrs: MixerAttrs) -> None:
     h = body.add("Cast", "h", to=TensorProto.FLOAT)
     state_out = body.add("Add", "state", _token_sums(body, h, attrs, "coeff"), name="state_out")
-    tokens = body.add("Cast", body.add("Shape", h, start=1, end=2), to=TensorProto.FLOAT)
+    # N read from g: a second reader of h would keep ORT from fusing h's bias into its Gelu
+    tokens = body.add("Cast", body.add("Shape", "g", start=1, end=2), to=TensorProto.FLOAT)
     divisor = body.add("Unsqueeze", body.add("Add", "count", tokens), body.const([-1]))
     mean = body.add("Unsqueeze", body.add("Div", state_out, divisor), body.const([1]))
     g = body.add("Cast", "g", to=TensorProto.FLOAT)
