@@ -22,7 +22,12 @@ import torch
 from pomexport.errors import ArtifactError, StateError
 from pomexport.export.artifact import Artifact
 from pomexport.export.artifact.decoder import DecoderSpec
-from pomexport.runtime.ort_backend import TORCH_DTYPES, _first_line, _session_options
+from pomexport.runtime.ort_backend import (
+    TORCH_DTYPES,
+    _first_line,
+    _session_options,
+    default_threads,
+)
 from pomexport.runtime.providers import (
     CPU_EP,
     CUDA_EP,
@@ -92,7 +97,7 @@ class OrtDecoder:
 
     def _session(self, role: str, source: bytes | str, backend: str):
         ort = import_onnxruntime()
-        options = _session_options(ort, torch.get_num_threads())
+        options = _session_options(ort, default_threads())  # the step's thread policy
         providers = [CPU_EP] if backend == "ort" else [(CUDA_EP, {"device_id": "0"}), CPU_EP]
         try:
             return ort.InferenceSession(source, options, providers=providers)

@@ -227,6 +227,19 @@ def test_missing_file_refused(lib, artifact):
         lib.verify_artifact(artifact)
 
 
+def test_decoder_stage_is_hashed_not_taken_for_a_step_graph(lib, decoders, tmp_path):
+    """An artifact with a decoder stage (issue 21) verifies: its graphs are hashed like every
+    file, not checked against the step contract; a changed one is refused."""
+    art = Path(shutil.copytree(decoders.artifact("kl").root, tmp_path / "art"))
+    lib.verify_artifact(art)
+    path = art / "decoder" / "decode.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"decoder/decode\.onnx: sha256 mismatch"):
+        lib.verify_artifact(art)
+
+
 def test_extra_unlisted_file_refused(lib, artifact):
     (artifact / "engines").mkdir()
     (artifact / "engines" / "extra.plan").write_bytes(b"not listed")
