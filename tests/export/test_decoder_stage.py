@@ -62,6 +62,7 @@ def test_the_cli_says_a_mismatch_in_one_line(decoders, tmp_path):
     assert result.exit_code != 0 and len(lines) == 1 and "latent channels" in lines[0], lines
 
 
+@pytest.mark.slow  # a real int8 build (calibration)
 def test_int8_build_carries_an_fp16_decoder_in_its_one_manifest_write(
     decoders, tmp_path, monkeypatch
 ):

@@ -57,6 +57,7 @@ def read_mp4(path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
+@pytest.mark.slow  # builds the two decoder artifacts (~40 s, once per session)
 @pytest.mark.parametrize("name", ["kl", "wan"])
 def test_generate_writes_the_decoded_latents_of_the_runtime(decoders, tmp_path, name):
     artifact = decoders.artifact(name)
@@ -112,6 +113,7 @@ def test_an_artifact_refuses_a_decoder_folder(decoders, tmp_path):
                       decoder=decoders.source("kl"))  # fmt: skip
 
 
+@pytest.mark.slow  # 256 decoder calls
 def test_wan_stream_of_256_frames_holds_constant_memory(decoders):
     decoder = OrtDecoder.from_artifact(decoders.artifact("wan"))
     decoder.start(0)
