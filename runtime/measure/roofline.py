@@ -112,7 +112,7 @@ def _profiled_nodes(model: bytes, settings: RooflineSettings, work: Path) -> tup
 def _single_node_model(node, args: dict, initializers: dict) -> bytes:
     """The ``node`` alone. Its constant inputs stay initializers (ONNX Runtime prepacks
     constant weights, as in the step); the others become graph inputs of the profiled types
-    and shapes (the profile lists only the non-constant inputs, in order)."""
+    and shapes (:func:`_variable_shapes`)."""
     from onnx import helper
 
     types = {"float": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "bool": 9, "float16": 10}
@@ -122,9 +122,7 @@ def _single_node_model(node, args: dict, initializers: dict) -> bytes:
         return helper.make_tensor_value_info(name, types[dtype], dims)
 
     present = [n for n in node.input if n]
-    shapes = args["input_type_shape"]
-    if len(shapes) == len(present):  # some kernels (NCHWc Conv) list their constants too
-        shapes = [s for n, s in zip(present, shapes, strict=True) if n not in initializers]
+    shapes = _variable_shapes(present, args["input_type_shape"], initializers)
     variable = [n for n in present if n not in initializers]
     inputs = [info(n, e) for n, e in zip(variable, shapes, strict=True)]
     outputs = [info(n, e) for n, e in zip(node.output, args["output_type_shape"], strict=True)]
@@ -132,6 +130,26 @@ def _single_node_model(node, args: dict, initializers: dict) -> bytes:
     graph = helper.make_graph([node], "gemm", inputs, outputs, constants)
     opsets = [helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)]
     return helper.make_model(graph, opset_imports=opsets, ir_version=10).SerializeToString()
+
+
+def _variable_shapes(present: list[str], shapes: list[dict], initializers: dict) -> list[dict]:
+    """The profiled shapes of the non-constant inputs among ``present``. The profile lists
+    the inputs in order but leaves out those the kernel prepacked (constant weights: all of
+    a MatMul's, only B of a MatMulIntegerToFloat's): a constant is matched to the next entry
+    when its dtype and dims are that entry's, else taken as left out."""
+    from onnx import helper
+
+    left, found = list(shapes), []
+    for name in present:
+        if name not in initializers:
+            found.append(left.pop(0))
+            continue
+        tensor = initializers[name]
+        dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type).name
+        dtype = {"float32": "float"}.get(dtype, dtype)
+        if left and left[0] == {dtype: list(tensor.dims)}:
+            left.pop(0)
+    return found
 
 
 def _gemm_alone_ms(work: Path, kernels: list, settings: RooflineSettings) -> tuple[float, int]:

@@ -113,3 +113,25 @@ def test_cli_roofline_refuses_bad_options_in_one_line(args, message):
 
     result = CliRunner().invoke(cli, ["bench", "--roofline", *args.split()])
     assert result.exit_code == 1 and message in result.output
+
+
+def test_variable_shapes_skip_the_constants_a_kernel_prepacked():
+    """The profile leaves out prepacked weights (all of a MatMul's, only B of an int8
+    MatMulIntegerToFloat's) and keeps other constants (an NCHWc Conv lists all)."""
+    arrays = {
+        "w8": np.zeros((384, 1536), np.int8),
+        "a_scale": np.zeros((), np.float32),
+        "w_scale": np.zeros(1536, np.float32),
+        "a_zero": np.zeros((), np.uint8),
+        "w_zero": np.zeros(1536, np.int8),
+        "w": np.zeros((384, 4, 2, 2), np.float32),
+        "b": np.zeros(384, np.float32),
+    }
+    inits = {name: numpy_helper.from_array(a, name) for name, a in arrays.items()}
+    x8, x = {"uint8": [1, 256, 384]}, {"float": [1, 4, 32, 32]}
+    int8 = [x8, {"float": []}, {"float": [1536]}, {"uint8": []}, {"int8": [1536]}]
+    names = ["x", "w8", "a_scale", "w_scale", "a_zero", "w_zero"]
+    assert rf._variable_shapes(names, int8, inits) == [x8]
+    conv = [x, {"float": [384, 4, 2, 2]}, {"float": [384]}]
+    assert rf._variable_shapes(["x", "w", "b"], conv, inits) == [x]
+    assert rf._variable_shapes(["x", "w"], [x], inits) == [x]
