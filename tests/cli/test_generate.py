@@ -200,3 +200,14 @@ def test_impossible_path_refused_in_under_a_second_by_the_console_script(tmp_pat
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and len(lines) == 1 and message in lines[0], done.stderr
         assert elapsed < 1.0, elapsed
+
+
+def test_decoder_option_decodes_a_model_on_torch(decoders, tmp_path):
+    """`generate MODEL --decoder DIR` (issue 21): RGB from the autoencoder folder, said so."""
+    out = tmp_path / "rgb.npy"
+    result = _run("sd-latent-tiny", "--decoder", str(decoders.source("tiny")),
+                  "--frames", "2", "--steps", "1", "--no-progress", "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    said = "decoder: AutoencoderTiny on torch (cpu), 2 latent frames -> 2 RGB frames"
+    assert said in result.output
+    assert np.load(out).shape == (1, 2, 3, 32, 32)
