@@ -128,11 +128,11 @@ def _torch_backend(source, device: str, seed: int) -> Backend:
     model = source if isinstance(source, PoMDiT) else _load_model(source, seed)
     picked = TorchBackend(model, device=device)
     if picked.device.type == "cpu":
-        _torch_threads()
+        _cpu_threads()
     return picked
 
 
-def _torch_threads() -> None:
+def _cpu_threads() -> None:
     """The thread policy of ``runtime/threads.py`` for torch on the CPU: never more intra-op
     threads than idle cores (``OMP_NUM_THREADS`` when set); a lower count already chosen
     (``torch.set_num_threads``) is kept."""

@@ -56,8 +56,8 @@ def _first_line(error: BaseException) -> str:
 
 def default_threads() -> int:
     """The CPU EP's intra-op threads when none are asked for: ``OMP_NUM_THREADS`` when set,
-    else the cores idle at session creation (``runtime/threads.py``: a loaded machine is
-    never made slower than one thread by threads that wait on a busy core)."""
+    else the cores idle at session creation, the pool not spinning between kernels
+    (``runtime/threads.py``: a loaded machine is not made slower than one thread)."""
     return cpu_threads()
 
 
@@ -90,8 +90,8 @@ class OrtBackend:
     (TensorRT EP with the CUDA EP behind it; its engines cached outside the artifact, in
     ``trt_cache`` or :func:`default_trt_cache`).
     ``threads``: intra-op threads of the CPU EP (default: :func:`default_threads`, the thread
-    policy of ``runtime/threads.py``: ``OMP_NUM_THREADS`` when set, else the cores idle at
-    creation; with more than one thread the pool does not spin between kernels).
+    policy of ``runtime/threads.py``: ``OMP_NUM_THREADS`` when set, else the idle cores;
+    with more than one thread the pool does not spin between kernels).
     """
 
     def __init__(
