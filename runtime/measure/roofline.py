@@ -333,7 +333,11 @@ def roofline_report(
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine,
-        "settings": {**asdict(settings), "precisions": list(precisions), "batches": list(batches)},
+        "settings": {
+            **{k: v for k, v in asdict(settings).items() if k != "batch"},  # per row instead
+            "precisions": list(precisions),
+            "batches": list(batches),
+        },
         "method": METHOD,
         "rows": rows,
     }
