@@ -20,6 +20,8 @@ with a decoder (``pomexport build MODEL --decoder DIR``), random weights, CPU-si
 
 from __future__ import annotations
 
+import dataclasses
+
 from pomexport.errors import ConfigError
 from pomexport.models.config import PoMDiTConfig
 
@@ -41,36 +43,16 @@ _DIT_FAMILY = {"S": (384, 12), "B": (768, 12), "L": (1024, 24), "XL": (1152, 28)
 
 
 def _dit(width: int, depth: int, patch: int) -> PoMDiTConfig:
-    return PoMDiTConfig(
-        input_size=32,
-        in_channels=4,
-        patch_size=patch,
-        width=width,
-        depth=depth,
-        order=2,
-        expansion=2,
-        variant="moments",
-        gate="sigmoid",
+    """A DiT-sized PoM-DiT (same mixer as tiny) on a 32x32x4 latent, ImageNet's 1000 classes."""
+    return dataclasses.replace(
+        TINY, input_size=32, in_channels=4, patch_size=patch, width=width, depth=depth,
         num_classes=1000,
-        video=True,
-    )
+    )  # fmt: skip
 
 
 def _latent(channels: int) -> PoMDiTConfig:
     """A tiny-sized video PoM-DiT on a 16x16 latent of ``channels`` channels, patch 2."""
-    return PoMDiTConfig(
-        input_size=16,
-        in_channels=channels,
-        patch_size=2,
-        width=96,
-        depth=4,
-        order=2,
-        expansion=2,
-        variant="moments",
-        gate="sigmoid",
-        num_classes=10,
-        video=True,
-    )
+    return dataclasses.replace(TINY, in_channels=channels, patch_size=2, num_classes=10)
 
 
 # preset -> (autoencoders, latent channels, spatial factor, RGB frames per latent frame).

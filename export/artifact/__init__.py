@@ -1,14 +1,7 @@
 """THE artifact directory of docs/design.md §6: the torch-, onnx- and ONNX Runtime-free core that
 every component reads.
 
-```
-<out>/manifest.json      model config, IO contract, precision, variant, sha256 of every file
-<out>/model.onnx         portable flavor (+ model.onnx.data when over 2 GB)
-<out>/model.plugin.onnx  plugin flavor
-<out>/engines/<gpu>-sm<NN>-trt<ver>.plan
-<out>/timing.cache
-<out>/plugins/libpomexport_plugins.so   (optional: the PolyMixer plugin library)
-```
+Its files are listed in ``layout.py``.
 
 - ``layout.py``: the file names and the format's vocabulary (precisions, calibration methods);
 - ``manifest.py``: the manifest's content (IO contract, tool versions), writing and reading;
