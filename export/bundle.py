@@ -6,7 +6,9 @@ SHA256SUMS           the same hashes for ``sha256sum -c`` (build.sh checks them 
 README.md            for the device
 build.sh             device build: plugin + C++ runtime (CMake), engine (trtexec), registration
 artifact/            the artifact, reduced to the TensorRT flavors: manifest.json (its files
-                     table reduced to match), model.onnx, model.plugin.onnx (+ external data)
+                     table reduced to match), model.onnx, model.plugin.onnx (+ external data),
+                     and, when the artifact has one, its decoder stage (decoder/<role>.onnx and
+                     the manifest's ``decoder`` entry; bundle.json's ``decoder`` names them)
 src/plugin/**        runtime/plugin (PolyMixer TensorRT plugin)
 src/cpp/**           runtime/cpp (pomrt, the C++ runtime and C API)
 ```
@@ -33,6 +35,7 @@ from pathlib import Path
 from pomexport.errors import ArtifactError
 from pomexport.export.artifact import MANIFEST, PLUGIN, PORTABLE, Artifact, load_artifact
 from pomexport.export.artifact.atomic import atomic_write
+from pomexport.export.artifact.decoder import KEY as DECODER_KEY
 from pomexport.export.artifact.paths import external_data_locations, sha256_file
 from pomexport.export.artifact.signing import (
     BUNDLE_SIGNATURE,
@@ -131,10 +134,19 @@ def _shipped_files(artifact: Artifact) -> list[str]:
             f"{artifact.root}: has no {' / '.join(missing)} flavor; a bundle needs both "
             "(rebuild it with `pomexport build`, which exports both)"
         )
-    names = {PORTABLE, PLUGIN}
-    for name in (PORTABLE, PLUGIN):
-        names |= external_data_locations(artifact.path(name))
+    names = set()
+    for name in (PORTABLE, PLUGIN, *_decoder_files(artifact)):
+        names.add(name)
+        base = Path(name).parent.as_posix()
+        for location in external_data_locations(artifact.path(name)):
+            names.add(location if base == "." else f"{base}/{location}")
     return sorted(names)
+
+
+def _decoder_files(artifact: Artifact) -> list[str]:
+    """The decoder stage's graphs (docs/design.md §6.2), by role; none without a decoder."""
+    entry = artifact.manifest.get(DECODER_KEY)
+    return [] if entry is None else [entry["files"][role] for role in sorted(entry["files"])]
 
 
 def _artifact_members(artifact: Artifact, private=None) -> list[_Member]:
@@ -144,7 +156,6 @@ def _artifact_members(artifact: Artifact, private=None) -> list[_Member]:
     manifest["flavors"] = {f: n for f, n in manifest["flavors"].items() if n in names}
     manifest["files"] = {n: artifact.files[n] for n in names}
     manifest.pop("engines", None)  # engine records of plans not shipped
-    manifest.pop("decoder", None)  # the decoder stage is not bundled yet (issue 21)
     text = json.dumps(manifest, indent=2) + "\n"
     members = [_from_bytes(f"{ARTIFACT_DIR}/{MANIFEST}", text.encode())]
     if private is not None:  # the reduced manifest is new bytes: sign them for the device
@@ -231,7 +242,7 @@ def _pomexport_version() -> str:
 def _listing(artifact: Artifact, target: DeployTarget, members: list[_Member], extra: dict) -> dict:
     """bundle.json: everything a device (or verify-bundle) needs to know, no timestamps."""
     manifest = artifact.manifest
-    return {
+    listing = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "target": target.to_dict(),
@@ -253,6 +264,12 @@ def _listing(artifact: Artifact, target: DeployTarget, members: list[_Member], e
         },
         "files": {m.name: {"sha256": m.sha256, "bytes": m.size} for m in members},
     }
+    entry = manifest.get(DECODER_KEY)
+    if entry is not None:  # absent without a decoder: those bundles keep their bytes
+        files = {r: f"{ARTIFACT_DIR}/{n}" for r, n in sorted(entry["files"].items())}
+        listing["decoder"] = {"kind": entry["kind"], "precision": entry["precision"]}
+        listing["decoder"]["files"] = files
+    return listing
 
 
 def _members(

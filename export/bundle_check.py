@@ -5,7 +5,8 @@ Everything is checked before any byte is written, each failure one line naming t
 - types: regular files only (directories only as parents of listed files); symlinks, hard
   links, device nodes, FIFOs are refused whatever they point at;
 - listing: ``bundle.json`` parses and is a pomexport-bundle; every member is listed, every
-  listed file is present exactly once, with its size and sha256.
+  listed file is present exactly once, with its size and sha256; the decoder graphs its
+  ``decoder`` names (when it names any) are listed members.
 
 Extraction then goes into a hidden staging folder inside the target directory through
 ``tarfile``'s ``filter="data"`` (where the Python has it), the files are hashed again, and
@@ -193,6 +194,22 @@ def _check_listed(path: Path, members: list, files: dict, table: dict) -> None:
             )
 
 
+def _check_decoder(path: Path, listing: dict) -> None:
+    """The decoder stage bundle.json names (docs/design.md §6.2), when it names one: every
+    graph of it a listed member, so a bundle cannot drop what its device decodes with."""
+    entry = listing.get("decoder")
+    if entry is None:
+        return
+    files = entry.get("files") if isinstance(entry, dict) else None
+    if not isinstance(files, dict) or not files:
+        raise ArtifactError(f"{path.name}: {BUNDLE_MANIFEST} 'decoder' must name its files")
+    for role, name in sorted(files.items()):
+        if name not in listing["files"]:
+            raise ArtifactError(
+                f"{path.name}: decoder graph {role!r} ({name!r}) is not listed in {BUNDLE_MANIFEST}"
+            )
+
+
 def _mismatch(path: Path, name: str, expected: str, actual: str) -> ArtifactError:
     return ArtifactError(
         f"{path.name}: member {name!r} sha256 mismatch ({BUNDLE_MANIFEST} {expected[:12]}..., "
@@ -292,6 +309,7 @@ def verify_bundle(
             files = _check_members(path, members)
             listing = _read_listing(tar, path, files, limits, trusted_keys(trusted))
             _check_listed(path, members, files, listing["files"])
+            _check_decoder(path, listing)
             _check_hashes(tar, path, files, listing["files"])
             if extract is not None:
                 _extract(tar, path, files, listing["files"], Path(extract))
