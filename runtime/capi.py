@@ -76,7 +76,15 @@ class _Options(ctypes.Structure):
     ]
 
 
-class _ModelInfo(ctypes.Structure):
+class _Info(ctypes.Structure):
+    """A struct_size-first info struct read back as a dict (char arrays as str)."""
+
+    def as_dict(self) -> dict:
+        out = {name: getattr(self, name) for name, _ in self._fields_[1:]}
+        return {k: v.decode() if isinstance(v, bytes) else v for k, v in out.items()}
+
+
+class _ModelInfo(_Info):
     _fields_ = [
         ("struct_size", ctypes.c_size_t),
         *[
@@ -102,9 +110,30 @@ class _ModelInfo(ctypes.Structure):
         ("model_name", ctypes.c_char * 64),
     ]
 
-    def as_dict(self) -> dict:
-        out = {name: getattr(self, name) for name, _ in self._fields_[1:]}
-        return {k: v.decode() if isinstance(v, bytes) else v for k, v in out.items()}
+
+class _DecoderInfo(_Info):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        *[
+            (name, ctypes.c_int32)
+            for name in (
+                "has_decoder",
+                "streaming",
+                "latent_channels",
+                "latent_height",
+                "latent_width",
+                "rgb_height",
+                "rgb_width",
+                "frames_first",
+                "frames_next",
+                "cache_tensors",
+            )
+        ],
+        ("cache_floats", ctypes.c_int64),
+        ("kind", ctypes.c_char * 16),
+        ("precision", ctypes.c_char * 8),
+        ("source_class", ctypes.c_char * 32),
+    ]
 
 
 def find_library(path: str | os.PathLike | None = None) -> Path:
@@ -177,6 +206,7 @@ class PomRT:
             "pomrt_has_tensorrt": (c.c_int32, []),
             "pomrt_verify_artifact": (status, [char_p, char_p, c.c_size_t]),
             "pomrt_artifact_info": (status, [char_p, c.POINTER(_ModelInfo)]),
+            "pomrt_artifact_decoder": (status, [char_p, c.POINTER(_DecoderInfo)]),
             "pomrt_schedule": (status, [c.c_int32, c.c_float, fptr]),
             "pomrt_noise": (status, [c.c_uint64, c.c_uint64, c.c_uint64, c.c_size_t, fptr]),
             "pomrt_default_options": (None, [c.POINTER(_Options)]),
@@ -219,6 +249,14 @@ class PomRT:
         """Verify, then the model facts the C++ side read from the manifest."""
         info = _ModelInfo(struct_size=ctypes.sizeof(_ModelInfo))
         self.call("pomrt_artifact_info", os.fsencode(artifact_dir), ctypes.byref(info))
+        return info.as_dict()
+
+    def artifact_decoder(self, artifact_dir: str | os.PathLike) -> dict | None:
+        """Verify, then the decoder stage the C++ side read from the manifest (None: none)."""
+        info = _DecoderInfo(struct_size=ctypes.sizeof(_DecoderInfo))
+        self.call("pomrt_artifact_decoder", os.fsencode(artifact_dir), ctypes.byref(info))
+        if not info.has_decoder:
+            return None
         return info.as_dict()
 
     def schedule(self, steps: int, shift: float = 1.0) -> np.ndarray:

@@ -240,6 +240,73 @@ def test_decoder_stage_is_hashed_not_taken_for_a_step_graph(lib, decoders, tmp_p
         lib.verify_artifact(art)
 
 
+@pytest.mark.parametrize("name", ["kl", "wan"])
+def test_decoder_entry_is_read_as_python_reads_it(lib, decoders, name):
+    """pomrt_artifact_decoder (issue 21): the C++ loader's decoder entry, its graphs checked
+    against it, says what the Python loader's DecoderSpec says."""
+    spec = decoders.artifact(name).decoder
+    info = lib.artifact_decoder(decoders.artifact(name).root)
+    first = spec.graph("first" if spec.streaming else "decode")
+    latent, rgb = first["inputs"][0]["shape"], first["outputs"][0]["shape"]
+    assert (info["kind"], info["precision"], info["source_class"]) == (
+        spec.kind,
+        spec.precision,
+        spec.source_class,
+    )
+    assert info["streaming"] == int(spec.streaming)
+    assert [info[k] for k in ("latent_channels", "latent_height", "latent_width")] == [
+        latent[1],
+        *latent[-2:],
+    ]
+    assert [info["rgb_height"], info["rgb_width"]] == rgb[-2:]
+    assert info["frames_first"] == spec.rgb_frames(1)
+    assert info["frames_next"] == spec.rgb_frames(2) - spec.rgb_frames(1)
+    caches = {e["name"]: e["shape"] for e in spec.graph("next")["inputs"]} if spec.streaming else {}
+    assert info["cache_tensors"] == len(spec.state_pairs) == (len(caches) - 1 if caches else 0)
+    assert info["cache_floats"] == sum(int(np.prod(caches[i])) for i, _ in spec.state_pairs)
+
+
+def test_artifact_without_decoder_has_none(lib, artifact):
+    assert lib.artifact_decoder(artifact) is None
+
+
+def _edit_decoder(art: Path, edit) -> None:
+    import json
+
+    manifest = json.loads((art / MANIFEST).read_text())
+    edit(manifest["decoder"])
+    (art / MANIFEST).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(kind="video"), r"decoder kind .*video.* is not one of"),
+        (lambda d: d.update(batch=2), r"decoder precision must be one of .* and batch 1"),
+        (lambda d: d["frames_per_step"].update(next=0), r"frames_per_step must give first, next"),
+        (lambda d: d["files"].pop("next"), r"decoder files must name the graphs first, next"),
+        (lambda d: d["files"].update(next="decoder/n.onnx"), r"file of 'next' must be"),
+        (
+            lambda d: d["io"]["graphs"]["next"]["inputs"][0]["shape"].__setitem__(1, 3),
+            r"decoder/next\.onnx: latent is not float32 \[1, 3,",
+        ),
+        (
+            lambda d: d["io"]["graphs"]["first"]["outputs"].reverse(),
+            r"decoder/first\.onnx: graph outputs .*differ from the decoder entry's",
+        ),
+    ],
+)
+def test_decoder_entry_refused_as_python_refuses_it(lib, decoders, tmp_path, edit, message):
+    """An edited decoder entry (manifest.json is not hashed) is refused by both loaders, with
+    the same words: the C++ runtime never sizes a buffer from an entry its graphs contradict."""
+    art = Path(shutil.copytree(decoders.artifact("wan").root, tmp_path / "art"))
+    _edit_decoder(art, edit)
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(art)
+    with pytest.raises(ArtifactError, match=message):
+        lib.artifact_decoder(art)
+
+
 def test_extra_unlisted_file_refused(lib, artifact):
     (artifact / "engines").mkdir()
     (artifact / "engines" / "extra.plan").write_bytes(b"not listed")

@@ -81,6 +81,29 @@ typedef struct pomrt_model_info
     char model_name[64];
 } pomrt_model_info;
 
+/* The latent decoder stage of an artifact (manifest "decoder", docs/design.md §6.2; issue 21),
+ * from pomrt_artifact_decoder. Shapes are the graphs' (batch 1, fp32 at their border):
+ *   image:      latent latent_channels x latent_height x latent_width -> frames_first RGB frame
+ *               3 x rgb_height x rgb_width per call (graph "decode");
+ *   wan-stream: the same latent, one frame per call: a stream's first call runs graph "first"
+ *               (frames_first RGB frames), every later one "next" (frames_next RGB frames) on
+ *               the causal-convolution caches (cache_tensors tensors, cache_floats fp32 per
+ *               stream and cache set; two sets per stream, ping-pong). */
+typedef struct pomrt_decoder_info
+{
+    size_t struct_size;                        /* sizeof(pomrt_decoder_info), set by the caller */
+    int32_t has_decoder;                       /* 0: no decoder stage (every other field is 0) */
+    int32_t streaming;                         /* 1: wan-stream, 0: image */
+    int32_t latent_channels, latent_height, latent_width;
+    int32_t rgb_height, rgb_width;
+    int32_t frames_first, frames_next;         /* RGB frames per call (image: both the same) */
+    int32_t cache_tensors;
+    int64_t cache_floats;
+    char kind[16];                             /* image | wan-stream */
+    char precision[8];                         /* fp32 | fp16 (inside the graph) */
+    char source_class[32];                     /* AutoencoderKL | AutoencoderTiny | AutoencoderKLWan */
+} pomrt_decoder_info;
+
 /* Thread-local message of the last failed call on this thread ("" after a success). */
 POMRT_API const char* pomrt_last_error(void);
 
@@ -99,6 +122,13 @@ POMRT_API pomrt_status pomrt_verify_artifact(const char* artifact_dir, char* err
 
 /* Verify like pomrt_verify_artifact, then fill *info from the manifest. */
 POMRT_API pomrt_status pomrt_artifact_info(const char* artifact_dir, pomrt_model_info* info);
+
+/* Verify like pomrt_verify_artifact, then fill *info (info->struct_size set by the caller)
+ * from the manifest's decoder entry, checked as the Python loader checks it (kind and its
+ * roles, precision, batch 1, files decoder/<role>.onnx and listed, frames_per_step >= 1, each
+ * graph's inputs and outputs: names in order, dtypes, static dims). An artifact without a
+ * decoder: POMRT_OK and info->has_decoder = 0. The runtime does not run the decoder yet. */
+POMRT_API pomrt_status pomrt_artifact_decoder(const char* artifact_dir, pomrt_decoder_info* info);
 
 /* steps + 1 decreasing times from 1 to 0 (uniform, then t' = s t / (1 + (s - 1) t)), exactly
  * as pomexport.runtime.sampler.time_schedule: out must hold steps + 1 floats. */

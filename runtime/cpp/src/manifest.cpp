@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "decoder_entry.hpp"
 #include "pomrt/error.hpp"
 #include "pomrt/graph_check.hpp"
 #include "pomrt/onnx_graph.hpp"
@@ -232,6 +233,7 @@ Manifest parseManifest(std::string const& text, std::string const& where)
     m.outputs = parseTensors(object(io, "outputs", where), where);
     parseFiles(object(doc, "files", where), m, where);
     parseEngineRecords(doc, m);
+    m.decoder = parseDecoderEntry(doc, m.files, where);
     return m;
 }
 
@@ -251,8 +253,8 @@ bool isOnnx(std::string const& name)
     return name.size() > 5 && name.compare(name.size() - 5, 5, ".onnx") == 0;
 }
 
-//! A graph of the latent decoder stage (docs/design.md §6.2, decoder/<role>.onnx): hashed like
-//! every file, but not checked against the step contract (this runtime does not run it yet).
+//! A graph of the latent decoder stage (docs/design.md §6.2, decoder/<role>.onnx): checked
+//! against the decoder entry's IO (when the entry names it), never against the step contract.
 bool isDecoderGraph(std::string const& name)
 {
     return name.rfind("decoder/", 0) == 0;
@@ -302,7 +304,15 @@ void verifyOnnx(fs::path const& root, fs::path const& path, std::string const& n
     std::vector<uint8_t> const bytes = readVerifiedBytes(path, options.hashes ? m.files.at(name).sha256 : std::string(),
         kMaxOnnxBytes, name);
     OnnxGraph const graph = parseOnnxGraph(bytes.data(), bytes.size(), name);
-    checkConfigAgainstGraph(name, m, graph);
+    std::string const role = m.decoder ? m.decoder->roleOf(name) : std::string();
+    if (!role.empty())
+    {
+        checkDecoderGraph(name, *m.decoder, role, graph);
+    }
+    else
+    {
+        checkConfigAgainstGraph(name, m, graph);
+    }
     std::vector<std::string>& members = m.externalData[name];
     for (std::string const& location : graph.externalLocations())
     {
@@ -326,7 +336,8 @@ void verifyListed(fs::path const& root, Manifest& m, VerifyOptions const& option
     }
     for (auto const& [name, entry] : m.files)
     {
-        if (isOnnx(name) && !isDecoderGraph(name))
+        bool const decoderGraph = m.decoder && !m.decoder->roleOf(name).empty();
+        if (isOnnx(name) && (decoderGraph || !isDecoderGraph(name)))
         {
             verifyOnnx(root, paths.at(name), name, m, options);
         }

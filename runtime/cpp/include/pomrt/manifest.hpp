@@ -5,8 +5,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "pomrt/decoder.hpp"
 
 namespace pomrt
 {
@@ -71,6 +74,8 @@ struct Manifest
     //! ONNX file -> the listed files holding its external data (read from the graph when the
     //! artifact is opened; a parser that needs them gets verified copies, engine.cpp).
     std::map<std::string, std::vector<std::string>> externalData;
+    //! The latent decoder stage (manifest["decoder"], docs/design.md §6.2); none: no decoder.
+    std::optional<DecoderSpec> decoder;
 
     //! Whether a listed plan was recorded as built from an ONNX that is no longer in the
     //! artifact (re-exported since): false when there is no record.
