@@ -20,8 +20,10 @@ Jetson memory is shared by CPU and GPU: available = total - OS reserve.
   I/O          2 * B * E * a + 24 B + 4 * S * E    (E = C_in*H*W)
   state        3 copies x R rows x (L*C*4 + 4)     (ping-pong + scratch; R = 2S with CFG)
   overhead     CUDA context + TensorRT runtime (estimates; override when measured)
-  run total    weights + activations + I/O + state + overhead
-  build peak   3 * weights + builder workspace cap + overhead
+  decoder      MODEL an artifact with a decoder stage: its graphs' initializers, largest
+               node's live tensors, latent/RGB buffers, Wan caches x 2 (ping-pong) x S
+  run total    weights + activations + I/O + state + decoder + overhead
+  build peak   3 * max(weights, decoder weights) + builder workspace cap + overhead
 B = --batch (the engine profile's max batch, default R), S = --streams, N tokens per
 frame, D width, C state width, H MLP hidden, L depth. Targets: {", ".join(budget.TARGETS)}.
 """
@@ -50,6 +52,13 @@ def _table(rows: list[budget.Budget], target: budget.Target) -> list[str]:
             f"{_mib(b.activations):>8} {_mib(b.io):>7} {b.state_per_stream / 1024:>7.1f}K "
             f"{_mib(b.state):>7} {_mib(b.run_total):>9} {_mib(b.build_total):>9}  {verdict}"
         )
+        if b.decoder is not None:
+            d = b.decoder
+            lines.append(
+                f"{'  + decoder':<20} {d.precision:<5} {d.kind:>9} {_mib(d.weights):>9} "
+                f"{_mib(d.activations):>8} {_mib(d.io):>7} {d.cache_per_stream / 1024:>7.1f}K "
+                f"{_mib(d.cache):>7}  (in run)"
+            )
     return lines
 
 

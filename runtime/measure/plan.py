@@ -21,9 +21,12 @@ the engine profile's max batch ``B >= R``:
 - state per stream (row): ``L * C * 4 + 4`` bytes (fp32 sums and count); the runtime holds
   three copies (ping-pong + scratch) for each of the ``R`` rows.
 - overhead: CUDA context + TensorRT runtime, constants below.
-- run total = weights + activations + I/O + state + overhead.
+- decoder (an artifact with a decoder stage, given as MODEL): weights, activations, I/O and
+  the Wan cache buffers (x2 ping-pong per stream) of its graphs (``plan_decoder.py``).
+- run total = weights + activations + I/O + state + decoder + overhead.
 - build peak (on the device) = 3 x weights (parsed ONNX on the host, engine being built,
-  serialised plan) + builder workspace cap + overhead.
+  serialised plan; the larger of the step's and the decoder's, engines built one at a time)
+  + builder workspace cap + overhead.
 
 It fits when both totals are at most ``available``.
 
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pomexport.errors import ConfigError
+from pomexport.runtime.measure.plan_decoder import DecoderBudget, decoder_budget
 
 if TYPE_CHECKING:  # importing pomexport.models pulls in torch: `pomexport --help` stays fast
     from pomexport.models.config import PoMDiTConfig
@@ -167,6 +171,7 @@ class Budget:
     run_total: int
     build_total: int
     available: int
+    decoder: DecoderBudget | None = None  # an artifact's decoder stage (plan_decoder.py)
 
     @property
     def fits_run(self) -> bool:
@@ -183,8 +188,12 @@ class Budget:
         return self.fits_run and self.fits_build
 
     def as_dict(self) -> dict:
+        fields = asdict(self)
+        fields.pop("decoder")
+        if self.decoder is not None:  # absent without one: those budgets print as before
+            fields["decoder"] = self.decoder.as_dict()
         return {
-            **asdict(self),
+            **fields,
             "fits_run": self.fits_run,
             "fits_build": self.fits_build,
             "fits": self.fits,
@@ -215,11 +224,13 @@ def plan(
     cfg_guidance: bool = True,
     model: str = "",
     counts: WeightCounts | None = None,
+    decoder: DecoderBudget | None = None,
 ) -> Budget:
     """The memory budget of ``streams`` streams of ``cfg`` at ``precision`` on ``target``.
 
     ``batch``: the engine profile's max batch (default: the rows needed, ``2 * streams`` with
-    CFG). Raises ConfigError when the rows do not fit in that batch.
+    CFG); ``decoder``: the decoder stage's rows, added to the run total. Raises ConfigError
+    when the rows do not fit in that batch.
     """
     rows, batch = _rows_and_batch(streams, batch, cfg_guidance)
     counts = counts or weight_counts(cfg)
@@ -245,9 +256,10 @@ def plan(
         state=state,
         workspace=workspace,
         overhead=overhead,
-        run_total=weights + acts + io + state + overhead,
-        build_total=3 * weights + workspace + overhead,
+        run_total=weights + acts + io + state + (decoder.total if decoder else 0) + overhead,
+        build_total=3 * max(weights, decoder.weights if decoder else 0) + workspace + overhead,
         available=target.available_mib * MIB,
+        decoder=decoder,
     )
 
 
@@ -262,7 +274,8 @@ def get_target(name: str, **overrides: int | None) -> Target:
 
 
 def model_config(name: str) -> PoMDiTConfig:
-    """The config of a bundled model (from its weights' metadata), a preset, or a weights file."""
+    """The config of a bundled model (from its weights' metadata), a preset, a weights file or
+    an artifact directory (its manifest's)."""
     from pomexport.models.config import PoMDiTConfig
     from pomexport.models.presets import PRESETS, get_preset
     from pomexport.models.registry import BUNDLED, bundled_path
@@ -274,6 +287,8 @@ def model_config(name: str) -> PoMDiTConfig:
             return get_preset("tiny")  # the bundled model's architecture, before training lands
     elif name.removeprefix("DiT-").removeprefix("PoM-DiT-") in PRESETS:
         return get_preset(name)
+    elif _is_artifact(name):
+        return PoMDiTConfig.from_dict(_load(name).manifest["model"]["config"])
     else:
         path = Path(name)
         if not path.is_file():
@@ -297,6 +312,21 @@ def plan_models(
     for name in models:
         cfg = model_config(name)
         counts = weight_counts(cfg)
+        dec = decoder_budget(_load(name), streams) if _is_artifact(name) else None
         for precision in precisions:
-            budgets.append(plan(cfg, target, precision, streams, batch, cfg_guidance, name, counts))
+            row = plan(cfg, target, precision, streams, batch, cfg_guidance, name, counts, dec)
+            budgets.append(row)
     return budgets
+
+
+def _is_artifact(name: str) -> bool:
+    from pomexport.export.artifact import MANIFEST
+
+    return Path(name).is_dir() and (Path(name) / MANIFEST).is_file()
+
+
+def _load(name: str):
+    """The artifact at ``name``, verified (its decoder graphs are read)."""
+    from pomexport.export.artifact import load_artifact
+
+    return load_artifact(name)
