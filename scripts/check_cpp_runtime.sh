@@ -75,13 +75,13 @@ echo "[2/3] nvcc -c src/kernels.cu (sm ${ARCHS[*]})"
     -I "$ROOT/include" -c "$ROOT/src/kernels.cu" -o "$WORK/kernels.o"
 
 echo "[3/3] link libpomrt.so (TensorRT symbols unresolved: headers only here)"
-for source in capi manifest paths plugin_loads schedule sha256; do
+for source in capi capi_decoder decoder manifest paths plugin_loads schedule sha256; do
     "$CXX" "${CXXFLAGS[@]}" -DPOMRT_WITH_TENSORRT=1 -c "$ROOT/src/$source.cpp" -o "$WORK/$source.o"
 done
 "$NVCC" -shared -o "$WORK/libpomrt.so" "$WORK"/*.o -lcrypto -ldl
 exports="$(nm -D --defined-only "$WORK/libpomrt.so")"
 for symbol in pomrt_create pomrt_next_frame pomrt_reset_stream pomrt_destroy pomrt_last_error pomrt_verify_artifact pomrt_schedule \
-    pomrt_plugin_load pomrt_plugin_release; do
+    pomrt_plugin_load pomrt_plugin_release pomrt_artifact_decoder; do
     if ! grep -qw "$symbol" <<<"$exports"; then
         echo "missing exported symbol: $symbol" >&2
         exit 1
