@@ -23,6 +23,11 @@ _ROOFLINE = (
     "Runtime CPU step at --threads (0: the runtime's default), the step's own GEMMs timed "
     "alone at their shapes, their ratio, the non-GEMM time per op type, and eager torch."
 )
+_DECODER = (
+    "Decoder mode instead of the rows: one stream of this artifact (with a decoder stage) on "
+    "ONNX Runtime CPU; per latent frame the time of its --steps steps and commit vs its "
+    "decode, and the decoder's share, for --repeats frames after --warmup."
+)
 _PLOT = "Also plot latency per frame index (PoM per backend vs attention) to this PNG."
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -49,11 +54,13 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @o.ints_option("--batches", "1,2", "With --roofline: batch sizes (streams), comma-separated.")
 @o.out_option("Write the JSON here (default: stdout).", type=_FILE)
 @o.option("--plot", type=_FILE, default=None, help=_PLOT)
+@o.option("--decoder", type=click.Path(file_okay=False, path_type=Path), default=None,
+          help=_DECODER)  # fmt: skip
 def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[int, ...],
             steps: int, repeats: int, warmup: int, max_seconds: float, isolation: str,
             min_seconds: float, threads: int, no_baseline: bool, long_frames: int | None,
             roofline: bool, precisions: tuple[str, ...], batches: tuple[int, ...],
-            out: Path | None, plot: Path | None) -> None:  # fmt: skip
+            out: Path | None, plot: Path | None, decoder: Path | None) -> None:  # fmt: skip
     """Per-frame latency and memory of PoM-DiT vs a softmax-attention DiT, as JSON.
 
     For each preset: PoM-DiT on each backend (fixed-size state), and a DiT of the same
@@ -84,8 +91,8 @@ def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[in
                              baseline=not no_baseline)  # fmt: skip
     check_report_path(out)  # before a run of minutes, not after
     check_report_path(plot, "--plot")
-    if roofline:
-        write_json(_roofline(presets, precisions, batches, threads), out)
+    if roofline or decoder is not None:  # modes with their own report, no plot
+        write_json(_mode(decoder, presets, precisions, batches, threads, settings), out)
         return
     if long_frames is not None:
         from pomexport.runtime.measure.bench_long import long_report
@@ -99,6 +106,16 @@ def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[in
         from pomexport.runtime.measure.plots import plot_bench
 
         to_stderr(f"wrote {plot_bench(report, plot)}")
+
+
+def _mode(decoder: Path | None, presets, precisions, batches, threads: int, settings) -> dict:
+    if decoder is None:
+        return _roofline(presets, precisions, batches, threads)
+    from pomexport.runtime.measure.bench_decoder import decoder_share
+
+    return decoder_share(
+        decoder, settings.repeats, settings.steps, settings.warmup, progress=to_stderr
+    )
 
 
 def _roofline(presets, precisions, batches, threads: int) -> dict:
