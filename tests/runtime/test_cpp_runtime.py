@@ -171,11 +171,15 @@ def test_device_record_through_the_c_api(lib, artifact, tmp_path, monkeypatch):
     monkeypatch.delenv("POMEXPORT_TRUSTED_KEYS")
 
     plan.write_bytes(b"PLAN BYTES")  # swapped after the record was made
-    with pytest.raises(ArtifactError, match=r"engines/orin-sm87-trt10\.3\.0\.plan: sha256 mismatch"):
+    with pytest.raises(
+        ArtifactError, match=r"engines/orin-sm87-trt10\.3\.0\.plan: sha256 mismatch"
+    ):
         lib.verify_artifact(artifact)
     plan.write_bytes(b"plan bytes")
     _write_device_record(artifact, files, manifest_sha256="0" * 64)
-    with pytest.raises(ArtifactError, match=r"device\.json: records files built for another manifest"):
+    with pytest.raises(
+        ArtifactError, match=r"device\.json: records files built for another manifest"
+    ):
         lib.verify_artifact(artifact)
     for name in ("model.onnx", "engines/../model.onnx", "engines/sub/x.plan", "plugins/.hidden.so"):
         _write_device_record(artifact, {**files, name: {"sha256": "0" * 64, "bytes": 1}})
@@ -733,7 +737,10 @@ def _rehash(artifact: Path) -> None:
 
     data = json.loads((artifact / MANIFEST).read_text())
     for name in data["files"]:
-        data["files"][name] = {"sha256": _sha(artifact / name), "bytes": (artifact / name).stat().st_size}
+        data["files"][name] = {
+            "sha256": _sha(artifact / name),
+            "bytes": (artifact / name).stat().st_size,
+        }
     (artifact / MANIFEST).write_text(json.dumps(data, indent=2))
 
 
@@ -760,7 +767,8 @@ _L, _C, _CIN, _K = _TINY.depth, _TINY.state_width, _TINY.in_channels, _TINY.num_
 _CONFIG_EDITS = {
     "width": (
         {"width": 128},
-        rf'manifest\.json: io state shape \[{_L}, "B", {_C}\] but its model config gives \[{_L}, "B", '
+        rf'manifest\.json: io state shape \[{_L}, "B", {_C}\] but its model config gives \[{_L},'
+        rf' "B", '
         rf"{_C * 128 // _TINY.width}\]",
         rf"model(\.plugin)?\.onnx: state axis 2 is {_C} in the graph but .*\(width\*expansion",
     ),
@@ -776,13 +784,19 @@ _CONFIG_EDITS = {
     ),
     "classes": (
         {"num_classes": 1000},
-        rf"model(\.plugin)?\.onnx: the label table is \[{_K + 1}, {_TINY.width}\] but .*says \[1001, ",
-        rf"model(\.plugin)?\.onnx: the label table is \[{_K + 1}, {_TINY.width}\] but .*says \[1001, ",
+        rf"model(\.plugin)?\.onnx: the label table is \[{_K + 1}, {_TINY.width}\] but .*says"
+        rf" \[1001, ",
+        rf"model(\.plugin)?\.onnx: the label table is \[{_K + 1}, {_TINY.width}\] but .*says"
+        rf" \[1001, ",
     ),
 }
 
 
-@pytest.mark.parametrize("consistent", [False, True], ids=["edited", "edited-io-rewritten-rehashed"])
+@pytest.mark.parametrize(
+    "consistent",
+    [False, True],
+    ids=["edited", "edited-io-rewritten-rehashed"],
+)
 @pytest.mark.parametrize("field", list(_CONFIG_EDITS))
 def test_config_edit_refused_before_any_buffer(lib, artifact, field, consistent):
     """pomrt_verify_artifact / pomrt_artifact_info (what pomrt_create runs before allocating)
@@ -821,7 +835,9 @@ def test_wrong_size_refused_before_hashing(lib, artifact):
     with open(artifact / "model.onnx", "r+b") as f:
         f.truncate(4 << 30)
     start = time.monotonic()
-    with pytest.raises(ArtifactError, match=r"model\.onnx: 4294967296 bytes but manifest\.json says"):
+    with pytest.raises(
+        ArtifactError, match=r"model\.onnx: 4294967296 bytes but manifest\.json says"
+    ):
         lib.verify_artifact(artifact)
     assert time.monotonic() - start < 1.0
 
@@ -873,5 +889,7 @@ def test_external_data_must_be_listed(lib, artifact):
     data = json.loads((artifact / MANIFEST).read_text())
     del data["files"]["model.onnx.data"]
     (artifact / MANIFEST).write_text(json.dumps(data, indent=2))
-    with pytest.raises(ArtifactError, match=r"model\.onnx: external data 'model\.onnx\.data' is not listed"):
+    with pytest.raises(
+        ArtifactError, match=r"model\.onnx: external data 'model\.onnx\.data' is not listed"
+    ):
         lib.verify_artifact(artifact)
