@@ -88,15 +88,20 @@ def _trt_engine_reason(source: str | os.PathLike) -> str | None:
 
 
 def _recorded_engines(root: Path) -> list[str]:
-    """The engine plans ``root``'s manifest records; none when it cannot be read (the
-    backend that loads the artifact then says why)."""
-    from pomexport.export.artifact import read_manifest
+    """The engine plans ``root``'s manifest (or its device.json: an engine built into a
+    committed artifact) records; none when it cannot be read (the backend that loads the
+    artifact then says why)."""
+    from pomexport.export.artifact.device import with_device_files
     from pomexport.export.artifact.engines import recorded_engines
     from pomexport.export.artifact.limits import DEFAULT_LIMITS
+    from pomexport.export.artifact.manifest import read_manifest_bytes
+    from pomexport.export.artifact.signing import trusted_keys
 
-    try:
-        manifest = read_manifest(root, DEFAULT_LIMITS, ())  # signature: checked by the load
-    except ArtifactError:
+    try:  # hashes: checked by the load
+        keys = trusted_keys()
+        manifest, raw = read_manifest_bytes(root, DEFAULT_LIMITS, keys)
+        manifest = with_device_files(root, manifest, raw, keys)
+    except (ArtifactError, ConfigError):
         return []
     return recorded_engines(manifest)
 

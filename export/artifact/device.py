@@ -13,25 +13,47 @@ A loader accepts it only when it is bound to the manifest it read, lists nothing
 ``plugins/*.so``, ``engines/*.plan`` and ``timing.cache``, replaces nothing the manifest lists
 and, with trusted keys configured, carries ``device.sig`` by one of them (the device's own key:
 these files are native code). Its files are then checked like the manifest's.
+
+:func:`record_device_files` is the Python writer (the engine builder's, on a committed
+artifact): it adds files to the record, keeps the ones already recorded, and signs the record
+with the device key (:func:`device_signing_key`: ``POMEXPORT_DEVICE_KEY``, as ``build.sh``);
+manifest.json is never written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from pomexport.errors import ArtifactError
-from pomexport.export.artifact.layout import MANIFEST
-from pomexport.export.artifact.signing import MAX_SIGNATURE_BYTES, TrustedKey, check_signature
+from pomexport.errors import ArtifactError, ConfigError
+from pomexport.export.artifact.atomic import atomic_write
+from pomexport.export.artifact.layout import DEVICE, DEVICE_SIGNATURE, MANIFEST
+from pomexport.export.artifact.limits import DEFAULT_LIMITS
+from pomexport.export.artifact.manifest import read_manifest_bytes
+from pomexport.export.artifact.paths import safe_member, sha256_file
+from pomexport.export.artifact.signing import (
+    MAX_SIGNATURE_BYTES,
+    TrustedKey,
+    check_signature,
+    key_id,
+    load_private_key,
+    signature_document,
+    trusted_keys,
+)
+from pomexport.export.artifact.staging import artifact_lock, is_held
 
-DEVICE = "device.json"
-DEVICE_SIGNATURE = "device.sig"
+logger = logging.getLogger(__name__)
+
 DEVICE_FORMAT = "pomexport-device-files"
 DEVICE_FORMAT_VERSION = 1
 MAX_DEVICE_BYTES = 1 << 20
+DEVICE_KEY_ENV = "POMEXPORT_DEVICE_KEY"  # the device's PEM Ed25519 private key, as build.sh
 _NAME = re.compile(r"(engines/[^./\\][^/\\]*\.plan|plugins/[^./\\][^/\\]*\.so|timing\.cache)")
 
 
@@ -101,3 +123,125 @@ def with_device_files(
         kept = {n: r for n, r in records.items() if n in listed}
         merged["engines"] = {**manifest.get("engines", {}), **kept}
     return merged
+
+
+def device_signing_key(keys: Sequence[TrustedKey], device_key: str | os.PathLike | None = None):
+    """The private key that signs device.json: ``device_key``, else ``POMEXPORT_DEVICE_KEY``;
+    None when neither is set and no keys are trusted (the record is then unsigned, like an
+    unsigned manifest). ConfigError (one line) with trusted keys but no device key, or a device
+    key that is not among them: loaders would refuse the record (checked before any build)."""
+    path = device_key or os.environ.get(DEVICE_KEY_ENV, "").strip() or None
+    if path is None:
+        if keys:
+            raise ConfigError(
+                f"{len(keys)} trusted key(s) are configured but no device key ({DEVICE_KEY_ENV}): "
+                f"loaders would refuse the unsigned {DEVICE}; make one (pomexport keygen) and "
+                "add its public key to the trusted keys"
+            )
+        return None
+    private = load_private_key(path)
+    if keys and key_id(private.public_key()) not in {k.key_id for k in keys}:
+        raise ConfigError(
+            f"{path}: the device key's public key is not a trusted key; loaders would refuse "
+            f"{DEVICE} signed with it"
+        )
+    return private
+
+
+def record_device_files(
+    root: str | os.PathLike,
+    files: Mapping[str, bytes],
+    engines: Mapping[str, dict] | None = None,
+    *,
+    trusted: Sequence[TrustedKey] | None = None,
+    device_key: str | os.PathLike | None = None,
+) -> Path:
+    """Write ``files`` (name -> bytes: ``engines/*.plan``, ``plugins/*.so``,
+    ``timing.cache``) into the committed artifact ``root`` and record them, with their
+    ``engines`` records, in its device.json, bound to manifest.json as it is (never written).
+
+    Files already recorded there stay recorded; the record is signed with the device key
+    (:func:`device_signing_key`). A ``timing.cache`` the manifest ships is kept as shipped;
+    any other shipped name is refused (a device record adds files, never replaces one).
+    ArtifactError/ConfigError (one line) before anything is written."""
+    root = Path(root)
+    keys = trusted_keys(trusted)
+    private = device_signing_key(keys, device_key)
+    with _lock_unless_held(root):
+        manifest, raw = read_manifest_bytes(root, DEFAULT_LIMITS, keys)
+        kept, kept_engines = _recorded(root, manifest, raw, keys, verify=private is not None)
+        new = _new_files(manifest, files)
+        (root / DEVICE_SIGNATURE).unlink(missing_ok=True)
+        for name, data in new.items():
+            atomic_write(safe_member(root, name, DEVICE), lambda tmp, d=data: tmp.write_bytes(d))
+            kept[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        records = {**kept_engines, **{n: r for n, r in (engines or {}).items() if n in new}}
+        doc = {
+            "format": DEVICE_FORMAT,
+            "format_version": DEVICE_FORMAT_VERSION,
+            "manifest_sha256": hashlib.sha256(raw).hexdigest(),
+            "files": kept,
+            **({"engines": records} if records else {}),
+        }
+        data = (json.dumps(doc, indent=2) + "\n").encode()
+        atomic_write(root / DEVICE, lambda tmp: tmp.write_bytes(data))
+        if private is not None:
+            signature = signature_document(data, private)
+            atomic_write(root / DEVICE_SIGNATURE, lambda tmp: tmp.write_bytes(signature))
+    logger.info(
+        "recorded %s in %s%s",
+        ", ".join(new),
+        root / DEVICE,
+        " (signed)" if private is not None else " (unsigned)",
+    )
+    return root / DEVICE
+
+
+def _recorded(
+    root: Path, manifest: dict, raw: bytes, keys: Sequence[TrustedKey], verify: bool
+) -> tuple[dict, dict]:
+    """(files, engine records) of the device.json already there (accepted as a loader
+    accepts it); their hashes checked when the new record will be signed over them."""
+    merged = with_device_files(root, manifest, raw, keys)
+    files = {n: e for n, e in merged["files"].items() if n not in manifest["files"]}
+    records = {n: r for n, r in merged.get("engines", {}).items() if n in files}
+    for name, entry in files.items() if verify else ():
+        path = safe_member(root, name, DEVICE)
+        if not path.is_file() or path.is_symlink() or sha256_file(path) != entry["sha256"]:
+            raise ArtifactError(
+                f"{name}: recorded in {DEVICE} but missing or changed; rebuild it or remove "
+                f"{DEVICE}"
+            )
+    return files, records
+
+
+def _new_files(manifest: dict, files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """``files`` less a timing cache the manifest ships; a name the record may not hold, or
+    another shipped one, refused."""
+    new = {}
+    for name, data in files.items():
+        if not _NAME.fullmatch(name):
+            raise ArtifactError(
+                f"{DEVICE}: may list only plugins/*.so, engines/*.plan and timing.cache, "
+                f"not {name!r}"
+            )
+        if name in manifest["files"]:
+            if name == "timing.cache":
+                logger.info("timing.cache ships in %s: kept as shipped", MANIFEST)
+                continue
+            raise ArtifactError(
+                f"{name}: shipped in {MANIFEST}; a device build cannot replace it (rebuild the "
+                "artifact with pomexport build)"
+            )
+        new[name] = bytes(data)
+    return new
+
+
+@contextmanager
+def _lock_unless_held(root: Path) -> Iterator[None]:
+    """The artifact's lock, unless ``root`` is a staging folder this process holds."""
+    if is_held(root):
+        yield
+        return
+    with artifact_lock(root):
+        yield

@@ -9,7 +9,8 @@ engines::
     e.g. engines/nvidia-h100-80gb-hbm3-sm90-trt10.3.0.plan
 
 and the manifest records, per engine, the :class:`EngineKey` it was built under (key
-``"engines"``). A builder reuses a plan only when the recorded key equals the current one, so
+``"engines"``; device.json's table, for an engine built into a committed artifact:
+``device.py``). A builder reuses a plan only when the recorded key equals the current one, so
 re-exporting the ONNX or changing the batch range rebuilds, and nothing else does. A plan
 without a record (the C++ runtime writes none) counts as stale and is rebuilt once.
 
@@ -140,13 +141,14 @@ def recorded_engines(manifest: dict) -> list[str]:
     return sorted(n for n, r in records.items() if n in files and isinstance(r, dict))
 
 
+def engine_record(key: EngineKey, flavor: str, built_utc: str) -> dict:
+    """The record of the engine built under ``key`` from ``flavor`` (in the manifest's or
+    device.json's ``engines`` table, under ``key.plan_name``)."""
+    return {"key": key.to_dict(), "digest": key.digest(), "flavor": flavor, "built_utc": built_utc}
+
+
 def with_engine_record(manifest: dict, key: EngineKey, flavor: str, built_utc: str) -> dict:
     """A copy of ``manifest`` recording the engine built under ``key`` from ``flavor``."""
     records = dict(manifest.get(ENGINE_RECORDS) or {})
-    records[key.plan_name] = {
-        "key": key.to_dict(),
-        "digest": key.digest(),
-        "flavor": flavor,
-        "built_utc": built_utc,
-    }
+    records[key.plan_name] = engine_record(key, flavor, built_utc)
     return {**manifest, ENGINE_RECORDS: records}

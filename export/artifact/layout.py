@@ -15,6 +15,8 @@ spells the same way, importable with nothing but the standard library.
 from __future__ import annotations
 
 MANIFEST = "manifest.json"
+DEVICE = "device.json"  # files built on the device, beside the manifest (device.py)
+DEVICE_SIGNATURE = "device.sig"
 PORTABLE = "model.onnx"
 PLUGIN = "model.plugin.onnx"
 ENGINES = "engines"

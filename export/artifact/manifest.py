@@ -23,6 +23,8 @@ from pomexport.export.artifact.contract import (
     TensorSpec,
 )
 from pomexport.export.artifact.layout import (
+    DEVICE,
+    DEVICE_SIGNATURE,
     FLAVOR_FILES,
     FORMAT,
     FORMAT_VERSION,
@@ -120,11 +122,14 @@ def build_manifest(
 
 
 def member_files(root: Path) -> list[str]:
-    """Regular files under ``root`` (posix, relative), without the manifest and temp files."""
+    """Regular files under ``root`` (posix, relative), without the manifest, its signature,
+    the device record (device.json, device.sig) and temp files."""
     names = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if rel in (MANIFEST, MANIFEST_SIGNATURE) or any(p.startswith(".") for p in Path(rel).parts):
+        if rel in (MANIFEST, MANIFEST_SIGNATURE, DEVICE, DEVICE_SIGNATURE) or any(
+            p.startswith(".") for p in Path(rel).parts
+        ):
             continue
         if path.is_symlink():
             raise ArtifactError(f"{rel}: refusing to record a symlink in an artifact")
@@ -140,9 +145,11 @@ def file_entry(path: Path) -> dict:
 
 def store_manifest(root: Path, manifest: dict) -> Path:
     """Write ``manifest`` (files included) as ``root``/manifest.json, atomically; a signature
-    of the old bytes is removed (sign again)."""
+    of the old bytes is removed (sign again), and so is a device record bound to them (the
+    new manifest lists its files, as every member file: docs/design.md §6.1)."""
     text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
-    (root / MANIFEST_SIGNATURE).unlink(missing_ok=True)
+    for name in (MANIFEST_SIGNATURE, DEVICE, DEVICE_SIGNATURE):
+        (root / name).unlink(missing_ok=True)
     atomic_write(root / MANIFEST, lambda tmp: tmp.write_text(text))
     log.info("wrote %s (%d files)", root / MANIFEST, len(manifest.get("files", {})))
     return root / MANIFEST

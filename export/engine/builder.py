@@ -18,6 +18,10 @@ What a build does (docs/design.md §4, §6):
 - engine cache: ``engines/<gpu>-sm<NN>-trt<ver>.plan``, reused while its
   :class:`~pomexport.export.artifact.engines.EngineKey` (ONNX sha256, TensorRT version, GPU name
   and SM, profile) is unchanged.
+- recorded: in a build's draft, in the manifest written once; in a committed artifact, in
+  ``device.json`` beside the manifest, which is never rewritten (docs/design.md §6.1:
+  ``export/artifact/device.py::record_device_files``), signed with ``device_key`` /
+  ``POMEXPORT_DEVICE_KEY``; with trusted keys and no device key, nothing is built.
 - ``workspace_mb`` caps the builder's workspace pool (Jetson: shared CPU/GPU memory).
 - TF32 off: an fp32 tensor of the ONNX is computed in fp32.
 - a tqdm bar per builder phase (:class:`IProgressMonitor`).
@@ -45,12 +49,15 @@ from pomexport.export.artifact import (
     edit_artifact,
     load_artifact,
 )
+from pomexport.export.artifact.device import device_signing_key, record_device_files
 from pomexport.export.artifact.engines import (
     EngineKey,
     cached_engine,
+    engine_record,
     profile_shapes,
     with_engine_record,
 )
+from pomexport.export.artifact.signing import trusted_keys
 
 # The plugin library's names, importable from here as before the split.
 from pomexport.export.engine.plugin_library import (  # noqa: F401
@@ -169,7 +176,8 @@ class EngineFromOnnx:
     ``plugins/*.so``. ``workspace_mb``: cap of the builder's workspace pool (None: TensorRT's
     default, the device memory). ``force``: rebuild even when the cached plan matches.
     ``artifact`` may be the :class:`ArtifactDraft` of a build: the engine is written into it
-    (its owner commits); else the artifact is edited in place with one manifest write.
+    (its owner commits); else it is recorded in the artifact's device.json, signed with
+    ``device_key`` (default ``POMEXPORT_DEVICE_KEY``), manifest.json left as it is.
     :meth:`cached` finds a matching engine without building one.
     """
 
@@ -183,6 +191,7 @@ class EngineFromOnnx:
         device: int = 0,
         progress: bool = True,
         force: bool = False,
+        device_key: str | os.PathLike | None = None,
     ) -> None:
         if flavor not in FLAVORS:
             raise ConfigError(f"flavor must be one of {FLAVORS}, got {flavor!r}")
@@ -196,6 +205,7 @@ class EngineFromOnnx:
         self.flavor, self.plugin = flavor, plugin
         self.workspace_mb, self.device = workspace_mb, device
         self.progress, self.force = progress, force
+        self.device_key = device_key
 
     def __call__(self) -> EngineBuild:
         start = time.perf_counter()
@@ -204,6 +214,7 @@ class EngineFromOnnx:
         if cached is not None:
             logger.info("engine cache hit: %s", cached)
             return EngineBuild(self.artifact, cached, key, flavor, True, 0.0)
+        self._check_device_key()  # before minutes of building: the record must be acceptable
         plan, timing = self._build(trt, self.artifact.onnx_path(flavor), target)
         artifact = self._store(key, flavor, plan, timing)
         seconds = time.perf_counter() - start
@@ -298,21 +309,33 @@ class EngineFromOnnx:
             return None
         return self.artifact.path(TIMING_CACHE).read_bytes()  # hash verified at load
 
+    def _check_device_key(self) -> None:
+        """Refuse (one line) to build into a committed artifact whose device.json could not
+        be signed acceptably: trusted keys configured but no (trusted) device key."""
+        if self.draft is None:
+            device_signing_key(trusted_keys(), self.device_key)
+
     def _store(self, key: EngineKey, flavor: str, plan: bytes, timing: bytes) -> Artifact:
         """Write the plan and the timing cache atomically and record the engine: into the
-        build's draft, or into the artifact in place (its manifest written once, last)."""
+        build's draft (the manifest its owner writes once), or, in a committed artifact, in
+        its device.json (manifest.json and manifest.sig untouched)."""
         root = self.artifact.root
+        built = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         try:
-            with edit_artifact(self.draft or self.artifact) as draft:
-                draft.write(key.plan_name, lambda tmp: tmp.write_bytes(plan))
-                draft.write(TIMING_CACHE, lambda tmp: tmp.write_bytes(timing))
-                built = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                draft.manifest = with_engine_record(draft.manifest, key, flavor, built)
+            if self.draft is None:
+                files = {key.plan_name: plan, TIMING_CACHE: timing}
+                record = {key.plan_name: engine_record(key, flavor, built)}
+                record_device_files(root, files, record, device_key=self.device_key)
+            else:
+                with edit_artifact(self.draft) as draft:
+                    draft.write(key.plan_name, lambda tmp: tmp.write_bytes(plan))
+                    draft.write(TIMING_CACHE, lambda tmp: tmp.write_bytes(timing))
+                    draft.manifest = with_engine_record(draft.manifest, key, flavor, built)
         except OSError as e:
             raise BuildError(f"{root}: cannot write the engine into the artifact ({e})") from e
         if self.draft is not None:
             self.artifact = self.draft.artifact()
-        else:  # hashed as it was committed, moments ago
+        else:  # hashed as it was recorded, moments ago
             self.artifact = load_artifact(root, verify=False)
         return self.artifact
 

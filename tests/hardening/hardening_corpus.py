@@ -437,7 +437,9 @@ def art_signed_then_rehashed(tmp: Path) -> Case:
 
 
 # -- device.json: files built on the device (docs/design.md §6.1) -----------------------------
-def _device_record(root: Path, name: str = "engines/x-sm87-trt10.3.0.plan", bound: str = "") -> None:
+def _device_record(
+    root: Path, name: str = "engines/x-sm87-trt10.3.0.plan", bound: str = ""
+) -> None:
     """An engine and a device.json naming it, as build.sh writes them (unsigned)."""
     (root / name).parent.mkdir(parents=True, exist_ok=True)
     (root / name).write_bytes(b"plan")
@@ -480,6 +482,37 @@ def device_record_names_the_model(tmp: Path) -> Case:
     root = _art(tmp)
     _device_record(root, name="model.onnx")
     return Case(_load(root), r"device\.json: may list only plugins/\*\.so, engines/\*\.plan")
+
+
+def _device_build(tmp: Path, device_key_index: int) -> tuple[Path, Path]:
+    """A packager-signed artifact and an engine recorded by the Python builder's recording
+    step (``record_device_files``), signed with key pair ``device_key_index`` (0: a, 2: b).
+    Returns (root, the trusted public key a)."""
+    from pomexport.export.artifact.device import record_device_files
+    from pomexport.export.artifact.signing import sign_artifact
+
+    pairs = keys(tmp)
+    root = _art(tmp)
+    sign_artifact(root, pairs[0])
+    plan = {"engines/x-sm87-trt10.3.0.plan": b"plan"}
+    record_device_files(root, plan, trusted=[], device_key=pairs[device_key_index])
+    return root, pairs[1]
+
+
+def device_build_by_untrusted_device_key(tmp: Path) -> Case:
+    root, a_pub = _device_build(tmp, 2)
+    return Case(_load_trusting(root, a_pub), r"device\.json: signed by key [0-9a-f]{16}, which")
+
+
+def device_build_swapped_and_rehashed(tmp: Path) -> Case:
+    """Signed by the trusted device key, then the plan swapped and device.json re-hashed."""
+    root, a_pub = _device_build(tmp, 0)
+    name = "engines/x-sm87-trt10.3.0.plan"
+    (root / name).write_bytes(b"evil")
+    record = json.loads((root / "device.json").read_text())
+    record["files"][name]["sha256"] = hashlib.sha256(b"evil").hexdigest()
+    (root / "device.json").write_text(json.dumps(record, indent=2) + "\n")
+    return Case(_load_trusting(root, a_pub), r"device\.json: signature by key .* does not match")
 
 
 # -- weights -----------------------------------------------------------------------------------
@@ -700,6 +733,8 @@ ARTIFACT_CASES = {
         device_record_for_another_manifest,
         device_record_replaces_shipped,
         device_record_names_the_model,
+        device_build_by_untrusted_device_key,
+        device_build_swapped_and_rehashed,
     )
 }
 WEIGHTS_CASES = {
