@@ -32,7 +32,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BUILD_BACKENDS", "PRECISIONS", "BuildResult", "build", "build_engine", "calibrate"]
+__all__ = [
+    "BUILD_BACKENDS",
+    "PRECISIONS",
+    "BuildResult",
+    "build",
+    "build_decoder_engines",
+    "build_engine",
+    "calibrate",
+]
 BUILD_BACKENDS = ("auto", "trt", "ort")
 
 Progress = Callable[[str], None]
@@ -73,6 +81,20 @@ def build_engine(
         verb = "reused" if built.reused else f"built in {built.seconds:.0f} s"
         progress(f"TensorRT engine {built.path.name} ({built.flavor} flavor) {verb}")
     return built.path
+
+
+def build_decoder_engines(
+    draft: ArtifactDraft, progress: Progress | None = None, workspace_mb: int | None = None
+) -> list[Path]:
+    """Build the TensorRT engines of the draft's decoder stage (one per graph, strongly typed
+    like the step's; ``export/engine/decoder_engine.py``), recorded in its decoder entry."""
+    reason = tensorrt_missing()
+    if reason is not None:
+        raise BuildError(f"TensorRT is not installed or usable here: {reason}")
+    from pomexport.export.engine.decoder_engine import decoder_engines_from_onnx
+
+    engines = decoder_engines_from_onnx(draft, workspace_mb=workspace_mb, progress=progress)
+    return [draft.artifact().path(e.plan_name) for e in engines]
 
 
 def _target(backend: str) -> tuple[str, str]:
@@ -185,8 +207,8 @@ class _Stages:
     decoder: str | os.PathLike | None = None
 
     def run(self, draft: ArtifactDraft, precision: str, plugin_library, engine: bool) -> None:
-        """export -> [int8] -> [decoder] -> [plugin library] -> [TensorRT engine], nothing
-        committed."""
+        """export -> [int8] -> [decoder] -> [plugin library] -> [TensorRT engine, and the
+        decoder's], nothing committed."""
         from pomexport.export.api import export_model
 
         exported = "fp32" if precision == "int8" else precision
@@ -207,6 +229,8 @@ class _Stages:
             add_plugin_library(draft, plugin_library)
         if engine:
             build_engine(draft, self.progress, self.workspace_mb)
+        if engine and self.decoder is not None:
+            build_decoder_engines(draft, self.progress, self.workspace_mb)
 
 
 def _summary(artifact: Artifact, target: str, why: str) -> str:
@@ -218,7 +242,8 @@ def _summary(artifact: Artifact, target: str, why: str) -> str:
     if decoder is not None:
         built += f" with its {decoder.source_class} decoder ({decoder.kind}, {decoder.precision})"
     if target == "trt":
-        return f"{built} and its TensorRT engine ({why})"
+        engines = "engines" if decoder is not None else "engine"
+        return f"{built} and its TensorRT {engines} ({why})"
     return (
         f"{built} for ONNX Runtime; {why}, so the TensorRT engine will be built on the "
         f"target (`pomexport build --backend trt` there). Run it here with "
