@@ -430,7 +430,9 @@ def test_build_script_keeps_a_signed_manifest_signed(ort_artifact, tmp_path, mon
     assert ((art / "manifest.json").read_bytes(), (art / "manifest.sig").read_bytes()) == shipped
     loaded = load_artifact(art, trusted=trusted)
     assert [p.name for p in loaded.engines] == ["orin-sm87-trt10.3.0.plan"]
-    with pytest.raises(ArtifactError, match=r"device\.json: signed by key [0-9a-f]{16}, which is not"):
+    with pytest.raises(
+        ArtifactError, match=r"device\.json: signed by key [0-9a-f]{16}, which is not"
+    ):
         load_artifact(art, trusted=[load_public_key(ops_pub)])
 
     monkeypatch.setenv("POMEXPORT_DEVICE_KEY", str(other_key))  # not among the trusted keys
@@ -483,7 +485,9 @@ def test_device_record_rules(extracted, tmp_path, changes, refusal):
     if refusal is None:
         assert "engines/x-sm87-trt10.3.0.plan" in load_artifact(art).files
         (art / "engines/x-sm87-trt10.3.0.plan").write_bytes(b"PLAN")  # same size, other bytes
-        with pytest.raises(ArtifactError, match=r"engines/x-sm87-trt10\.3\.0\.plan: sha256 mismatch"):
+        with pytest.raises(
+            ArtifactError, match=r"engines/x-sm87-trt10\.3\.0\.plan: sha256 mismatch"
+        ):
             load_artifact(art)
         return
     with pytest.raises(ArtifactError, match=refusal):
