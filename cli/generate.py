@@ -31,13 +31,16 @@ _OUT = "Output: .gif, .mp4, .npy (latents) or .png (one file per frame)."
 @o.option("--scale", type=int, default=None,
           help="Integer nearest-neighbour upscale  [default: frames >= 256 px]")  # fmt: skip
 @o.option("--fps", type=float, default=8.0, help="Frames per second of a .gif or .mp4.")
+@o.option("--lossless", is_flag=True,
+          help="An .mp4 whose frames decode bit-exact (RGB H.264 at qp 0, libx264rgb): "
+          "larger files, and some players cannot show them.")  # fmt: skip
 @o.progress_option()
 @o.trusted_key_option("an artifact's manifest")
 @o.decoder_option("Autoencoder folder (diffusers save_pretrained) decoding a model's latents "
     "on torch; an artifact carries its own (pomexport build --decoder).")  # fmt: skip
 def command(model: str, frames: int, steps: int, cfg_scale: float, seed: int, sampler: str,
             shift: float, labels: tuple[int, ...], backend: str, device: str, out: str,
-            scale: int | None, fps: float, progress: bool, trusted: tuple[str, ...],
+            scale: int | None, fps: float, lossless: bool, progress: bool, trusted: tuple[str, ...],
             decoder: str | None) -> None:  # fmt: skip
     """Generate a video with MODEL: an artifact directory from `pomexport build` (run by
     ONNX Runtime), or a bundled name, preset such as `tiny`, or weights file (run by torch;
@@ -48,7 +51,7 @@ def command(model: str, frames: int, steps: int, cfg_scale: float, seed: int, sa
 
     # Options and the output path first: torch-free, so a refusal takes no import time.
     sampling = SamplerSettings(steps, cfg_scale, seed, sampler, shift)
-    options = GenerateOptions(frames, labels, sampling, scale, fps)
+    options = GenerateOptions(frames, labels, sampling, scale, fps, lossless)
     check_output_path(out)
     o.use_trusted(trusted)
     from pomexport.runtime.clip import generate_clip

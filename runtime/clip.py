@@ -69,10 +69,10 @@ def generate_clip(
     from pomexport.runtime.api import generate_frames
     from pomexport.runtime.decoding import decode_frames, load_decoder
     from pomexport.runtime.loading import choose_backend, load_backend
-    from pomexport.runtime.writers import open_video
+    from pomexport.runtime.writers import check_lossless, open_video
 
     options = options or GenerateOptions()
-    path = check_output_path(out)
+    path = check_lossless(check_output_path(out), options.lossless)  # before any loading
     say = log or logger.info
     choice = choose_backend(source, backend, device)
     runner = load_backend(source, backend=choice.backend, device=device)
@@ -86,11 +86,11 @@ def generate_clip(
     if line is not None:
         say(line)
     start = time.perf_counter()
-    with open_video(path, frames, options.scale, options.fps, shape[1]) as sink:
-        sampling = options.sampling.as_kwargs()
-        made = generate_frames(runner, options.labels, options.frames, **sampling)
-        if rgb is not None:
-            made = decode_frames(made, rgb)
+    made = generate_frames(runner, options.labels, options.frames, **options.sampling.as_kwargs())
+    if rgb is not None:
+        made = decode_frames(made, rgb)
+    sink = open_video(path, frames, options.scale, options.fps, shape[1], options.lossless)
+    with sink:
         for frame in _bar(made, frames, bar):
             sink.write(frame)
         written = sink.close()

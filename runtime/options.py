@@ -73,13 +73,15 @@ class SamplerSettings:
 @dataclass(frozen=True)
 class GenerateOptions:
     """A clip: ``frames`` frames of one stream per label, all in one batch, sampled with
-    ``sampling``; written upscaled by ``scale`` (default: frames >= 256 px) at ``fps``."""
+    ``sampling``; written upscaled by ``scale`` (default: frames >= 256 px) at ``fps``;
+    ``lossless``: an .mp4 whose frames decode bit-exact (runtime/writers.py)."""
 
     frames: int = 16
     labels: tuple[int, ...] = (0,)
     sampling: SamplerSettings = field(default_factory=SamplerSettings)
     scale: int | None = None
     fps: float = 8.0
+    lossless: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(int(label) for label in self.labels or (0,)))

@@ -149,11 +149,17 @@ class _GifSink(VideoSink):
 
 
 class _Mp4Sink(VideoSink):
-    """H.264 (or MPEG-4 part 2 where libx264 is missing), encoded frame by frame."""
+    """H.264 (or MPEG-4 part 2 where libx264 is missing), encoded frame by frame.
 
-    def __init__(self, path: Path, scale: int, fps: float) -> None:
+    ``lossless``: RGB H.264 at qp 0 (libx264rgb): every frame decodes to exactly the uint8
+    frame written (no 4:2:0 chroma subsampling, no quantisation); larger files, and players
+    without High 4:4:4 support cannot show them."""
+
+    def __init__(self, path: Path, scale: int, fps: float, lossless: bool = False) -> None:
         super().__init__(path, scale, fps)
-        self.av, self.target = _import_av(), TempTarget(path)
+        self.av, self.target, self.lossless = _import_av(), TempTarget(path), lossless
+        if lossless and "libx264rgb" not in self.av.codecs_available:
+            raise ConfigError("a lossless .mp4 needs libx264rgb, which PyAV's FFmpeg lacks here")
         # Fragmented mp4 (a moof per keyframe, an empty moov up front): a plain mp4 keeps
         # its whole sample index in memory until close — ~100 bytes a frame, 8.6 MiB over a
         # 100,000-frame stream — while fragments are written as they fill.
@@ -166,12 +172,20 @@ class _Mp4Sink(VideoSink):
     def _write(self, frame: torch.Tensor) -> None:
         array = _even(self._rgb(frame))
         if self.stream is None:
-            codec = "libx264" if "libx264" in self.av.codecs_available else "mpeg4"
-            self.stream = self.container.add_stream(codec, rate=max(1, round(self.fps)))
-            self.stream.height, self.stream.width = array.shape[:2]
-            self.stream.pix_fmt = "yuv420p"
+            self._open_stream(*array.shape[:2])
         video = self.av.VideoFrame.from_ndarray(array, format="rgb24")
         self.container.mux(self.stream.encode(video))
+
+    def _open_stream(self, height: int, width: int) -> None:
+        rate = max(1, round(self.fps))
+        if self.lossless:
+            self.stream = self.container.add_stream("libx264rgb", rate=rate, options={"qp": "0"})
+            self.stream.pix_fmt = "rgb24"
+        else:
+            codec = "libx264" if "libx264" in self.av.codecs_available else "mpeg4"
+            self.stream = self.container.add_stream(codec, rate=rate)
+            self.stream.pix_fmt = "yuv420p"
+        self.stream.height, self.stream.width = height, width
 
     def close(self) -> list[Path]:
         if self.stream is None:
@@ -195,16 +209,25 @@ def _even(array: np.ndarray) -> np.ndarray:
     return np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
 
 
+def check_lossless(path: Path, lossless: bool) -> Path:
+    """``path``, or ConfigError when ``lossless`` is asked of a format other than .mp4."""
+    if lossless and path.suffix.lower() != ".mp4":
+        raise ConfigError(f"--lossless applies to .mp4 output, not {path.suffix.lower()}")
+    return path
+
+
 def open_video(
     path: str | os.PathLike,
     frames: int,
     scale: int | None = None,
     fps: float = 8.0,
     height: int = 16,
+    lossless: bool = False,
 ) -> VideoSink:
     """A :class:`VideoSink` for ``frames`` frames to ``path``; the extension picks the
-    format (.gif, .png frames, .npy raw latents, .mp4). ``scale`` defaults to the one that
-    makes a frame of ``height`` latent px at least 256 px tall."""
+    format (.gif, .png frames, .npy raw latents, .mp4; ``lossless``: an .mp4 whose frames
+    decode bit-exact). ``scale`` defaults to the one that makes a frame of ``height`` latent
+    px at least 256 px tall."""
     path = check_output_path(path)
     scale = default_scale(height) if scale is None else scale
     if scale < 1:
@@ -214,6 +237,9 @@ def open_video(
     kind = path.suffix.lower()
     if kind == ".npy":
         return _NpySink(path, scale, fps, frames)
+    check_lossless(path, lossless)
+    if kind == ".mp4":
+        return _Mp4Sink(path, scale, fps, lossless)
     return {".gif": _GifSink, ".png": _PngSink, ".mp4": _Mp4Sink}[kind](path, scale, fps)
 
 

@@ -92,6 +92,21 @@ def test_generate_writes_the_decoded_latents_of_the_runtime(decoders, tmp_path, 
     assert db > 30.0
 
 
+@pytest.mark.slow  # the decoder artifacts of the test above (built once per session)
+@pytest.mark.parametrize("name", ["kl", "wan"])
+def test_a_lossless_mp4_holds_exactly_the_decoded_frames_of_the_runtime(decoders, tmp_path, name):
+    """generate --lossless: the .mp4's frames equal, bit for bit, the uint8 frames of the RGB
+    the runtime decoded (its .npy, converted as the writer converts)."""
+    artifact = decoders.artifact(name)
+    generate_clip(artifact.root, tmp_path / "clip.npy", OPTIONS)
+    lossless = GenerateOptions(**{**OPTIONS.__dict__, "lossless": True})
+    (path,) = generate_clip(artifact.root, tmp_path / "clip.mp4", lossless).files
+    received = torch.from_numpy(np.load(tmp_path / "clip.npy"))
+    written = np.stack(to_rgb_frames(received, default_scale(received.shape[-2])))
+    mp4 = np.stack(read_mp4(path))
+    assert mp4.shape == written.shape and np.array_equal(mp4, written)
+
+
 def test_a_model_on_torch_decodes_with_the_folder_it_is_given(decoders, tmp_path):
     from pomexport.models.registry import random_model
 

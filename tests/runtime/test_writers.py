@@ -98,3 +98,25 @@ def test_npy_sink_refuses_a_short_stream(latents, tmp_path):
     with pytest.raises(ConfigError, match="1 of 3 frames"):
         sink.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lossless_mp4_decodes_to_exactly_the_frames_written(latents, tmp_path):
+    """libx264rgb at qp 0: what a reader decodes is the writer's uint8 frame, bit for bit
+    (the default .mp4 is yuv420p H.264: lossy)."""
+    import av
+
+    with open_video(tmp_path / "clip.mp4", latents.shape[1], scale=3, lossless=True) as sink:
+        for f in range(latents.shape[1]):
+            sink.write(latents[:, f])
+        (path,) = sink.close()
+    with av.open(str(path)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    written = to_rgb_frames(latents, 3)
+    assert len(decoded) == len(written) == latents.shape[1]
+    assert all(np.array_equal(d, w) for d, w in zip(decoded, written, strict=True))
+
+
+def test_lossless_is_refused_for_other_formats(tmp_path):
+    with pytest.raises(ConfigError, match="--lossless applies to .mp4 output, not .gif"):
+        open_video(tmp_path / "clip.gif", 3, lossless=True)
+    assert list(tmp_path.iterdir()) == []
