@@ -73,9 +73,8 @@ def test_trt_is_an_artifact_backend(ort_artifact, make_model):
 @pytest.fixture(scope="module")
 def trt_artifact(ort_artifact, tmp_path_factory):
     """The session's fp32 artifact with its TensorRT engine; skips without TensorRT/GPU."""
-    pytest.importorskip(
-        "tensorrt", reason="TensorRT is not installed here (docs/design.md §7: backend tests skip)"
-    )
+    # docs/design.md §7: the backend tests skip without TensorRT.
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed here")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible to torch: the TensorRT backend runs on the GPU")
     from pomexport.export.engine.builder import engine_from_onnx

@@ -129,9 +129,8 @@ def test_cli_build_refuses_a_non_library_before_exporting(tmp_path):
 @pytest.fixture(scope="module")
 def trt():
     """The tensorrt module; skips (with the reason) without TensorRT or a CUDA GPU."""
-    module = pytest.importorskip(
-        "tensorrt", reason="TensorRT is not installed here (docs/design.md §7: builder tests skip)"
-    )
+    # docs/design.md §7: the builder tests skip without TensorRT.
+    module = pytest.importorskip("tensorrt", reason="TensorRT is not installed here")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible to torch: TensorRT engines are built on the GPU")
     return module

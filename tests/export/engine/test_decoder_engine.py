@@ -99,9 +99,8 @@ def test_engines_are_recorded_in_the_decoder_entry(wan_copy, monkeypatch):
 
 @pytest.fixture
 def trt():
-    module = pytest.importorskip(
-        "tensorrt", reason="TensorRT is not installed here (docs/design.md §7: builder tests skip)"
-    )
+    # docs/design.md §7: the builder tests skip without TensorRT.
+    module = pytest.importorskip("tensorrt", reason="TensorRT is not installed here")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible to torch: TensorRT engines are built on the GPU")
     return module
