@@ -27,8 +27,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pomexport.errors import ArtifactError, ConfigError
@@ -46,7 +45,7 @@ from pomexport.export.artifact.signing import (
     signature_document,
     trusted_keys,
 )
-from pomexport.export.artifact.staging import artifact_lock, is_held
+from pomexport.export.artifact.staging import lock_unless_held
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ def record_device_files(
     root = Path(root)
     keys = trusted_keys(trusted)
     private = device_signing_key(keys, device_key)
-    with _lock_unless_held(root):
+    with lock_unless_held(root):
         manifest, raw = read_manifest_bytes(root, DEFAULT_LIMITS, keys)
         kept, kept_engines = _recorded(root, manifest, raw, keys, verify=private is not None)
         new = _new_files(manifest, files)
@@ -235,13 +234,3 @@ def _new_files(manifest: dict, files: Mapping[str, bytes]) -> dict[str, bytes]:
             )
         new[name] = bytes(data)
     return new
-
-
-@contextmanager
-def _lock_unless_held(root: Path) -> Iterator[None]:
-    """The artifact's lock, unless ``root`` is a staging folder this process holds."""
-    if is_held(root):
-        yield
-        return
-    with artifact_lock(root):
-        yield

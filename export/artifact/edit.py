@@ -31,7 +31,7 @@ from pomexport.export.artifact.atomic import atomic_write
 from pomexport.export.artifact.layout import FORMAT, MANIFEST
 from pomexport.export.artifact.load import Artifact, load_artifact
 from pomexport.export.artifact.signing import MANIFEST_SIGNATURE
-from pomexport.export.artifact.staging import artifact_lock, is_held, staged_artifact
+from pomexport.export.artifact.staging import lock_unless_held, staged_artifact
 
 _StatKey = tuple[int, int, int]  # inode, size, mtime (ns): a file rewritten gets a new one
 
@@ -189,19 +189,9 @@ def edit_artifact(
         yield artifact
         return
     root = artifact.root if isinstance(artifact, Artifact) else Path(artifact)
-    with _lock_unless_held(root):
+    with lock_unless_held(root):
         loaded = artifact if isinstance(artifact, Artifact) else load_artifact(root, verify)
         draft = ArtifactDraft.of(loaded)
         yield draft
         if not draft.committed:
             draft.commit()
-
-
-@contextmanager
-def _lock_unless_held(root: Path) -> Iterator[None]:
-    """The artifact's lock, unless ``root`` is a staging folder this process holds."""
-    if is_held(root):
-        yield
-        return
-    with artifact_lock(root):
-        yield

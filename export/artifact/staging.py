@@ -53,6 +53,17 @@ def artifact_lock(out: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextmanager
+def lock_unless_held(root: str | os.PathLike) -> Iterator[None]:
+    """The artifact's lock, unless ``root`` is a staging folder this process holds (its
+    writer locked it already: locking again would wait on itself)."""
+    if is_held(root):
+        yield
+        return
+    with artifact_lock(root):
+        yield
+
+
+@contextmanager
 def staged_artifact(
     out: str | os.PathLike, error: type[PomExportError] = ArtifactError
 ) -> Iterator[Path]:
