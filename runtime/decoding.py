@@ -132,7 +132,8 @@ def load_decoder(runner: Backend, folder: str | os.PathLike | None = None) -> La
             return None
         from pomexport.runtime.ort_decoder import OrtDecoder
 
-        return OrtDecoder.from_artifact(artifact, _ort_backend_of(runner))
+        threads = getattr(runner, "threads", None)  # the step's count, not sampled again
+        return OrtDecoder.from_artifact(artifact, _ort_backend_of(runner), threads)
     if folder is None:
         return None
     from pomexport.models.decoders import check_source_for

@@ -50,10 +50,15 @@ class _Stream:
 
 class OrtDecoder:
     """The decoder graphs of ``spec`` in ONNX Runtime sessions (``backend``: ``ort`` CPU EP,
-    ``ort-cuda`` CUDA EP). ``sources``: what each role's session opens (verified bytes)."""
+    ``ort-cuda`` CUDA EP). ``sources``: what each role's session opens (verified bytes);
+    ``threads``: intra-op threads (default: the step's policy, :func:`default_threads`)."""
 
     def __init__(
-        self, spec: DecoderSpec, sources: dict[str, bytes | str], backend: str = "ort"
+        self,
+        spec: DecoderSpec,
+        sources: dict[str, bytes | str],
+        backend: str = "ort",
+        threads: int | None = None,
     ) -> None:
         if backend not in ("ort", "ort-cuda"):
             raise StateError(f"the decoder runs on ort or ort-cuda, not {backend!r}")
@@ -61,7 +66,8 @@ class OrtDecoder:
         self.spec = spec
         self.device = torch.device("cpu" if backend == "ort" else "cuda")
         self.name = f"{spec.source_class} on {ORT_PROVIDERS[backend]} ({spec.precision})"
-        self.sessions = {role: self._session(role, src, backend) for role, src in sources.items()}
+        threads = threads or default_threads()  # once: the policy samples the CPUs
+        self.sessions = {r: self._session(r, src, backend, threads) for r, src in sources.items()}
         self._latent = self._buffer(self._graph_in(self._first_role)[0])
         outputs = self.spec.graph(self._first_role)["outputs"]
         self._rgb = {role: self._buffer(self.spec.graph(role)["outputs"][0]) for role in spec.files}
@@ -71,7 +77,9 @@ class OrtDecoder:
         self._bindings: dict[tuple, object] = {}
 
     @classmethod
-    def from_artifact(cls, artifact: Artifact, backend: str = "ort") -> OrtDecoder:
+    def from_artifact(
+        cls, artifact: Artifact, backend: str = "ort", threads: int | None = None
+    ) -> OrtDecoder:
         """The decoder stage of a loaded (verified) artifact."""
         spec = artifact.decoder
         if spec is None:
@@ -82,7 +90,7 @@ class OrtDecoder:
                 if not isinstance(source, bytes):
                     raise ArtifactError(f"{name}: a decoder graph with external data")
                 sources[role] = source
-        return cls(spec, sources, backend)
+        return cls(spec, sources, backend, threads)
 
     @property
     def _first_role(self) -> str:
@@ -95,9 +103,9 @@ class OrtDecoder:
         dtype = TORCH_DTYPES[entry["dtype"]]
         return torch.zeros(entry["shape"], dtype=dtype, device=self.device)
 
-    def _session(self, role: str, source: bytes | str, backend: str):
+    def _session(self, role: str, source: bytes | str, backend: str, threads: int):
         ort = import_onnxruntime()
-        options = _session_options(ort, default_threads())  # the step's thread policy
+        options = _session_options(ort, threads)
         providers = [CPU_EP] if backend == "ort" else [(CUDA_EP, {"device_id": "0"}), CPU_EP]
         try:
             return ort.InferenceSession(source, options, providers=providers)
