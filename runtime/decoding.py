@@ -7,7 +7,11 @@ streams start, stop and keep their own causal cache independently:
   (``pomexport generate MODEL --decoder DIR``, torch backend);
 - :class:`~pomexport.runtime.ort_decoder.OrtDecoder`: an artifact's ``decoder/`` graphs in
   ONNX Runtime sessions made from the verified bytes, the Wan cache in ping-pong persistent
-  buffers like the mixer state.
+  buffers like the mixer state;
+- :class:`~pomexport.runtime.trt_decoder.TrtDecoder`: the same graphs' TensorRT engines
+  (``build --decoder DIR --backend trt``) for the TensorRT step backends, when the artifact
+  records them for this GPU and TensorRT version (else those run ``OrtDecoder`` on the CUDA
+  EP).
 
 :func:`decode_frames` turns :func:`~pomexport.runtime.api.generate_frames`' latent frames
 (B, C, h, w) into RGB frames (B, 3, H, W) in [-1, 1]: a Wan stream gives 1 frame for its first
@@ -24,12 +28,20 @@ from typing import Protocol
 
 import torch
 
-from pomexport.errors import ConfigError, StateError
+from pomexport.errors import ConfigError, PomExportError, StateError
+from pomexport.export.artifact import Artifact
 from pomexport.runtime.backend import Backend
+from pomexport.runtime.choices import TRT_BACKEND
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LatentDecoder", "TorchDecoder", "decode_frames", "load_decoder"]
+__all__ = ["LatentDecoder", "TorchDecoder", "artifact_decoder", "decode_frames", "load_decoder"]
+
+# The step backends whose artifacts may carry decoder engines: TensorRT itself and ONNX
+# Runtime's TensorRT EP (both need TensorRT's libraries; the engines need its Python module).
+TRT_BACKENDS = (TRT_BACKEND, "ort-trt")
+# The EP the decoder runs on for the other step backends, by choice and by Backend.name.
+_ORT_BACKENDS = {"ort": "ort", "ort-cpu": "ort", "ort-cuda": "ort-cuda"}
 
 
 class LatentDecoder(Protocol):
@@ -118,9 +130,10 @@ def decode_frames(
 
 
 def load_decoder(runner: Backend, folder: str | os.PathLike | None = None) -> LatentDecoder | None:
-    """The decoder for a loaded backend: the artifact's decoder stage on ONNX Runtime (the
-    backend's execution provider), or ``folder``'s on torch for a model; None when there is
-    none. ConfigError for ``folder`` with an artifact (it carries its own decoder)."""
+    """The decoder for a loaded backend: the artifact's decoder stage
+    (:func:`artifact_decoder`: its TensorRT engines or ONNX Runtime), or ``folder``'s on
+    torch for a model; None when there is none. ConfigError for ``folder`` with an artifact
+    (it carries its own decoder)."""
     artifact = getattr(runner, "artifact", None)
     if artifact is not None:
         if folder is not None:
@@ -130,10 +143,8 @@ def load_decoder(runner: Backend, folder: str | os.PathLike | None = None) -> La
             )
         if artifact.decoder is None:
             return None
-        from pomexport.runtime.ort_decoder import OrtDecoder
-
         threads = getattr(runner, "threads", None)  # the step's count, not sampled again
-        return OrtDecoder.from_artifact(artifact, _ort_backend_of(runner), threads)
+        return artifact_decoder(artifact, runner.name, threads, _cuda_index(runner.device))
     if folder is None:
         return None
     from pomexport.models.decoders import check_source_for
@@ -145,13 +156,55 @@ def load_decoder(runner: Backend, folder: str | os.PathLike | None = None) -> La
     return decoder
 
 
-def _ort_backend_of(runner: Backend) -> str:
-    """The ONNX Runtime backend the decoder runs on: the step's own, or its CUDA EP for the
-    TensorRT backends (no decoder engine yet)."""
-    name = runner.name
-    if name == "ort-cpu":
-        return "ort"
-    if name == "ort-cuda":
-        return "ort-cuda"
-    logger.info("decoder: no TensorRT engine for it yet; it runs on ONNX Runtime's CUDA EP")
-    return "ort-cuda"
+def artifact_decoder(
+    artifact: Artifact, backend: str, threads: int | None = None, device: int = 0
+) -> LatentDecoder:
+    """The decoder stage of a loaded artifact for the step backend ``backend`` (a backend
+    choice or a ``Backend.name``): the TensorRT backends decode on the artifact's decoder
+    engines when it records them for this GPU and TensorRT version (CUDA device
+    ``device``), else on ONNX Runtime's CUDA EP; the ONNX Runtime backends on their own EP
+    (``threads``: the CPU EP's intra-op threads)."""
+    from pomexport.runtime.ort_decoder import OrtDecoder
+
+    if backend in TRT_BACKENDS:
+        decoder = _trt_decoder(artifact, device)
+        if decoder is not None:
+            return decoder
+    return OrtDecoder.from_artifact(artifact, _ORT_BACKENDS.get(backend, "ort-cuda"), threads)
+
+
+def _trt_decoder(artifact: Artifact, device: int) -> LatentDecoder | None:
+    """TrtDecoder on the engines matching this GPU and TensorRT; None (logged: which engine
+    is missing and how to build it) when one is missing or TensorRT cannot run here."""
+    from pomexport.runtime.trt_decoder import (
+        BUILD_HINT,
+        TrtDecoder,
+        find_decoder_engines,
+        tensorrt_target,
+    )
+
+    fallback = "the decoder runs on ONNX Runtime's CUDA EP"
+    try:
+        target = tensorrt_target(device)
+    except PomExportError as e:  # no TensorRT module or no GPU: the EP may still run
+        logger.info("decoder: no TensorRT here (%s); %s", e, fallback)
+        return None
+    found = find_decoder_engines(artifact, *target)
+    if not found.complete:
+        names = ", ".join(e.plan_name for e in found.missing)
+        logger.info(
+            "decoder: %s has no engine %s (TensorRT %s, %s, SM %d); %s; build them with `%s`",
+            artifact.root,
+            names,
+            *target,
+            fallback,
+            BUILD_HINT,
+        )
+        return None
+    return TrtDecoder.from_artifact(artifact, found.plans, device)
+
+
+def _cuda_index(device: torch.device | str | None) -> int:
+    """The CUDA device index a step backend runs on (0 for the CPU or an unnumbered cuda)."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    return (device.index or 0) if device.type == "cuda" else 0

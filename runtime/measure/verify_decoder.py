@@ -1,6 +1,7 @@
 """``verify --decoder DIR``: does an artifact's decoder stage decode what its autoencoder does?
 
-The artifact's decoder graphs (ONNX Runtime, ``runtime/ort_decoder.py``) and the torch wrappers
+The artifact's decoder graphs (ONNX Runtime, ``runtime/ort_decoder.py``, or their TensorRT
+engines for a TensorRT backend, ``runtime/trt_decoder.py``) and the torch wrappers
 of the source folder (``runtime/decoding.py: TorchDecoder``) decode the same seeded latent
 frames — N(0, 1), the distribution a latent diffusion model's scaled latents are trained to —
 one stream, frame by frame (a Wan stream through its caches). Gates, as issue 21 accepts a
@@ -68,11 +69,13 @@ def verify_decoder(
     backend: str = "ort",
 ) -> DecoderVerifyReport:
     """Decode ``frames`` seeded latent frames with ``artifact``'s decoder stage (a path or
-    loaded Artifact) and with ``source`` (the diffusers folder it was built from) on torch."""
+    loaded Artifact) and with ``source`` (the diffusers folder it was built from) on torch.
+    ``backend``: the step backend whose decoder is checked (``runtime/decoding.py:
+    artifact_decoder``: a TensorRT one decodes on the decoder engines when the artifact has
+    them for this GPU, else on ONNX Runtime's CUDA EP)."""
     from pomexport.export.artifact import Artifact, load_artifact
     from pomexport.models.decoders import check_source_for
-    from pomexport.runtime.decoding import TorchDecoder
-    from pomexport.runtime.ort_decoder import OrtDecoder
+    from pomexport.runtime.decoding import TorchDecoder, artifact_decoder
 
     if frames < 1:
         raise ConfigError(f"frames must be >= 1, got {frames}")
@@ -81,7 +84,7 @@ def verify_decoder(
         raise ConfigError(f"{artifact.root} has no decoder stage (pomexport build --decoder DIR)")
     cfg = artifact.config
     check_source_for(source, cfg.in_channels, cfg.video)
-    decoders = (OrtDecoder.from_artifact(artifact, backend), TorchDecoder(source))
+    decoders = (artifact_decoder(artifact, backend), TorchDecoder(source))
     gen = torch.Generator().manual_seed(seed)
     worst, psnr, made = 0.0, math.inf, 0
     for decoder in decoders:
