@@ -152,15 +152,16 @@ def _variable_shapes(present: list[str], shapes: list[dict], initializers: dict)
     return found
 
 
-def _gemm_alone_ms(work: Path, kernels: list, settings: RooflineSettings) -> tuple[float, int]:
-    """Sum over the GEMM nodes of each node's median time run alone; (ms, GEMM count)."""
+def _gemm_alone_ms(work: Path, kernels: list, settings: RooflineSettings) -> dict[str, list]:
+    """Each GEMM op type's [summed median ms of its nodes run alone, node count]."""
     import onnx
 
     graph = onnx.load(work / "optimized.onnx").graph
     nodes = {n.name: n for n in graph.node}
     initializers = {i.name: i for i in graph.initializer}
     timed: dict[str, float] = {}  # a node shape+attributes key -> ms (repeated shapes reuse)
-    total, seen = 0.0, set()
+    by_op: dict[str, list] = defaultdict(lambda: [0.0, 0])
+    seen = set()
     overhead = _run_overhead_ms(settings)
     for event in kernels:  # the profile holds every timed run: each node counts once
         node = nodes.get(event["name"].removesuffix("_kernel_time"))
@@ -176,8 +177,9 @@ def _gemm_alone_ms(work: Path, kernels: list, settings: RooflineSettings) -> tup
                 lambda s=session, f=feeds: s.run(None, f), settings.repeats, settings.warmup
             )
             timed[key] = max(ms - overhead, 0.0)
-        total += timed[key]
-    return total, len(seen)
+        by_op[node.op_type][0] += timed[key]
+        by_op[node.op_type][1] += 1
+    return dict(by_op)
 
 
 def _run_overhead_ms(settings: RooflineSettings) -> float:
@@ -211,13 +213,16 @@ def roofline(model: bytes, settings: RooflineSettings | None = None) -> dict:
     settings = settings or RooflineSettings()
     with tempfile.TemporaryDirectory(prefix="pomexport-roofline-") as tmp:
         step_ms, kernels = _profiled_nodes(model, settings, Path(tmp))
-        gemm_ms, gemms = _gemm_alone_ms(Path(tmp), kernels, settings)
+        by_op = _gemm_alone_ms(Path(tmp), kernels, settings)
+    gemm_ms = sum(ms for ms, _ in by_op.values())
     return {
         "batch": settings.batch,
         "threads": settings.threads,
         "step_ms": round(step_ms, 3),
         "gemm_ms": round(gemm_ms, 3),
-        "gemm_nodes_per_step": gemms,
+        "gemm_nodes_per_step": sum(n for _, n in by_op.values()),
+        # float MatMul beside MatMulIntegerToFloat: what an int8 step still runs in float
+        "gemm_by_op": {op: {"ms": round(ms, 3), "nodes": n} for op, (ms, n) in by_op.items()},
         "step_over_gemm": round(step_ms / gemm_ms, 3) if gemm_ms else None,
         "non_gemm_share": op_shares(kernels),
     }
@@ -293,6 +298,8 @@ METHOD = {
     "gemm_ms": "sum over the GEMM nodes of the session's optimized graph of each node rebuilt "
     "alone (same op, attributes, profiled shapes, constant weights) and timed alone with the "
     "same session options, less one empty session.run",
+    "gemm_by_op": "gemm_ms and its node count per GEMM op type (an int8 step's float MatMuls "
+    "beside its MatMulIntegerToFloat)",
     "step_over_gemm": "step_ms / gemm_ms: 1.0 is the roofline of fusion alone",
     "non_gemm_share": "share of the profiled non-GEMM kernel time per op type",
     "torch_fp32_ms": "median eager torch fp32 step at the same batch and threads",

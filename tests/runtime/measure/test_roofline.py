@@ -43,6 +43,9 @@ def test_each_gemm_counts_once_per_step_and_shares_cover_the_rest(gemms):
     row = rf.roofline(_graph(gemms).SerializeToString(), FAST)
     assert row["gemm_nodes_per_step"] == gemms  # the profile holds 4 runs: counted once
     assert row["step_ms"] > 0 and row["gemm_ms"] >= 0
+    (op,) = row["gemm_by_op"]  # the graph's GEMMs are all MatMul
+    assert op == "MatMul" and row["gemm_by_op"][op]["nodes"] == gemms
+    assert row["gemm_by_op"][op]["ms"] == pytest.approx(row["gemm_ms"], abs=2e-3)
     shares = row["non_gemm_share"]
     assert not set(shares) & rf.GEMM_OPS
     assert {"Sigmoid", "Mul"} <= set(shares) or {"QuickGelu"} <= set(shares)
