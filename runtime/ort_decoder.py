@@ -22,6 +22,7 @@ import torch
 from pomexport.errors import ArtifactError, StateError
 from pomexport.export.artifact import Artifact
 from pomexport.export.artifact.decoder import DecoderSpec
+from pomexport.runtime.decoder_caches import StreamCaches, first_role
 from pomexport.runtime.ort_backend import (
     TORCH_DTYPES,
     _first_line,
@@ -39,13 +40,6 @@ from pomexport.runtime.providers import (
 logger = logging.getLogger(__name__)
 
 _NUMPY = {torch.float32: np.float32, torch.float16: np.float16}
-
-
-class _Stream:
-    """One stream's buffers: ping-pong cache sets (Wan) and whether it has started."""
-
-    def __init__(self, caches: list[list[torch.Tensor]]) -> None:
-        self.caches, self.front, self.first = caches, 0, True
 
 
 class OrtDecoder:
@@ -68,12 +62,12 @@ class OrtDecoder:
         self.name = f"{spec.source_class} on {ORT_PROVIDERS[backend]} ({spec.precision})"
         threads = threads or default_threads()  # once: the policy samples the CPUs
         self.sessions = {r: self._session(r, src, backend, threads) for r, src in sources.items()}
-        self._latent = self._buffer(self._graph_in(self._first_role)[0])
-        outputs = self.spec.graph(self._first_role)["outputs"]
+        self._latent = self._buffer(self._graph_in(first_role(spec))[0])
+        outputs = self.spec.graph(first_role(spec))["outputs"]
         self._rgb = {role: self._buffer(self.spec.graph(role)["outputs"][0]) for role in spec.files}
         shape = outputs[0]["shape"]
         self.rgb_shape = (3, shape[-2], shape[-1])
-        self._streams: dict[int, _Stream] = {}
+        self._streams = StreamCaches(spec, self._buffer)
         self._bindings: dict[tuple, object] = {}
 
     @classmethod
@@ -91,10 +85,6 @@ class OrtDecoder:
                     raise ArtifactError(f"{name}: a decoder graph with external data")
                 sources[role] = source
         return cls(spec, sources, backend, threads)
-
-    @property
-    def _first_role(self) -> str:
-        return "first" if self.spec.streaming else "decode"
 
     def _graph_in(self, role: str) -> list[dict]:
         return self.spec.graph(role)["inputs"]
@@ -119,29 +109,17 @@ class OrtDecoder:
 
     def start(self, stream: int) -> None:
         """Begin ``stream`` (its buffers are made the first time, then reused)."""
-        if stream not in self._streams:
-            pairs = self.spec.state_pairs
-            by_name = {e["name"]: e for e in self._graph_in("next")} if pairs else {}
-            sets = [[self._buffer(by_name[i]) for i, _ in pairs] for _ in range(2)]
-            self._streams[stream] = _Stream(sets)
-        self._streams[stream].first, self._streams[stream].front = True, 0
+        self._streams.start(stream)
 
     def decode(self, stream: int, latent: torch.Tensor) -> torch.Tensor:
         """latent (C, h, w) -> (F, 3, H, W) fp32 on the CPU."""
-        state = self._streams.get(stream)
-        if state is None:
-            raise StateError(f"decoder: stream {stream} was not started")
+        call = self._streams.call(stream)
         self._latent.view(-1).copy_(latent.reshape(-1))
+        self._run(call.role, self._bind(call.role, call.read, call.write))
+        self._streams.advance(stream, call)
         if not self.spec.streaming:
-            self._run("decode", self._bind("decode", (), ()))
             return _copy(self._rgb["decode"])  # (1, 3, H, W)
-        role = "first" if state.first else "next"
-        read = state.caches[state.front] if role == "next" else []
-        write = state.caches[0] if role == "first" else state.caches[1 - state.front]
-        self._run(role, self._bind(role, read, write))
-        state.front = 0 if role == "first" else 1 - state.front
-        state.first = False
-        return _copy(self._rgb[role][0].permute(1, 0, 2, 3))  # (F, 3, H, W)
+        return _copy(self._rgb[call.role][0].permute(1, 0, 2, 3))  # (F, 3, H, W)
 
     # -- IO binding ---------------------------------------------------------------------
     def _run(self, role: str, binding) -> None:

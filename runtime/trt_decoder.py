@@ -31,6 +31,7 @@ from pomexport.export.engine.decoder_engine import (
     decoder_engine_plan,
 )
 from pomexport.export.engine.target import import_tensorrt
+from pomexport.runtime.decoder_caches import StreamCaches, first_role
 from pomexport.runtime.trt_backend import TORCH_DTYPES
 
 logger = logging.getLogger(__name__)
@@ -80,13 +81,6 @@ def tensorrt_target(device: int = 0) -> tuple[str, str, int]:
     return trt.__version__, target.name, target.sm
 
 
-class _Stream:
-    """One stream's ping-pong cache sets (Wan) and whether its next frame is its first."""
-
-    def __init__(self, caches: list[list[torch.Tensor]]) -> None:
-        self.caches, self.front, self.first = caches, 0, True
-
-
 class TrtDecoder:
     """The decoder graphs of ``spec`` as TensorRT engines (``plans``: serialized bytes by
     role) on CUDA device ``device``: one execution context per role, shared by the streams,
@@ -107,11 +101,11 @@ class TrtDecoder:
             self._engines = {role: self._deserialize(role, plan) for role, plan in plans.items()}
             self._contexts = {role: self._context(role) for role in plans}
             self._cuda = torch.cuda.Stream(self.device)
-        self._latent = self._buffer(self.spec.graph(self._first_role)["inputs"][0])
+        self._latent = self._buffer(self.spec.graph(first_role(spec))["inputs"][0])
         self._rgb = {role: self._buffer(spec.graph(role)["outputs"][0]) for role in spec.files}
-        shape = self._rgb[self._first_role].shape
+        shape = self._rgb[first_role(spec)].shape
         self.rgb_shape = (3, shape[-2], shape[-1])
-        self._streams: dict[int, _Stream] = {}
+        self._streams = StreamCaches(spec, self._buffer)
         self._bound: dict[tuple[str, str], int] = {}  # (role, tensor) -> address set
 
     @classmethod
@@ -125,10 +119,6 @@ class TrtDecoder:
             raise ArtifactError(f"{artifact.root} has no decoder stage (build --decoder DIR)")
         data = {role: artifact.read_verified(name) for role, name in plans.items()}
         return cls(spec, data, device)
-
-    @property
-    def _first_role(self) -> str:
-        return "first" if self.spec.streaming else "decode"
 
     def _buffer(self, entry: dict) -> torch.Tensor:
         dtype = TORCH_DTYPES[entry["dtype"]]
@@ -177,29 +167,16 @@ class TrtDecoder:
 
     def start(self, stream: int) -> None:
         """Begin ``stream`` (its cache buffers are made the first time, then reused)."""
-        if stream not in self._streams:
-            pairs = self.spec.state_pairs
-            graph = self.spec.graph("next")["inputs"] if pairs else []
-            by_name = {e["name"]: e for e in graph}
-            sets = [[self._buffer(by_name[i]) for i, _ in pairs] for _ in range(2)]
-            self._streams[stream] = _Stream(sets)
-        self._streams[stream].first, self._streams[stream].front = True, 0
+        self._streams.start(stream)
 
     def decode(self, stream: int, latent: torch.Tensor) -> torch.Tensor:
         """latent (C, h, w) -> (F, 3, H, W) fp32 on the CPU."""
-        state = self._streams.get(stream)
-        if state is None:
-            raise StateError(f"decoder: stream {stream} was not started")
+        call = self._streams.call(stream)
+        self._run(call.role, latent, call.read, call.write)
+        self._streams.advance(stream, call)
         if not self.spec.streaming:
-            self._run("decode", latent, (), ())
             return _copy(self._rgb["decode"])  # (1, 3, H, W)
-        role = "first" if state.first else "next"
-        read = state.caches[state.front] if role == "next" else []
-        write = state.caches[0] if role == "first" else state.caches[1 - state.front]
-        self._run(role, latent, read, write)
-        state.front = 0 if role == "first" else 1 - state.front
-        state.first = False
-        return _copy(self._rgb[role])[0].permute(1, 0, 2, 3).contiguous()  # (F, 3, H, W)
+        return _copy(self._rgb[call.role])[0].permute(1, 0, 2, 3).contiguous()  # (F, 3, H, W)
 
     # -- execution ----------------------------------------------------------------------
     def _run(self, role: str, latent: torch.Tensor, read, write) -> None:

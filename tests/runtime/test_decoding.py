@@ -132,8 +132,8 @@ def test_an_artifact_refuses_a_decoder_folder(decoders, tmp_path):
 def test_wan_stream_of_256_frames_holds_constant_memory(decoders):
     decoder = OrtDecoder.from_artifact(decoders.artifact("wan"))
     decoder.start(0)
-    stream = decoder._streams[0]
-    buffers = {(t.data_ptr(), tuple(t.shape)) for s in stream.caches for t in s}
+    sets = decoder._streams.cache_sets(0)
+    buffers = {(t.data_ptr(), tuple(t.shape)) for s in sets for t in s}
     gen = torch.Generator().manual_seed(3)
     rss, shapes = [], set()
     for index in range(256):
@@ -141,7 +141,7 @@ def test_wan_stream_of_256_frames_holds_constant_memory(decoders):
         shapes.add(tuple(frames.shape))
         if index >= 32 and index % 8 == 0:  # after the warm-up (ORT's arenas)
             rss.append((index, current_rss()))
-        now = {(t.data_ptr(), tuple(t.shape)) for s in stream.caches for t in s}
+        now = {(t.data_ptr(), tuple(t.shape)) for s in sets for t in s}
         assert now == buffers  # the same two cache sets, same shapes, every call
     assert shapes == {(1, 3, 128, 128), (4, 3, 128, 128)}
     assert len(decoder._bindings) == 3  # first, next A->B, next B->A: made once
