@@ -136,6 +136,17 @@ class _DecoderInfo(_Info):
     ]
 
 
+class _RgbInfo(_Info):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        *[
+            (name, ctypes.c_int32)
+            for name in ("decodes", "channels", "height", "width", "frames_first", "frames_next")
+        ],
+        ("reason", ctypes.c_char * 256),
+    ]
+
+
 def find_library(path: str | os.PathLike | None = None) -> Path:
     """``path``, else ``$POMRT_LIBRARY``, else the first default build location that exists."""
     candidates = [Path(p) for p in (path, os.environ.get(ENV_VAR)) if p]
@@ -207,6 +218,15 @@ class PomRT:
             "pomrt_verify_artifact": (status, [char_p, char_p, c.c_size_t]),
             "pomrt_artifact_info": (status, [char_p, c.POINTER(_ModelInfo)]),
             "pomrt_artifact_decoder": (status, [char_p, c.POINTER(_DecoderInfo)]),
+            "pomrt_artifact_decoder_engine": (
+                status,
+                [char_p, char_p, char_p, char_p, c.c_int32, char_p, c.c_size_t],
+            ),
+            "pomrt_decode_info": (status, [c.c_void_p, c.POINTER(_RgbInfo)]),
+            "pomrt_next_rgb": (
+                status,
+                [c.c_void_p, c.c_int32, fptr, c.c_size_t, c.POINTER(c.c_int32)],
+            ),
             "pomrt_schedule": (status, [c.c_int32, c.c_float, fptr]),
             "pomrt_noise": (status, [c.c_uint64, c.c_uint64, c.c_uint64, c.c_size_t, fptr]),
             "pomrt_default_options": (None, [c.POINTER(_Options)]),
@@ -258,6 +278,16 @@ class PomRT:
         if not info.has_decoder:
             return None
         return info.as_dict()
+
+    def artifact_decoder_engine(
+        self, artifact_dir: str | os.PathLike, role: str, trt_version: str, gpu_name: str, sm: int
+    ) -> str:
+        """The decoder plan a TensorRT runtime on that target runs for ``role``; BuildError
+        (UNSUPPORTED) naming the plan and why when there is none."""
+        plan = ctypes.create_string_buffer(512)
+        args = (role.encode(), trt_version.encode(), gpu_name.encode(), sm, plan, len(plan))
+        self.call("pomrt_artifact_decoder_engine", os.fsencode(artifact_dir), *args)
+        return plan.value.decode()
 
     def schedule(self, steps: int, shift: float = 1.0) -> np.ndarray:
         """(steps + 1,) float32 times from 1 to 0, computed by the C++ sampler."""
@@ -361,6 +391,24 @@ class CppRuntime:
         out = np.empty(self.frame_shape, dtype=np.float32)
         self.lib.call("pomrt_next_frame", self._handle, slot, _float_ptr(out), out.nbytes)
         return out
+
+    def decode_info(self) -> dict:
+        """Whether this runtime decodes (``decodes``, else ``reason``) and the RGB frame shape."""
+        info = _RgbInfo(struct_size=ctypes.sizeof(_RgbInfo))
+        self.lib.call("pomrt_decode_info", self._handle, ctypes.byref(info))
+        return info.as_dict()
+
+    def next_rgb(self, slot: int) -> np.ndarray:
+        """The slot's next decoded RGB frames, (n, 3, H, W) float32 (all queued, n >= 1)."""
+        info = self.decode_info()
+        if not info["decodes"]:
+            raise BuildError(f"this runtime does not decode: {info['reason']}")
+        most = max(info["frames_first"], info["frames_next"])
+        out = np.empty((most, 3, info["height"], info["width"]), dtype=np.float32)
+        written = ctypes.c_int32(0)
+        args = (slot, _float_ptr(out), out.nbytes, ctypes.byref(written))
+        self.lib.call("pomrt_next_rgb", self._handle, *args)
+        return out[: written.value]
 
     def close(self) -> None:
         if getattr(self, "_handle", None):

@@ -8,7 +8,7 @@
 # looked up there, else in ONNX_PARSER_INCLUDE_DIR (release/10.x keeps it in the onnx-tensorrt
 # submodule). ARCH: SM numbers for the frame-loop kernels (default 87 90 110). Steps, each
 # fatal on failure:
-#   1. the TensorRT sources (engine, generator, C API runtime and plugin parts) and the examples: full object
+#   1. the TensorRT sources (engine, generator, decoder stage, C API runtime and plugin parts) and the examples: full object
 #      compile, -Wall -Wextra -Werror, deprecated TensorRT declarations are errors too;
 #   2. the frame-loop kernels with nvcc for every ARCH;
 #   3. link everything with the CPU sources into libpomrt.so with TensorRT symbols left
@@ -57,7 +57,7 @@ echo "TensorRT headers $(version) at $TRT_INCLUDE_DIR (ONNX parser header: $PARS
 
 CXXFLAGS=(-std=c++17 -O2 -fPIC -fvisibility=hidden -Wall -Wextra -Wpedantic -Werror -Werror=deprecated-declarations
     -isystem "$TRT_INCLUDE_DIR" -isystem "$PARSER_INCLUDE_DIR" -isystem "$CUDA_INCLUDE_DIR" -I "$ROOT/include")
-for source in src/engine.cpp src/generator.cpp src/capi_runtime.cpp src/capi_plugin.cpp; do
+for source in src/engine.cpp src/generator.cpp src/generator_rgb.cpp src/trt_decoder.cpp src/capi_runtime.cpp src/capi_plugin.cpp; do
     echo "[1/3] $CXX -c $source (POMRT_WITH_TENSORRT=1)"
     "$CXX" "${CXXFLAGS[@]}" -DPOMRT_WITH_TENSORRT=1 -c "$ROOT/$source" -o "$WORK/$(basename "${source%.cpp}").o"
 done
@@ -75,13 +75,13 @@ echo "[2/3] nvcc -c src/kernels.cu (sm ${ARCHS[*]})"
     -I "$ROOT/include" -c "$ROOT/src/kernels.cu" -o "$WORK/kernels.o"
 
 echo "[3/3] link libpomrt.so (TensorRT symbols unresolved: headers only here)"
-for source in capi capi_decoder decoder manifest paths plugin_loads schedule sha256; do
+for source in capi capi_decoder decoder decoder_engines manifest paths plugin_loads schedule sha256; do
     "$CXX" "${CXXFLAGS[@]}" -DPOMRT_WITH_TENSORRT=1 -c "$ROOT/src/$source.cpp" -o "$WORK/$source.o"
 done
 "$NVCC" -shared -o "$WORK/libpomrt.so" "$WORK"/*.o -lcrypto -ldl
 exports="$(nm -D --defined-only "$WORK/libpomrt.so")"
 for symbol in pomrt_create pomrt_next_frame pomrt_reset_stream pomrt_destroy pomrt_last_error pomrt_verify_artifact pomrt_schedule \
-    pomrt_plugin_load pomrt_plugin_release pomrt_artifact_decoder; do
+    pomrt_plugin_load pomrt_plugin_release pomrt_artifact_decoder pomrt_artifact_decoder_engine pomrt_decode_info pomrt_next_rgb; do
     if ! grep -qw "$symbol" <<<"$exports"; then
         echo "missing exported symbol: $symbol" >&2
         exit 1

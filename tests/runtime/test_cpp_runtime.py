@@ -7,6 +7,8 @@ this machine); the frame loop itself needs TensorRT and a GPU and is only compil
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -309,6 +311,87 @@ def test_decoder_entry_refused_as_python_refuses_it(lib, decoders, tmp_path, edi
         load_artifact(art)
     with pytest.raises(ArtifactError, match=message):
         lib.artifact_decoder(art)
+
+
+_H100 = ("10.3.0.26", "NVIDIA H100 80GB HBM3", 90)
+
+
+def _with_decoder_engines(art: Path) -> list:
+    """``art`` with the plans and records the Python builder writes for an H100 on TensorRT
+    10.3.0.26 (decoder_engine.py's names and engine_record; the plans' bytes are stand-ins)."""
+    from pomexport.export.artifact import edit_artifact
+    from pomexport.export.artifact.decoder import KEY
+    from pomexport.export.artifact.engines import engine_record
+    from pomexport.export.engine.decoder_engine import ENGINE_FLAVOR, decoder_engine_plan
+
+    engines = decoder_engine_plan(load_artifact(art), *_H100)
+    with edit_artifact(art) as draft:
+        entry = dict(draft.manifest[KEY])
+        records = {}
+        for e in engines:
+            draft.write(e.plan_name, lambda tmp, e=e: tmp.write_bytes(f"plan {e.role}".encode()))
+            records[e.plan_name] = engine_record(e.key, ENGINE_FLAVOR, "2026-12-07T00:00:00Z")
+        draft.manifest[KEY] = {**entry, "engines": records}
+    return engines
+
+
+def test_decoder_engines_chosen_as_the_python_builder_records_them(lib, decoders, tmp_path):
+    """pomrt_artifact_decoder_engine (issue 21): the plan a TensorRT runtime runs per decoder
+    role is the one Python's builder wrote and counts as cached for that target; nothing for
+    another GPU or TensorRT release, a record of an earlier graph, or a plan without a record.
+    (The runtime itself, which deserialises and runs them, needs TensorRT and a GPU.)"""
+    from pomexport.export.engine.decoder_engine import cached_decoder_engine
+
+    art = Path(shutil.copytree(decoders.artifact("wan").root, tmp_path / "art"))
+    with pytest.raises(
+        BuildError, match=r"decoder/first-nvidia-h100-80gb-hbm3-sm90-trt10\.3\.0\.plan: not in"
+    ):
+        lib.artifact_decoder_engine(art, "first", "10.3.0", _H100[1], 90)
+    engines = _with_decoder_engines(art)
+    assert {e.role for e in engines} == {"first", "next"}
+    for e in engines:
+        assert cached_decoder_engine(load_artifact(art), e)
+        assert lib.artifact_decoder_engine(art, e.role, "10.3.0", _H100[1], 90) == e.plan_name
+        assert lib.artifact_decoder_engine(art, e.role, *_H100) == e.plan_name
+    with pytest.raises(
+        BuildError, match=r"decoder/next-orin-sm87-trt10\.3\.0\.plan: not in the artifact"
+    ):
+        lib.artifact_decoder_engine(art, "next", "10.3.0", "Orin", 87)
+    with pytest.raises(BuildError, match=r"trt10\.13\.0\.plan: not in the artifact"):
+        lib.artifact_decoder_engine(art, "next", "10.13.0", _H100[1], 90)
+    with pytest.raises(ConfigError, match=r"a wan-stream decoder has no such graph"):
+        lib.artifact_decoder_engine(art, "decode", *_H100)
+
+    # The record of a plan built from an earlier next.onnx: its key (and so its digest) names
+    # that graph's sha256.
+    stale = next(e for e in engines if e.role == "next")
+    earlier = dataclasses.replace(stale.key, onnx_sha256="0" * 64)
+    _edit_decoder(
+        art,
+        lambda d: d["engines"][stale.plan_name].update(
+            key=earlier.to_dict(), digest=earlier.digest()
+        ),
+    )
+    assert not cached_decoder_engine(load_artifact(art), stale)
+    with pytest.raises(BuildError, match=r"built from an earlier decoder/next\.onnx"):
+        lib.artifact_decoder_engine(art, "next", *_H100)
+    _edit_decoder(art, lambda d: d.pop("engines"))
+    with pytest.raises(BuildError, match=r"listed without an engine record"):
+        lib.artifact_decoder_engine(art, "first", *_H100)
+    plan = art / stale.plan_name
+    plan.write_bytes(plan.read_bytes() + b"x")  # a plan is hashed like every listed file
+    with pytest.raises(ArtifactError, match=r"next-nvidia-h100-80gb-hbm3-sm90-trt10\.3\.0\.plan"):
+        lib.artifact_decoder_engine(art, "next", *_H100)
+
+
+def test_decoding_calls_need_a_tensorrt_build(lib):
+    """pomrt_decode_info / pomrt_next_rgb in a CPU-only build: UNSUPPORTED, saying why."""
+    written = ctypes.c_int32(5)
+    out = np.empty(3 * 4 * 4, dtype=np.float32)
+    ptr = out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+    with pytest.raises(BuildError, match="built without TensorRT"):
+        lib.call("pomrt_next_rgb", None, 0, ptr, out.nbytes, ctypes.byref(written))
+    assert written.value == 0
 
 
 def test_extra_unlisted_file_refused(lib, artifact):

@@ -6,6 +6,9 @@
 //
 // Frames of the tiny model are RGB images in about [-1, 1]: uint8 = round((x + 1) * 127.5),
 // then nearest-neighbour upscaled (a 16x16 latent is hard to see), then BT.601 full-range YCbCr.
+// When the runtime decodes (pomrt_decode_info: the artifact's decoder engines for this GPU), the
+// video is the decoded RGB frames instead, same mapping, not upscaled: --frames counts latent
+// frames, each giving frames_first/frames_next RGB frames (a Wan stream: 1, then 4).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -61,11 +64,9 @@ uint8_t toByte(float x)
     return static_cast<uint8_t>(std::lround(std::clamp((x + 1.0F) * 127.5F, 0.0F, 255.0F)));
 }
 
-//! One latent (C x H x W) as upscaled Y, Cb, Cr planes (C == 1: grey; C >= 3: the first 3 are RGB).
-std::vector<uint8_t> toYuv444(std::vector<float> const& frame, pomrt_model_info const& info, int32_t upscale)
+//! One frame (C x H x W) as upscaled Y, Cb, Cr planes (C == 1: grey; C >= 3: the first 3 are RGB).
+std::vector<uint8_t> toYuv444(float const* frame, int32_t channels, int32_t h, int32_t w, int32_t upscale)
 {
-    int32_t const h = info.height;
-    int32_t const w = info.width;
     int32_t const outW = w * upscale;
     size_t const plane = static_cast<size_t>(outW) * static_cast<size_t>(h * upscale);
     std::vector<uint8_t> yuv(3 * plane);
@@ -76,8 +77,8 @@ std::vector<uint8_t> toYuv444(std::vector<float> const& frame, pomrt_model_info 
             size_t const src = static_cast<size_t>(y / upscale) * w + static_cast<size_t>(x / upscale);
             size_t const hw = static_cast<size_t>(h) * w;
             float const r = toByte(frame[src]);
-            float const g = info.in_channels >= 3 ? toByte(frame[hw + src]) : r;
-            float const b = info.in_channels >= 3 ? toByte(frame[2 * hw + src]) : r;
+            float const g = channels >= 3 ? toByte(frame[hw + src]) : r;
+            float const b = channels >= 3 ? toByte(frame[2 * hw + src]) : r;
             size_t const dst = static_cast<size_t>(y) * outW + x;
             yuv[dst] = static_cast<uint8_t>(std::lround(std::clamp(0.299F * r + 0.587F * g + 0.114F * b, 0.0F, 255.0F)));
             yuv[plane + dst] = static_cast<uint8_t>(
@@ -93,6 +94,40 @@ int fail(char const* what)
 {
     std::fprintf(stderr, "generate_y4m: %s: %s\n", what, pomrt_last_error());
     return 1;
+}
+
+//! What the video shows: the decoded RGB frames when the runtime decodes, else the latents.
+struct Picture
+{
+    bool rgb{false};
+    int32_t channels{0}, height{0}, width{0}, upscale{1};
+    int32_t perCall{1}; //!< frames one pomrt_next_rgb call may return
+};
+
+void writeFrame(std::FILE* out, float const* frame, Picture const& p)
+{
+    std::vector<uint8_t> const yuv = toYuv444(frame, p.channels, p.height, p.width, p.upscale);
+    std::fputs("FRAME\n", out);
+    std::fwrite(yuv.data(), 1, yuv.size(), out);
+}
+
+//! The next latent frame of slot 0 as 1 video frame, or its decoded RGB frames; how many.
+int32_t nextFrames(pomrt_runtime* rt, std::vector<float>& buffer, Picture const& p, std::FILE* out)
+{
+    int32_t written = 1;
+    pomrt_status const status = p.rgb
+        ? pomrt_next_rgb(rt, 0, buffer.data(), buffer.size() * sizeof(float), &written)
+        : pomrt_next_frame(rt, 0, buffer.data(), buffer.size() * sizeof(float));
+    if (status != POMRT_OK)
+    {
+        return -1;
+    }
+    size_t const frame = static_cast<size_t>(p.channels) * p.height * p.width;
+    for (int32_t i = 0; i < written; ++i)
+    {
+        writeFrame(out, buffer.data() + i * frame, p);
+    }
+    return written;
 }
 
 } // namespace
@@ -120,11 +155,24 @@ int main(int argc, char** argv)
     pomrt_model_info info;
     std::memset(&info, 0, sizeof(info));
     info.struct_size = sizeof(info);
-    if (pomrt_info(rt, &info) != POMRT_OK || pomrt_reset_stream(rt, 0, args.seed, args.label) != POMRT_OK)
+    pomrt_rgb_info rgb;
+    std::memset(&rgb, 0, sizeof(rgb));
+    rgb.struct_size = sizeof(rgb);
+    if (pomrt_info(rt, &info) != POMRT_OK || pomrt_decode_info(rt, &rgb) != POMRT_OK
+        || pomrt_reset_stream(rt, 0, args.seed, args.label) != POMRT_OK)
     {
-        int const status = fail("pomrt_info/pomrt_reset_stream");
+        int const status = fail("pomrt_info/pomrt_decode_info/pomrt_reset_stream");
         pomrt_destroy(rt);
         return status;
+    }
+    Picture picture{false, info.in_channels, info.height, info.width, args.upscale, 1};
+    if (rgb.decodes)
+    {
+        picture = Picture{true, rgb.channels, rgb.height, rgb.width, 1, std::max(rgb.frames_first, rgb.frames_next)};
+    }
+    else
+    {
+        std::fprintf(stderr, "generate_y4m: writing latents (%s)\n", rgb.reason);
     }
     std::FILE* out = std::fopen(args.out.c_str(), "wb");
     if (out == nullptr)
@@ -133,26 +181,27 @@ int main(int argc, char** argv)
         pomrt_destroy(rt);
         return 1;
     }
-    std::fprintf(out, "YUV4MPEG2 W%d H%d F%d:1 Ip A1:1 C444\n", info.width * args.upscale,
-        info.height * args.upscale, args.fps);
-    std::vector<float> frame(static_cast<size_t>(info.in_channels) * info.height * info.width);
+    std::fprintf(out, "YUV4MPEG2 W%d H%d F%d:1 Ip A1:1 C444\n", picture.width * picture.upscale,
+        picture.height * picture.upscale, args.fps);
+    std::vector<float> buffer(static_cast<size_t>(picture.perCall) * picture.channels * picture.height * picture.width);
     int status = 0;
-    for (int32_t f = 0; f < args.frames && status == 0; ++f)
+    int32_t written = 0;
+    for (int32_t f = 0; f < args.frames; ++f)
     {
-        if (pomrt_next_frame(rt, 0, frame.data(), frame.size() * sizeof(float)) != POMRT_OK)
+        int32_t const n = nextFrames(rt, buffer, picture, out);
+        if (n < 0)
         {
-            status = fail("pomrt_next_frame");
+            status = fail(picture.rgb ? "pomrt_next_rgb" : "pomrt_next_frame");
             break;
         }
-        std::vector<uint8_t> const yuv = toYuv444(frame, info, args.upscale);
-        std::fputs("FRAME\n", out);
-        std::fwrite(yuv.data(), 1, yuv.size(), out);
+        written += n;
     }
     std::fclose(out);
     pomrt_destroy(rt);
     if (status == 0)
     {
-        std::fprintf(stderr, "generate_y4m: wrote %d frames to %s\n", args.frames, args.out.c_str());
+        std::fprintf(stderr, "generate_y4m: wrote %d %s frames (%d latent frames) to %s\n", written,
+            picture.rgb ? "decoded RGB" : "latent", args.frames, args.out.c_str());
     }
     return status;
 }

@@ -10,8 +10,9 @@
  *     model info, the sampler's time schedule, the deterministic frame noise, loading the
  *     plugin library (through TensorRT's plugin registry in a TensorRT build).
  *   - Runtime (needs a library built with POMRT_WITH_TENSORRT=ON, TensorRT and a GPU):
- *     pomrt_create / pomrt_reset_stream / pomrt_next_frame / pomrt_destroy. In a CPU-only
- *     build they return POMRT_ERR_UNSUPPORTED.
+ *     pomrt_create / pomrt_reset_stream / pomrt_next_frame / pomrt_destroy, and with the
+ *     artifact's decoder engines pomrt_decode_info / pomrt_next_rgb. In a CPU-only build they
+ *     return POMRT_ERR_UNSUPPORTED.
  */
 #ifndef POMRT_H
 #define POMRT_H
@@ -104,6 +105,20 @@ typedef struct pomrt_decoder_info
     char source_class[32];                     /* AutoencoderKL | AutoencoderTiny | AutoencoderKLWan */
 } pomrt_decoder_info;
 
+/* Whether a runtime decodes its latents into RGB frames (pomrt_decode_info; issue 21): it does
+ * when the artifact has a decoder stage and, for every decoder graph, the TensorRT engine built
+ * for this GPU and TensorRT release (decoder/<role>-<gpu>-sm<NN>-trt<ver>.plan, recorded in the
+ * decoder entry's "engines" as built from that graph). Otherwise decodes = 0, reason says why,
+ * and the runtime works as without a decoder (pomrt_next_frame returns latents). */
+typedef struct pomrt_rgb_info
+{
+    size_t struct_size;                /* sizeof(pomrt_rgb_info), set by the caller */
+    int32_t decodes;                   /* 1: pomrt_next_rgb returns decoded frames */
+    int32_t channels, height, width;   /* one RGB frame: 3 x height x width fp32, about [-1, 1] */
+    int32_t frames_first, frames_next; /* RGB frames of a stream's first latent frame, of each later one */
+    char reason[256];                  /* decodes = 0: why (no decoder stage, no engine for this GPU, ...) */
+} pomrt_rgb_info;
+
 /* Thread-local message of the last failed call on this thread ("" after a success). */
 POMRT_API const char* pomrt_last_error(void);
 
@@ -127,8 +142,20 @@ POMRT_API pomrt_status pomrt_artifact_info(const char* artifact_dir, pomrt_model
  * from the manifest's decoder entry, checked as the Python loader checks it (kind and its
  * roles, precision, batch 1, files decoder/<role>.onnx and listed, frames_per_step >= 1, each
  * graph's inputs and outputs: names in order, dtypes, static dims). An artifact without a
- * decoder: POMRT_OK and info->has_decoder = 0. The runtime does not run the decoder yet. */
+ * decoder: POMRT_OK and info->has_decoder = 0. A TensorRT runtime runs it when it has the
+ * decoder engines of its GPU (pomrt_artifact_decoder_engine, pomrt_decode_info). */
 POMRT_API pomrt_status pomrt_artifact_decoder(const char* artifact_dir, pomrt_decoder_info* info);
+
+/* Verify, then the plan a runtime on TensorRT `trt_version` ("major.minor[.patch[.build]]"),
+ * GPU `gpu_name` (the CUDA device name) of SM `sm` (major * 10 + minor) runs for decoder role
+ * `role` (decode | first | next): decoder/<role>-<gpu>-sm<NN>-trt<major.minor.patch>.plan,
+ * listed in the manifest and recorded in the decoder entry's "engines" as built from that
+ * role's graph for that target. The name goes into plan (NUL-terminated, truncated to
+ * plan_len). POMRT_ERR_UNSUPPORTED when there is none (no decoder stage, plan absent, no
+ * record, built from an earlier graph, recorded for another target: the message says which);
+ * POMRT_ERR_INVALID_ARGUMENT for a role the decoder kind does not have. */
+POMRT_API pomrt_status pomrt_artifact_decoder_engine(const char* artifact_dir, const char* role,
+    const char* trt_version, const char* gpu_name, int32_t sm, char* plan, size_t plan_len);
 
 /* steps + 1 decreasing times from 1 to 0 (uniform, then t' = s t / (1 + (s - 1) t)), exactly
  * as pomexport.runtime.sampler.time_schedule: out must hold steps + 1 floats. */
@@ -184,6 +211,21 @@ POMRT_API pomrt_status pomrt_reset_stream(pomrt_runtime* rt, int32_t slot, uint6
  * one batch frame is generated for every active slot; it fails with POMRT_ERR_STATE if
  * another active slot still has an unread frame (read every active slot once per frame). */
 POMRT_API pomrt_status pomrt_next_frame(pomrt_runtime* rt, int32_t slot, float* out, size_t size);
+
+/* Whether `rt` decodes, and the RGB frame shape (info->struct_size set by the caller). */
+POMRT_API pomrt_status pomrt_decode_info(const pomrt_runtime* rt, pomrt_rgb_info* info);
+
+/* The next decoded RGB frames of `slot`, each 3 x height x width fp32 (pomrt_decode_info), as
+ * many queued ones as fit into out (size bytes; at least one must fit, else
+ * POMRT_ERR_BUFFER_TOO_SMALL); *frames_written says how many. After each committed frame
+ * every active slot's latent is decoded at batch 1 (a wan-stream slot: frames_first RGB frames
+ * for its first latent frame, frames_next for each later one, on its own causal caches, which
+ * pomrt_reset_stream restarts); the frames queue per slot. When `slot` has none queued the
+ * batch advances as in pomrt_next_frame (POMRT_ERR_STATE while another active slot has an
+ * unread frame). A slot's frame counts as read once its latent was read (pomrt_next_frame) or
+ * its last queued RGB frame was; RGB frames not read when the batch advances are dropped.
+ * POMRT_ERR_UNSUPPORTED when the runtime does not decode (the message gives the reason). */
+POMRT_API pomrt_status pomrt_next_rgb(pomrt_runtime* rt, int32_t slot, float* out, size_t size, int32_t* frames_written);
 
 /* Free every device buffer and the engine. NULL is accepted. */
 POMRT_API void pomrt_destroy(pomrt_runtime* rt);

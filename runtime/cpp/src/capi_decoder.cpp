@@ -4,6 +4,7 @@
 
 #include "capi_guard.hpp"
 #include "pomrt.h"
+#include "pomrt/decoder_engines.hpp"
 #include "pomrt/manifest.hpp"
 
 namespace pomrt
@@ -85,6 +86,31 @@ POMRT_API pomrt_status pomrt_artifact_decoder(const char* artifact_dir, pomrt_de
         {
             fillDecoderInfo(*artifact.manifest().decoder, info);
         }
+    });
+}
+
+POMRT_API pomrt_status pomrt_artifact_decoder_engine(const char* artifact_dir, const char* role,
+    const char* trt_version, const char* gpu_name, int32_t sm, char* plan, size_t plan_len)
+{
+    return guarded([&] {
+        requireNonNull(artifact_dir, "artifact_dir");
+        requireNonNull(role, "role");
+        requireNonNull(trt_version, "trt_version");
+        requireNonNull(gpu_name, "gpu_name");
+        requireNonNull(plan, "plan");
+        copyMessage(std::string(), plan, plan_len);
+        Artifact const artifact = Artifact::open(artifact_dir);
+        DecoderEngineChoice const choice = chooseDecoderEngine(artifact.manifest(), role, trt_version, gpu_name, sm);
+        if (choice.plan.empty())
+        {
+            throw Error(POMRT_ERR_UNSUPPORTED, choice.reason);
+        }
+        if (plan_len <= choice.plan.size())
+        {
+            throw Error(POMRT_ERR_BUFFER_TOO_SMALL, "plan buffer of " + std::to_string(plan_len) + " bytes for '"
+                + choice.plan + "'");
+        }
+        copyMessage(choice.plan, plan, plan_len);
     });
 }
 

@@ -1,5 +1,6 @@
 // The runtime half of the C API: create / reset / next frame / destroy around pomrt::Runtime.
 #include <memory>
+#include <string>
 
 #include "capi_guard.hpp"
 #include "pomrt.h"
@@ -14,13 +15,27 @@ void checkInfoStruct(pomrt_model_info const* info);
 } // namespace capi
 
 #if !POMRT_WITH_TENSORRT
+constexpr char const* kNoTensorRT
+    = "libpomrt was built without TensorRT (POMRT_WITH_TENSORRT=OFF): only the CPU entry points work; "
+      "rebuild with TensorRT and CUDA to generate frames";
+
 std::unique_ptr<Runtime> Runtime::create(std::filesystem::path const&, pomrt_options const&)
 {
-    throw Error(POMRT_ERR_UNSUPPORTED,
-        "libpomrt was built without TensorRT (POMRT_WITH_TENSORRT=OFF): only the CPU entry points work; "
-        "rebuild with TensorRT and CUDA to generate frames");
+    throw Error(POMRT_ERR_UNSUPPORTED, kNoTensorRT);
 }
 #endif
+
+namespace capi
+{
+//! Calls that need a runtime say first that a CPU-only build has none (the only handle a
+//! caller can hold there is NULL, which would otherwise read as a bad argument).
+inline void requireTensorRT()
+{
+#if !POMRT_WITH_TENSORRT
+    throw Error(POMRT_ERR_UNSUPPORTED, kNoTensorRT);
+#endif
+}
+} // namespace capi
 } // namespace pomrt
 
 struct pomrt_runtime
@@ -99,6 +114,44 @@ POMRT_API pomrt_status pomrt_next_frame(pomrt_runtime* rt, int32_t slot, float* 
     return guarded([&] {
         requireNonNull(out, "out");
         live(rt).nextFrame(slot, out, size);
+    });
+}
+
+POMRT_API pomrt_status pomrt_decode_info(const pomrt_runtime* rt, pomrt_rgb_info* info)
+{
+    return guarded([&] {
+        requireTensorRT();
+        pomrt::Runtime const& runtime = live(rt);
+        requireNonNull(info, "info");
+        if (info->struct_size != sizeof(pomrt_rgb_info))
+        {
+            throw argumentError("info->struct_size is " + std::to_string(info->struct_size) + ", expected "
+                + std::to_string(sizeof(pomrt_rgb_info)) + " (header and library differ)");
+        }
+        RgbFrames const rgb = runtime.rgbFrames();
+        *info = pomrt_rgb_info{};
+        info->struct_size = sizeof(pomrt_rgb_info);
+        info->decodes = rgb.decodes ? 1 : 0;
+        info->channels = rgb.decodes ? 3 : 0;
+        info->height = rgb.height;
+        info->width = rgb.width;
+        info->frames_first = rgb.framesFirst;
+        info->frames_next = rgb.framesNext;
+        copyMessage(rgb.reason, info->reason, sizeof(info->reason));
+    });
+}
+
+POMRT_API pomrt_status pomrt_next_rgb(pomrt_runtime* rt, int32_t slot, float* out, size_t size, int32_t* frames_written)
+{
+    if (frames_written != nullptr)
+    {
+        *frames_written = 0;
+    }
+    return guarded([&] {
+        requireTensorRT();
+        requireNonNull(out, "out");
+        requireNonNull(frames_written, "frames_written");
+        *frames_written = static_cast<int32_t>(live(rt).nextRgb(slot, out, size));
     });
 }
 

@@ -150,6 +150,30 @@ void parseIo(json const& io, DecoderSpec& spec, std::map<std::string, FileEntry>
         spec.statePairs.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
     }
 }
+//! entry["engines"]: {plan name: {"key": {...}, "digest": ..., ...}} (not checked by Python's
+//! loader either; only well-typed records are kept, see DecoderSpec::engines).
+void parseEngineRecords(json const& entry, DecoderSpec& spec)
+{
+    json const records = entry.value("engines", json());
+    if (!records.is_object())
+    {
+        return;
+    }
+    for (auto const& [plan, record] : records.items())
+    {
+        json const key = record.is_object() ? record.value("key", json()) : json();
+        bool const typed = key.is_object() && key.value("onnx_sha256", json()).is_string()
+            && key.value("trt_version", json()).is_string() && key.value("gpu_name", json()).is_string()
+            && key.value("sm", json()).is_number_integer();
+        if (typed)
+        {
+            json const profile = key.value("profile", json());
+            spec.engines[plan] = DecoderEngineRecord{key["onnx_sha256"].get<std::string>(),
+                key["trt_version"].get<std::string>(), key["gpu_name"].get<std::string>(), key["sm"].get<int64_t>(),
+                profile.is_array() && profile.empty()};
+        }
+    }
+}
 } // namespace
 
 std::vector<std::string> decoderRoles(std::string const& kind)
@@ -199,6 +223,7 @@ std::optional<DecoderSpec> parseDecoderEntry(json const& doc, std::map<std::stri
         throw fail(where, "io must hold the graphs' inputs and outputs");
     }
     parseIo(io, spec, files, where);
+    parseEngineRecords(entry, spec);
     return spec;
 }
 

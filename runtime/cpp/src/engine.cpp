@@ -7,7 +7,6 @@
 #include <NvOnnxParser.h>
 #include <cuda_runtime_api.h>
 
-#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "device.hpp"
+#include "pomrt/decoder_engines.hpp"
 #include "pomrt/error.hpp"
 #include "pomrt/paths.hpp"
 #include "pomrt/pinned.hpp"
@@ -108,30 +108,19 @@ PluginLoader tensorrtPluginLoader()
     return loader;
 }
 
-std::string enginePlanName(int32_t device)
+GpuTarget gpuTarget(int32_t device)
 {
     cudaDeviceProp prop{};
     cudaCheck(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
-    std::string gpu;
-    for (char const* c = prop.name; *c != '\0'; ++c)
-    {
-        unsigned char const u = static_cast<unsigned char>(*c);
-        if (std::isalnum(u))
-        {
-            gpu += static_cast<char>(std::tolower(u));
-        }
-        else if (!gpu.empty() && gpu.back() != '-')
-        {
-            gpu += '-';
-        }
-    }
-    while (!gpu.empty() && gpu.back() == '-')
-    {
-        gpu.pop_back();
-    }
-    return "engines/" + gpu + "-sm" + std::to_string(prop.major * 10 + prop.minor) + "-trt"
-        + std::to_string(getInferLibMajorVersion()) + "." + std::to_string(getInferLibMinorVersion()) + "."
-        + std::to_string(getInferLibPatchVersion()) + ".plan";
+    return GpuTarget{prop.name, prop.major * 10 + prop.minor,
+        std::to_string(getInferLibMajorVersion()) + "." + std::to_string(getInferLibMinorVersion()) + "."
+            + std::to_string(getInferLibPatchVersion())};
+}
+
+std::string enginePlanName(int32_t device)
+{
+    GpuTarget const target = gpuTarget(device);
+    return "engines/" + gpuSlug(target.name) + "-sm" + std::to_string(target.sm) + "-trt" + target.trtVersion + ".plan";
 }
 
 namespace

@@ -46,6 +46,17 @@ struct EngineBundle
     }
 };
 
+//! What an engine is built for: the CUDA device's name and SM, the TensorRT library's
+//! "major.minor.patch" (loaded at run time, not the headers').
+struct GpuTarget
+{
+    std::string name;
+    int32_t sm{0};
+    std::string trtVersion;
+};
+
+GpuTarget gpuTarget(int32_t device);
+
 //! "engines/<gpu>-sm<NN>-trt<major>.<minor>.<patch>.plan" for the current device and the
 //! TensorRT library loaded at run time; gpu = the device name, lower case, [a-z0-9-] only.
 std::string enginePlanName(int32_t device);

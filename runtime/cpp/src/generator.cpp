@@ -5,17 +5,17 @@
 //   one step at t = 0 on the clean frame writes the other ping-pong buffer, inactive rows are
 //   zeroed, count += tokens_per_frame, frame_index += 1, and the buffers swap.
 // With CFG the batch holds every slot twice (rows [0, S) conditional, [S, 2S) the null label).
+// With decoder engines for this GPU (trt_decoder.hpp), each active slot's committed latent is
+// then decoded at batch 1 and its RGB frames queue on the host until pomrt_next_rgb reads them.
 #include <NvInferRuntime.h>
 
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
-#include "device.hpp"
-#include "engine.hpp"
-#include "kernels.cuh"
 #include "pomrt/noise_math.h"
-#include "pomrt/runtime.hpp"
 #include "pomrt/schedule.hpp"
+#include "trt_runtime.hpp"
 
 namespace fs = std::filesystem;
 
@@ -29,69 +29,7 @@ int32_t selectDevice(int32_t device)
     cudaCheck(cudaSetDevice(device), "cudaSetDevice");
     return device;
 }
-
-//! Host bookkeeping of one slot (StreamSlot in state.py): the stream is the slot index.
-struct Slot
-{
-    bool active{false};
-    bool unread{false};
-    uint64_t seed{0};
-    int32_t label{0};
-    uint64_t frame{0};
-};
-
-class TrtRuntime final : public Runtime
-{
-public:
-    TrtRuntime(fs::path const& dir, pomrt_options const& options);
-    ~TrtRuntime() override;
-
-    Manifest const& manifest() const override
-    {
-        return mArtifact.manifest();
-    }
-
-    int32_t slots() const override
-    {
-        return mSlots;
-    }
-
-    int32_t rows() const override
-    {
-        return mRows;
-    }
-
-    void resetStream(int32_t slot, uint64_t seed, int32_t label) override;
-    void nextFrame(int32_t slot, float* out, size_t bytes) override;
-
-private:
-    void allocate();
-    void bindStatic();
-    void generateFrame();
-    void step(float t, float* stateOut);
-    void commit();
-    void uploadRow(DeviceBuffer const& buffer, int32_t row, void const* value, size_t size);
-
-    int32_t mDevice; // first: every CUDA object below is created on it
-    Artifact mArtifact;
-    ModelConfig mConfig;
-    int32_t mSlots;
-    int32_t mRows;
-    bool mGuided;
-    float mCfgScale;
-    ModelDType mDType;
-    int64_t mFrameElems;
-    std::vector<float> mTimes;
-    std::vector<Slot> mSlotState;
-    Logger mLogger;
-    std::unique_ptr<EngineBundle> mEngine;
-    std::unique_ptr<nvinfer1::IExecutionContext> mContext;
-    CudaStream mStream;
-    DeviceBuffer mX, mXt, mV, mT, mLabel, mFrameIndex, mCount, mActive, mKeys, mScratch;
-    DeviceBuffer mState[2];
-    int32_t mFront{0};
-    std::vector<float> mHostFrames;
-};
+} // namespace
 
 TrtRuntime::TrtRuntime(fs::path const& dir, pomrt_options const& options)
     : mDevice(selectDevice(options.device))
@@ -126,6 +64,12 @@ TrtRuntime::TrtRuntime(fs::path const& dir, pomrt_options const& options)
     }
     allocate();
     bindStatic();
+    mDecoder = TrtDecoder::load(mArtifact, gpuTarget(options.device), mSlots, mFrameElems, mLogger, mNoDecoder);
+    mRgb.resize(static_cast<size_t>(mSlots));
+    if (!mDecoder && m.decoder)
+    {
+        std::fprintf(stderr, "[pomrt] the decoder stage is not run (frames stay latents): %s\n", mNoDecoder.c_str());
+    }
 }
 
 TrtRuntime::~TrtRuntime()
@@ -227,32 +171,48 @@ void TrtRuntime::resetStream(int32_t slot, uint64_t seed, int32_t label)
     }
     mStream.synchronize(); // the host values above live on this stack frame
     mSlotState[static_cast<size_t>(slot)] = Slot{start, false, seed, start ? label : 0, 0};
+    mRgb[static_cast<size_t>(slot)].clear();
+    if (mDecoder)
+    {
+        mDecoder->reset(slot); // a restarted stream runs `first` again, on fresh caches
+    }
 }
 
-void TrtRuntime::nextFrame(int32_t slot, float* out, size_t bytes)
+Slot& TrtRuntime::started(int32_t slot)
 {
     if (slot < 0 || slot >= mSlots || !mSlotState[static_cast<size_t>(slot)].active)
     {
         throw stateError("slot " + std::to_string(slot) + " has no stream: pomrt_reset_stream it with a label first");
     }
+    return mSlotState[static_cast<size_t>(slot)];
+}
+
+//! One batch frame for every active slot, once every active slot has read the last one.
+void TrtRuntime::advanceBatch()
+{
+    for (size_t i = 0; i < mSlotState.size(); ++i)
+    {
+        if (mSlotState[i].active && mSlotState[i].unread)
+        {
+            throw stateError("slot " + std::to_string(i)
+                + " has an unread frame: read every active slot once per frame before the batch advances");
+        }
+    }
+    generateFrame();
+}
+
+void TrtRuntime::nextFrame(int32_t slot, float* out, size_t bytes)
+{
+    Slot& s = started(slot);
     size_t const frameBytes = static_cast<size_t>(mFrameElems) * sizeof(float);
     if (bytes < frameBytes)
     {
         throw Error(POMRT_ERR_BUFFER_TOO_SMALL,
             "output buffer of " + std::to_string(bytes) + " bytes; a frame needs " + std::to_string(frameBytes));
     }
-    Slot& s = mSlotState[static_cast<size_t>(slot)];
     if (!s.unread)
     {
-        for (size_t i = 0; i < mSlotState.size(); ++i)
-        {
-            if (mSlotState[i].active && mSlotState[i].unread)
-            {
-                throw stateError("slot " + std::to_string(i)
-                    + " has an unread frame: read every active slot once per frame before the batch advances");
-            }
-        }
-        generateFrame();
+        advanceBatch();
     }
     std::memcpy(out, mHostFrames.data() + static_cast<size_t>(slot) * static_cast<size_t>(mFrameElems), frameBytes);
     s.unread = false;
@@ -294,31 +254,20 @@ void TrtRuntime::generateFrame()
     cudaCheck(cudaMemcpyAsync(mHostFrames.data(), mX.get(), mHostFrames.size() * sizeof(float),
                   cudaMemcpyDeviceToHost, stream),
         "frame download");
+    decode();
     mStream.synchronize();
-    for (Slot& s : mSlotState)
+    for (size_t i = 0; i < mSlotState.size(); ++i)
     {
+        Slot& s = mSlotState[i];
         s.unread = s.active;
         s.frame += s.active ? 1 : 0;
+        mRgb[i].clear(); // RGB of a frame whose latent was read instead
+        if (mDecoder && s.active)
+        {
+            mDecoder->collect(static_cast<int32_t>(i), mRgb[i]);
+        }
     }
 }
-
-//! The clean frame enters the state: t = 0 into the other ping-pong buffer, then swap.
-void TrtRuntime::commit()
-{
-    if (!mConfig.video)
-    {
-        return; // image models: frames are independent images, there is no state
-    }
-    float* write = mState[1 - mFront].get<float>();
-    step(0.0F, write);
-    cudaCheck(launchCommit(write, mCount.get<float>(), mFrameIndex.get<int64_t>(), mActive.get<float>(),
-                  mConfig.depth, mRows, mConfig.stateWidth(), static_cast<float>(mConfig.tokensPerFrame()),
-                  mStream.get()),
-        "commit");
-    mFront = 1 - mFront;
-}
-
-} // namespace
 
 std::unique_ptr<Runtime> Runtime::create(fs::path const& artifactDir, pomrt_options const& options)
 {

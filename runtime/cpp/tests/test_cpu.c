@@ -85,12 +85,40 @@ static void testRuntimeWithoutTensorRT(void)
     pomrt_destroy(NULL);
 }
 
+/* The decoding calls (issue 21) need a runtime: a CPU-only build says so, not "NULL handle". */
+static void testDecodingWithoutTensorRT(void)
+{
+    float rgb[3 * 4 * 4];
+    int32_t written = 7;
+    pomrt_rgb_info info;
+    char plan[8] = "x";
+    if (pomrt_has_tensorrt())
+    {
+        return;
+    }
+    memset(&info, 0, sizeof(info));
+    info.struct_size = sizeof(info);
+    CHECK(pomrt_decode_info(NULL, &info) == POMRT_ERR_UNSUPPORTED);
+    CHECK(strstr(pomrt_last_error(), "without TensorRT") != NULL);
+    CHECK(pomrt_next_rgb(NULL, 0, rgb, sizeof(rgb), &written) == POMRT_ERR_UNSUPPORTED);
+    CHECK(strstr(pomrt_last_error(), "without TensorRT") != NULL);
+    CHECK(written == 0);
+    /* The engine choice is CPU code: it reads the artifact like every CPU entry point. */
+    CHECK(pomrt_artifact_decoder_engine("/nonexistent", "first", "10.3.0", "Orin", 87, plan, sizeof(plan))
+        == POMRT_ERR_ARTIFACT);
+    CHECK(plan[0] == '\0');
+    CHECK(pomrt_artifact_decoder_engine("/nonexistent", NULL, "10.3.0", "Orin", 87, plan, sizeof(plan))
+        == POMRT_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(pomrt_last_error(), "role is NULL") != NULL);
+}
+
 int main(void)
 {
     testSchedule();
     testNoise();
     testErrors();
     testRuntimeWithoutTensorRT();
+    testDecodingWithoutTensorRT();
     if (gFailures == 0)
     {
         printf("pomrt_test_cpu: all checks passed (%s)\n", pomrt_version());

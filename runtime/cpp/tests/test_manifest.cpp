@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 
+#include "pomrt/decoder_engines.hpp"
 #include "pomrt/error.hpp"
 #include "pomrt/manifest.hpp"
 #include "pomrt/paths.hpp"
@@ -101,6 +102,69 @@ void testHashAndSchedule()
     CHECK(throwsWith([] { timeSchedule(0, 1.0); }, POMRT_ERR_INVALID_ARGUMENT, "steps must be >= 1"));
 }
 
+// A wan-stream decoder entry as export/decoder.py writes it, with the builder's engine records
+// (export/engine/decoder_engine.py) for an H100 on TensorRT 10.3.0.26: `first` current, `next`
+// built from an earlier next.onnx.
+std::string const kDecoder = R"(, "decoder": {"class": "AutoencoderKLWan", "kind": "wan-stream",
+  "precision": "fp16", "batch": 1,
+  "files": {"first": "decoder/first.onnx", "next": "decoder/next.onnx"},
+  "frames_per_step": {"first": 1, "next": 4},
+  "io": {"graphs": {
+    "first": {"inputs": [{"name": "latent", "shape": [1, 3, 1, 16, 16], "dtype": "float32"}],
+              "outputs": [{"name": "frames", "shape": [1, 3, 1, 128, 128], "dtype": "float32"},
+                          {"name": "cache_00_out", "shape": [1, 8, 2, 16, 16], "dtype": "float32"}]},
+    "next": {"inputs": [{"name": "latent", "shape": [1, 3, 1, 16, 16], "dtype": "float32"},
+                        {"name": "cache_00", "shape": [1, 8, 2, 16, 16], "dtype": "float32"}],
+             "outputs": [{"name": "frames", "shape": [1, 3, 4, 128, 128], "dtype": "float32"},
+                         {"name": "cache_00_out", "shape": [1, 8, 2, 16, 16], "dtype": "float32"}]}},
+    "state": {"pairs": [["cache_00", "cache_00_out"]]}},
+  "engines": {
+    "decoder/first-nvidia-h100-80gb-hbm3-sm90-trt10.3.0.plan": {"key": {"onnx_sha256": "f1",
+      "trt_version": "10.3.0.26", "gpu_name": "NVIDIA H100 80GB HBM3", "sm": 90, "profile": []}},
+    "decoder/next-nvidia-h100-80gb-hbm3-sm90-trt10.3.0.plan": {"key": {"onnx_sha256": "old",
+      "trt_version": "10.3.0.26", "gpu_name": "NVIDIA H100 80GB HBM3", "sm": 90, "profile": []}},
+    "decoder/first-orin-sm87-trt10.3.0.plan": {"key": {"onnx_sha256": "f1",
+      "trt_version": "10.3.0.26", "gpu_name": "Orin", "sm": 72, "profile": []}},
+    "decoder/next-orin-sm87-trt10.3.0.plan": "not a record"}})";
+
+std::string const kDecoderFiles = R"("decoder/first.onnx": {"sha256": "f1"}, "decoder/next.onnx": {"sha256": "n2"},
+  "decoder/first-nvidia-h100-80gb-hbm3-sm90-trt10.3.0.plan": {"sha256": "p1"},
+  "decoder/next-nvidia-h100-80gb-hbm3-sm90-trt10.3.0.plan": {"sha256": "p2"},
+  "decoder/first-orin-sm87-trt10.3.0.plan": {"sha256": "p3"}, "decoder/next-orin-sm87-trt10.3.0.plan": {"sha256": "p4"},
+  )";
+
+void testDecoderEngineChoice()
+{
+    CHECK(gpuSlug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3" && gpuSlug(" Orin (nvgpu) ") == "orin-nvgpu");
+    CHECK(trtRelease("10.3.0.26") == "10.3.0" && trtRelease("11.1") == "11.1.0" && trtRelease("10.x").empty());
+    CHECK(decoderPlanName("next", "NVIDIA H100 80GB HBM3", 90, "10.3.0.26")
+        == "decoder/next-nvidia-h100-80gb-hbm3-sm90-trt10.3.0.plan");
+    std::string text = kManifest;
+    text.insert(text.rfind("\n}"), kDecoder);
+    text.insert(text.find("\"model.onnx\": {\"sha256\""), kDecoderFiles);
+    Manifest const m = parseManifest(text, "manifest.json");
+    CHECK(m.decoder && m.decoder->engines.size() == 3); // the untyped record is left out
+    char const* h100 = "NVIDIA H100 80GB HBM3";
+    DecoderEngineChoice const first = chooseDecoderEngine(m, "first", "10.3.0", h100, 90);
+    CHECK(first.plan == "decoder/first-nvidia-h100-80gb-hbm3-sm90-trt10.3.0.plan" && first.reason.empty());
+    DecoderEngineChoice const next = chooseDecoderEngine(m, "next", "10.3.0.30", h100, 90);
+    CHECK(next.plan.empty() && next.reason.find("built from an earlier decoder/next.onnx") != std::string::npos);
+    CHECK(chooseDecoderEngine(m, "first", "10.4.0", h100, 90).reason.find("trt10.4.0.plan: not in the artifact")
+        != std::string::npos);
+    CHECK(chooseDecoderEngine(m, "first", "10.3.0", "Orin", 87).reason.find("record names another target")
+        != std::string::npos);
+    CHECK(chooseDecoderEngine(m, "next", "10.3.0", "Orin", 87).reason.find("without an engine record")
+        != std::string::npos);
+    DecoderEngineSet const set = chooseDecoderEngines(m, "10.3.0", h100, 90);
+    CHECK(set.plans.empty() && set.reason == next.reason); // all roles or none
+    CHECK(throwsWith([&] { chooseDecoderEngine(m, "decode", "10.3.0", h100, 90); }, POMRT_ERR_INVALID_ARGUMENT,
+        "a wan-stream decoder has no such graph"));
+    CHECK(throwsWith([&] { chooseDecoderEngine(m, "first", "ten", h100, 90); }, POMRT_ERR_INVALID_ARGUMENT,
+        "needs a version"));
+    CHECK(chooseDecoderEngines(parseManifest(kManifest, "m.json"), "10.3.0", h100, 90).reason
+        == "the artifact has no decoder stage");
+}
+
 int cacheInto(fs::path const& dir, std::string const& name)
 {
     std::string const bytes = "engine bytes cached by pomrt\n";
@@ -120,6 +184,7 @@ int main(int argc, char** argv)
         testParse();
         testPaths();
         testHashAndSchedule();
+        testDecoderEngineChoice();
         if (argc == 3)
         {
             cacheInto(argv[1], argv[2]);

@@ -29,6 +29,17 @@ struct DecoderGraphIo
     std::vector<DecoderTensor> outputs;
 };
 
+//! One record of manifest["decoder"]["engines"]: the EngineKey a plan was built under
+//! (export/artifact/engines.py::engine_record, written by export/engine/decoder_engine.py).
+struct DecoderEngineRecord
+{
+    std::string onnxSha256;
+    std::string trtVersion;
+    std::string gpuName;
+    int64_t sm{0};
+    bool emptyProfile{false}; //!< key.profile is [] (decoder graphs have static shapes)
+};
+
 //! manifest["decoder"]: kind `image` (role `decode`: latent [1, C, h, w] -> rgb [1, 3, H, W])
 //! or `wan-stream` (roles `first`, `next`: latent [1, C, 1, h, w] -> frames [1, 3, F, H, W]
 //! and the caches `statePairs` name: input of `next`, output of `first`/`next`).
@@ -41,6 +52,9 @@ struct DecoderSpec
     std::map<std::string, int32_t> framesPerStep; //!< role -> RGB frames per call
     std::map<std::string, DecoderGraphIo> graphs; //!< role -> IO contract
     std::vector<std::pair<std::string, std::string>> statePairs;
+    //! Plan name -> record; a record that is not a table with a well-typed key is left out
+    //! (as the step engine's records: a plan without a usable record is never chosen).
+    std::map<std::string, DecoderEngineRecord> engines;
 
     bool streaming() const
     {

@@ -5,12 +5,25 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string>
 
 #include "pomrt.h"
 #include "pomrt/manifest.hpp"
 
 namespace pomrt
 {
+
+//! Whether a runtime decodes its latents (the artifact's decoder stage on TensorRT, issue 21)
+//! and the RGB frames it then returns.
+struct RgbFrames
+{
+    bool decodes{false};
+    int32_t height{0};
+    int32_t width{0};
+    int32_t framesFirst{0}; //!< RGB frames of a stream's first latent frame
+    int32_t framesNext{0};  //!< RGB frames of every later latent frame
+    std::string reason;     //!< decodes == false: why (no decoder stage, no engine for this GPU...)
+};
 
 class Runtime
 {
@@ -31,6 +44,13 @@ public:
 
     //! Copy the next frame of `slot` (C_in x H x W fp32) into `out` (`bytes` long).
     virtual void nextFrame(int32_t slot, float* out, size_t bytes) = 0;
+
+    virtual RgbFrames rgbFrames() const = 0;
+
+    //! Copy the queued RGB frames of `slot` that fit into `out` (3 x H x W fp32 each, at least
+    //! one must fit), advancing the batch first when the slot has none; returns how many.
+    //! Throws Error(UNSUPPORTED) when the runtime does not decode.
+    virtual size_t nextRgb(int32_t slot, float* out, size_t bytes) = 0;
 };
 
 } // namespace pomrt
