@@ -33,6 +33,7 @@ from pomexport.errors import (
     PomExportError,
     StateError,
 )
+from pomexport.runtime.capi_structs import DecoderInfo, ModelInfo, Options, RgbInfo
 
 log = logging.getLogger(__name__)
 
@@ -56,95 +57,6 @@ _ERRORS: dict[int, type[PomExportError]] = {
     8: BuildError,  # CUDA
     9: PomExportError,  # INTERNAL
 }
-
-
-class _Options(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_size_t),
-        ("slots", ctypes.c_int32),
-        ("steps", ctypes.c_int32),
-        ("cfg_scale", ctypes.c_float),
-        ("shift", ctypes.c_float),
-        ("device", ctypes.c_int32),
-        ("prefer_plugin", ctypes.c_int32),
-        ("plugin_path", ctypes.c_char_p),
-        ("plugin_sha256", ctypes.c_char_p),
-        ("engine_path", ctypes.c_char_p),
-        ("build_if_missing", ctypes.c_int32),
-        ("workspace_bytes", ctypes.c_uint64),
-        ("verbose", ctypes.c_int32),
-    ]
-
-
-class _Info(ctypes.Structure):
-    """A struct_size-first info struct read back as a dict (char arrays as str)."""
-
-    def as_dict(self) -> dict:
-        out = {name: getattr(self, name) for name, _ in self._fields_[1:]}
-        return {k: v.decode() if isinstance(v, bytes) else v for k, v in out.items()}
-
-
-class _ModelInfo(_Info):
-    _fields_ = [
-        ("struct_size", ctypes.c_size_t),
-        *[
-            (name, ctypes.c_int32)
-            for name in (
-                "in_channels",
-                "height",
-                "width",
-                "depth",
-                "state_width",
-                "tokens_per_frame",
-                "num_classes",
-                "batch_min",
-                "batch_opt",
-                "batch_max",
-                "video",
-                "slots",
-                "rows",
-            )
-        ],
-        ("precision", ctypes.c_char * 8),
-        ("variant", ctypes.c_char * 16),
-        ("model_name", ctypes.c_char * 64),
-    ]
-
-
-class _DecoderInfo(_Info):
-    _fields_ = [
-        ("struct_size", ctypes.c_size_t),
-        *[
-            (name, ctypes.c_int32)
-            for name in (
-                "has_decoder",
-                "streaming",
-                "latent_channels",
-                "latent_height",
-                "latent_width",
-                "rgb_height",
-                "rgb_width",
-                "frames_first",
-                "frames_next",
-                "cache_tensors",
-            )
-        ],
-        ("cache_floats", ctypes.c_int64),
-        ("kind", ctypes.c_char * 16),
-        ("precision", ctypes.c_char * 8),
-        ("source_class", ctypes.c_char * 32),
-    ]
-
-
-class _RgbInfo(_Info):
-    _fields_ = [
-        ("struct_size", ctypes.c_size_t),
-        *[
-            (name, ctypes.c_int32)
-            for name in ("decodes", "channels", "height", "width", "frames_first", "frames_next")
-        ],
-        ("reason", ctypes.c_char * 256),
-    ]
 
 
 def find_library(path: str | os.PathLike | None = None) -> Path:
@@ -216,22 +128,22 @@ class PomRT:
             "pomrt_version": (char_p, []),
             "pomrt_has_tensorrt": (c.c_int32, []),
             "pomrt_verify_artifact": (status, [char_p, char_p, c.c_size_t]),
-            "pomrt_artifact_info": (status, [char_p, c.POINTER(_ModelInfo)]),
-            "pomrt_artifact_decoder": (status, [char_p, c.POINTER(_DecoderInfo)]),
+            "pomrt_artifact_info": (status, [char_p, c.POINTER(ModelInfo)]),
+            "pomrt_artifact_decoder": (status, [char_p, c.POINTER(DecoderInfo)]),
             "pomrt_artifact_decoder_engine": (
                 status,
                 [char_p, char_p, char_p, char_p, c.c_int32, char_p, c.c_size_t],
             ),
-            "pomrt_decode_info": (status, [c.c_void_p, c.POINTER(_RgbInfo)]),
+            "pomrt_decode_info": (status, [c.c_void_p, c.POINTER(RgbInfo)]),
             "pomrt_next_rgb": (
                 status,
                 [c.c_void_p, c.c_int32, fptr, c.c_size_t, c.POINTER(c.c_int32)],
             ),
             "pomrt_schedule": (status, [c.c_int32, c.c_float, fptr]),
             "pomrt_noise": (status, [c.c_uint64, c.c_uint64, c.c_uint64, c.c_size_t, fptr]),
-            "pomrt_default_options": (None, [c.POINTER(_Options)]),
-            "pomrt_create": (status, [char_p, c.POINTER(_Options), c.POINTER(c.c_void_p)]),
-            "pomrt_info": (status, [c.c_void_p, c.POINTER(_ModelInfo)]),
+            "pomrt_default_options": (None, [c.POINTER(Options)]),
+            "pomrt_create": (status, [char_p, c.POINTER(Options), c.POINTER(c.c_void_p)]),
+            "pomrt_info": (status, [c.c_void_p, c.POINTER(ModelInfo)]),
             "pomrt_reset_stream": (status, [c.c_void_p, c.c_int32, c.c_uint64, c.c_int32]),
             "pomrt_next_frame": (status, [c.c_void_p, c.c_int32, fptr, c.c_size_t]),
             "pomrt_destroy": (None, [c.c_void_p]),
@@ -267,13 +179,13 @@ class PomRT:
 
     def artifact_info(self, artifact_dir: str | os.PathLike) -> dict:
         """Verify, then the model facts the C++ side read from the manifest."""
-        info = _ModelInfo(struct_size=ctypes.sizeof(_ModelInfo))
+        info = ModelInfo(struct_size=ctypes.sizeof(ModelInfo))
         self.call("pomrt_artifact_info", os.fsencode(artifact_dir), ctypes.byref(info))
         return info.as_dict()
 
     def artifact_decoder(self, artifact_dir: str | os.PathLike) -> dict | None:
         """Verify, then the decoder stage the C++ side read from the manifest (None: none)."""
-        info = _DecoderInfo(struct_size=ctypes.sizeof(_DecoderInfo))
+        info = DecoderInfo(struct_size=ctypes.sizeof(DecoderInfo))
         self.call("pomrt_artifact_decoder", os.fsencode(artifact_dir), ctypes.byref(info))
         if not info.has_decoder:
             return None
@@ -357,7 +269,7 @@ class CppRuntime:
         workspace_bytes: int = 0,
     ) -> None:
         self.lib = lib
-        options = _Options()
+        options = Options()
         lib._lib.pomrt_default_options(ctypes.byref(options))
         options.slots, options.steps, options.device = slots, steps, device
         options.cfg_scale, options.shift, options.workspace_bytes = (
@@ -374,7 +286,7 @@ class CppRuntime:
             ctypes.byref(options),
             ctypes.byref(self._handle),
         )
-        info = _ModelInfo(struct_size=ctypes.sizeof(_ModelInfo))
+        info = ModelInfo(struct_size=ctypes.sizeof(ModelInfo))
         lib.call("pomrt_info", self._handle, ctypes.byref(info))
         self.info = info.as_dict()
 
@@ -394,7 +306,7 @@ class CppRuntime:
 
     def decode_info(self) -> dict:
         """Whether this runtime decodes (``decodes``, else ``reason``) and the RGB frame shape."""
-        info = _RgbInfo(struct_size=ctypes.sizeof(_RgbInfo))
+        info = RgbInfo(struct_size=ctypes.sizeof(RgbInfo))
         self.lib.call("pomrt_decode_info", self._handle, ctypes.byref(info))
         return info.as_dict()
 
