@@ -156,6 +156,8 @@ def _artifact_members(artifact: Artifact, private=None) -> list[_Member]:
     manifest["flavors"] = {f: n for f, n in manifest["flavors"].items() if n in names}
     manifest["files"] = {n: artifact.files[n] for n in names}
     manifest.pop("engines", None)  # engine records of plans not shipped
+    if manifest.get(DECODER_KEY, {}).get("engines") is not None:  # the decoder's, likewise
+        manifest[DECODER_KEY] = {k: v for k, v in manifest[DECODER_KEY].items() if k != "engines"}
     text = json.dumps(manifest, indent=2) + "\n"
     members = [_from_bytes(f"{ARTIFACT_DIR}/{MANIFEST}", text.encode())]
     if private is not None:  # the reduced manifest is new bytes: sign them for the device
@@ -195,13 +197,17 @@ def _trtexec_line(shapes: dict[str, str], workspace_mib: int) -> str:
     )
 
 
-def _build_script(target: DeployTarget, shapes: dict[str, str], workspace_mib: int) -> str:
+def _build_script(
+    target: DeployTarget, shapes: dict[str, str], workspace_mib: int, decoder: list[str]
+) -> str:
+    """build.sh with its configuration; ``decoder``: the decoder graphs, one engine each."""
     config = "\n".join(
         [
             "# -- written by pomexport package --",
             f"TARGET={target.name}",
             f'CUDA_ARCHS="{target.cuda_architectures}"',
             f"ENGINE_ONNX={PLUGIN}",
+            f'DECODER_ONNX="{" ".join(decoder)}"',
             f'WORKSPACE_MIB="${{WORKSPACE_MIB:-{workspace_mib}}}"',
             f'MIN_SHAPES="{shapes["min"]}"',
             f'OPT_SHAPES="{shapes["opt"]}"',
@@ -280,7 +286,11 @@ def _members(
     shapes = _profile_shapes(artifact)
     trtexec = _trtexec_line(shapes, workspace_mib)
     members = [
-        _from_bytes(BUILD_SCRIPT, _build_script(target, shapes, workspace_mib).encode(), True),
+        _from_bytes(
+            BUILD_SCRIPT,
+            _build_script(target, shapes, workspace_mib, _decoder_files(artifact)).encode(),
+            True,
+        ),
         _from_bytes(README, _readme(artifact, target, trtexec, workspace_mib).encode()),
         *_artifact_members(artifact, private),
         *_source_members(),

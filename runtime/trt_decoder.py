@@ -1,9 +1,10 @@
 """An artifact's decoder stage on its TensorRT engines (issue 21; docs/design.md §6.2).
 
 ``pomexport build MODEL --decoder DIR --backend trt`` records one engine per decoder graph in
-the decoder entry (``export/engine/decoder_engine.py``). A TensorRT step backend decodes on
-them when every role has one built for this GPU and TensorRT version (the step engine's key
-match: :func:`find_decoder_engines`, plain data, no TensorRT needed); otherwise
+the decoder entry (``export/engine/decoder_engine.py``); a bundle's ``build.sh`` records the
+ones it builds on the device in device.json (docs/design.md §6.1). A TensorRT step backend
+decodes on them when every role has one built for this GPU and TensorRT release
+(:func:`find_decoder_engines`, plain data, no TensorRT needed); otherwise
 ``runtime/decoding.py`` runs the graphs on ONNX Runtime's CUDA EP.
 
 :class:`TrtDecoder` mirrors :class:`~pomexport.runtime.ort_decoder.OrtDecoder`: plans are
@@ -59,9 +60,12 @@ class DecoderEngines:
 def find_decoder_engines(
     artifact: Artifact, trt_version: str, gpu_name: str, sm: int
 ) -> DecoderEngines:
-    """The artifact's decoder plans built under the very key a build for (TensorRT
-    ``trt_version``, GPU ``gpu_name`` of SM ``sm``) would use, as the step engine is matched
-    (graph sha256, TensorRT version, GPU, SM): listed, hashed and recorded with that digest."""
+    """The artifact's decoder plans built under the key a build for (TensorRT
+    ``trt_version``, GPU ``gpu_name`` of SM ``sm``) would use (graph sha256, TensorRT release,
+    GPU, SM, no profile): listed and hashed, and recorded either in the manifest's decoder
+    entry (``pomexport build --decoder DIR --backend trt``) or in the verified device.json
+    (the bundle's ``build.sh`` on the device), whose decoder records the loader adds to the
+    entry's (``export/artifact/device.py``; :func:`cached_decoder_engine` matches both)."""
     plans, missing = {}, []
     for engine in decoder_engine_plan(artifact, trt_version, gpu_name, sm):
         if cached_decoder_engine(artifact, engine):

@@ -10,9 +10,12 @@ instead (docs/design.md §6.1; ``runtime/cpp/src/device_files.cpp`` is the C++ t
      "engines": {"engines/...plan": {"key": {"onnx_sha256": ...}}}}     (optional)
 
 A loader accepts it only when it is bound to the manifest it read, lists nothing but
-``plugins/*.so``, ``engines/*.plan`` and ``timing.cache``, replaces nothing the manifest lists
-and, with trusted keys configured, carries ``device.sig`` by one of them (the device's own key:
-these files are native code). Its files are then checked like the manifest's.
+``plugins/*.so``, ``engines/*.plan``, ``timing.cache`` and the decoder stage's engines
+``decoder/<role>-<gpu>-sm<NN>-trt<ver>.plan`` (``<role>`` one of the artifact's decoder roles),
+replaces nothing the manifest lists and, with trusted keys configured, carries ``device.sig``
+by one of them (the device's own key: these files are native code). Its files are then checked
+like the manifest's; the engine records of decoder plans join the decoder entry's
+``engines`` (where the decoder engine choosers look), the others the manifest's ``engines``.
 
 :func:`record_device_files` is the Python writer (the engine builder's, on a committed
 artifact): it adds files to the record, keeps the ones already recorded, and signs the record
@@ -32,7 +35,8 @@ from pathlib import Path
 
 from pomexport.errors import ArtifactError, ConfigError
 from pomexport.export.artifact.atomic import atomic_write
-from pomexport.export.artifact.layout import DEVICE, DEVICE_SIGNATURE, MANIFEST
+from pomexport.export.artifact.decoder import KEY as DECODER_KEY
+from pomexport.export.artifact.layout import DECODER_DIR, DEVICE, DEVICE_SIGNATURE, MANIFEST
 from pomexport.export.artifact.limits import DEFAULT_LIMITS
 from pomexport.export.artifact.manifest import read_manifest_bytes
 from pomexport.export.artifact.paths import safe_member, sha256_file
@@ -54,6 +58,27 @@ DEVICE_FORMAT_VERSION = 1
 MAX_DEVICE_BYTES = 1 << 20
 DEVICE_KEY_ENV = "POMEXPORT_DEVICE_KEY"  # the device's PEM Ed25519 private key, as build.sh
 _NAME = re.compile(r"(engines/[^./\\][^/\\]*\.plan|plugins/[^./\\][^/\\]*\.so|timing\.cache)")
+# decoder/<role>-<gpu>-sm<NN>-trt<ver>.plan (export/engine/decoder_engine.py): the role is
+# what comes before the first '-'; it must be one of the artifact's decoder roles
+_DECODER_PLAN = re.compile(DECODER_DIR + r"/([^./\\-][^/\\-]*)-[^/\\]+\.plan")
+
+
+def _check_name(manifest: dict, name: str) -> None:
+    """ArtifactError (one line) unless device.json may list ``name``: a device-built file
+    name (a decoder plan of one of the artifact's decoder roles) the manifest does not list."""
+    plan = _DECODER_PLAN.fullmatch(name)
+    if not plan and not _NAME.fullmatch(name):
+        raise ArtifactError(
+            f"{DEVICE}: may list only plugins/*.so, engines/*.plan and timing.cache "
+            f"(and decoder/<role>-*.plan), not {name!r}"
+        )
+    if plan:
+        roles = sorted((manifest.get(DECODER_KEY) or {}).get("files", {}))
+        if plan.group(1) not in roles:
+            which = f"roles: {', '.join(roles)}" if roles else "it has no decoder stage"
+            raise ArtifactError(
+                f"{DEVICE}: {name!r} is not the engine of a decoder role of this artifact ({which})"
+            )
 
 
 def _read_plain(path: Path, limit: int) -> bytes | None:
@@ -105,22 +130,30 @@ def with_device_files(
         raise ArtifactError(f"{DEVICE}: has no 'files' table")
     files = dict(manifest["files"])
     for name, entry in listed.items():
-        if not _NAME.fullmatch(name):
-            raise ArtifactError(
-                f"{DEVICE}: may list only plugins/*.so, engines/*.plan and timing.cache, "
-                f"not {name!r}"
-            )
+        _check_name(manifest, name)
         if name in files:
             raise ArtifactError(
                 f"{DEVICE}: {name!r} is already listed in {MANIFEST}; a device record cannot "
                 "replace a shipped file"
             )
         files[name] = _entry(name, entry)
-    merged = {**manifest, "files": files}
-    records = doc.get("engines")
-    if isinstance(records, dict):
-        kept = {n: r for n, r in records.items() if n in listed}
-        merged["engines"] = {**manifest.get("engines", {}), **kept}
+    return _with_records({**manifest, "files": files}, listed, doc.get("engines"))
+
+
+def _with_records(merged: dict, listed: dict, records: object) -> dict:
+    """``merged`` with device.json's engine ``records`` of the files it ``listed``: a decoder
+    plan's in the decoder entry's ``engines`` (replacing a shipped record of that name, which
+    described another file), the others in the manifest's ``engines``."""
+    plans = {n for n in listed if _DECODER_PLAN.fullmatch(n)}
+    records = records if isinstance(records, dict) else None
+    if records is not None:
+        kept = {n: r for n, r in records.items() if n in listed and n not in plans}
+        merged["engines"] = {**merged.get("engines", {}), **kept}
+    if plans:  # listed decoder plans: the artifact has a decoder entry
+        entry = merged[DECODER_KEY]
+        shipped = {n: r for n, r in entry.get("engines", {}).items() if n not in plans}
+        built = {n: r for n, r in (records or {}).items() if n in plans}
+        merged[DECODER_KEY] = {**entry, "engines": {**shipped, **built}}
     return merged
 
 
@@ -156,8 +189,9 @@ def record_device_files(
     device_key: str | os.PathLike | None = None,
 ) -> Path:
     """Write ``files`` (name -> bytes: ``engines/*.plan``, ``plugins/*.so``,
-    ``timing.cache``) into the committed artifact ``root`` and record them, with their
-    ``engines`` records, in its device.json, bound to manifest.json as it is (never written).
+    ``timing.cache``, decoder plans ``decoder/<role>-*.plan``) into the committed artifact
+    ``root`` and record them, with their ``engines`` records, in its device.json, bound to
+    manifest.json as it is (never written).
 
     Files already recorded there stay recorded; the record is signed with the device key
     (:func:`device_signing_key`). A ``timing.cache`` the manifest ships is kept as shipped;
@@ -203,7 +237,8 @@ def _recorded(
     accepts it); their hashes checked when the new record will be signed over them."""
     merged = with_device_files(root, manifest, raw, keys)
     files = {n: e for n, e in merged["files"].items() if n not in manifest["files"]}
-    records = {n: r for n, r in merged.get("engines", {}).items() if n in files}
+    decoder = (merged.get(DECODER_KEY) or {}).get("engines", {})
+    records = {n: r for n, r in {**merged.get("engines", {}), **decoder}.items() if n in files}
     for name, entry in files.items() if verify else ():
         path = safe_member(root, name, DEVICE)
         if not path.is_file() or path.is_symlink() or sha256_file(path) != entry["sha256"]:
@@ -219,11 +254,7 @@ def _new_files(manifest: dict, files: Mapping[str, bytes]) -> dict[str, bytes]:
     another shipped one, refused."""
     new = {}
     for name, data in files.items():
-        if not _NAME.fullmatch(name):
-            raise ArtifactError(
-                f"{DEVICE}: may list only plugins/*.so, engines/*.plan and timing.cache, "
-                f"not {name!r}"
-            )
+        _check_name(manifest, name)
         if name in manifest["files"]:
             if name == "timing.cache":
                 logger.info("timing.cache ships in %s: kept as shipped", MANIFEST)

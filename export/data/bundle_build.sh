@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build this pomexport bundle ON THE DEVICE: verify every file, compile the PolyMixer plugin
 # and the C++ runtime, check TensorRT loads the plugin, build the TensorRT engine with trtexec
-# (TF32 off), record plugin and engine in artifact/device.json (artifact/manifest.json stays
-# as shipped, so its signature holds). See README.md.
+# (TF32 off) and, when the artifact has a decoder stage, one engine per decoder graph, record
+# plugin and engines in artifact/device.json (artifact/manifest.json stays as shipped, so its
+# signature holds). See README.md.
 #
 #   ./build.sh
 #
@@ -11,7 +12,8 @@
 #   TRTEXEC         trtexec binary (default: on PATH, else /usr/src/tensorrt/bin/trtexec)
 #   WORKSPACE_MIB   builder workspace cap in MiB (default: the target's; 0 = no cap)
 #   JOBS            parallel compile jobs (default: nproc; lower it on an Orin Nano)
-#   SKIP_ENGINE=1   compile only; the C++ runtime then builds the engine on its first run
+#   SKIP_ENGINE=1   compile only (no step or decoder engine); the C++ runtime then builds the
+#                   step engine on its first run
 #   POMEXPORT_TRUSTED_KEYS  PEM Ed25519 public keys (':'-separated): bundle.json must be signed
 #                   by one; the runtimes then also want device.json signed by one, so
 #   POMEXPORT_DEVICE_KEY    this device's PEM Ed25519 private key (its public key among the
@@ -68,6 +70,7 @@ verify_files() {
     # A rebuild: drop what a previous run added (bundles ship none of it; the manifest is
     # never written, so nothing else needs putting back).
     rm -rf artifact/plugins artifact/engines artifact/timing.cache artifact/device.json artifact/device.sig
+    rm -f artifact/decoder/*.plan # decoder engines (the decoder's graphs are shipped: kept)
     log "verifying the sha256 of every file (SHA256SUMS, itself hashed in bundle.json)"
     sha256sum --quiet --strict -c SHA256SUMS ||
         die "a file does not match SHA256SUMS: the bundle was modified or is corrupt"
@@ -128,19 +131,43 @@ build_engine() {
         --skipInference 2>&1 | tee build/trtexec.log
 }
 
-# Record the plugin library (and the engine, named after the device like the runtimes name it:
-# engines/<gpu>-sm<NN>-trt<x.y.z>.plan) in artifact/device.json with their sha256 and size,
-# bound to the sha256 of artifact/manifest.json, which is not touched (docs/design.md §6.1):
-# the C++ and Python loaders add these files to the manifest's after checking the binding
-# (and, with trusted keys, device.sig). Python 3 stdlib only.
+# The decoder stage's graphs (DECODER_ONNX: decoder/<role>.onnx, none without a decoder), one
+# engine each: strongly typed, TF32 off, like the step's; static shapes (batch 1), so no
+# profile; no plugin (standard ops only); the step build's workspace cap and timing cache.
+build_decoder_engines() {
+    local -a graphs
+    read -ra graphs <<<"${DECODER_ONNX:-}"
+    [[ ${#graphs[@]} -gt 0 ]] || return 0
+    local trtexec="${TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}"
+    [[ -x "$trtexec" ]] || die "trtexec not found (set TRTEXEC, or SKIP_ENGINE=1)"
+    local cap=() onnx role
+    if [[ "${WORKSPACE_MIB}" -gt 0 ]]; then
+        cap=("--memPoolSize=workspace:${WORKSPACE_MIB}")
+    fi
+    for onnx in "${graphs[@]}"; do
+        role="$(basename "$onnx" .onnx)"
+        log "building the decoder's ${role} engine from artifact/${onnx}"
+        "$trtexec" --onnx="artifact/${onnx}" --stronglyTyped --noTF32 \
+            "${cap[@]}" --timingCacheFile=build/timing.cache --saveEngine="build/decoder-${role}.plan" \
+            --skipInference 2>&1 | tee "build/trtexec-decoder-${role}.log"
+    done
+}
+
+# Record the plugin library (and the engines, named after the device like the runtimes name
+# them: engines/<gpu>-sm<NN>-trt<x.y.z>.plan, decoder/<role>-<gpu>-sm<NN>-trt<x.y.z>.plan) in
+# artifact/device.json with their sha256 and size, bound to the sha256 of
+# artifact/manifest.json, which is not touched (docs/design.md §6.1): the C++ and Python
+# loaders add these files to the manifest's after checking the binding (and, with trusted
+# keys, device.sig). A decoder engine is recorded with its key (the graph's sha256, TensorRT
+# version, GPU, SM, no profile), which the runtimes match before running it. Python 3 stdlib.
 register() {
     command -v python3 >/dev/null || die "python3 not found: cannot register the engine"
-    python3 - "$@" <<'PY'
-import hashlib, json, os, re, shutil, sys
+    python3 - "$1" "${DECODER_ONNX:-}" <<'PY'
+import hashlib, json, os, re, shutil, sys, time
 
-root, with_engine = "artifact", sys.argv[1] == "1"
+root, with_engine, graphs = "artifact", sys.argv[1] == "1", sys.argv[2].split()
 manifest = open(os.path.join(root, "manifest.json"), "rb").read()
-files = {}
+files, engines = {}, {}
 
 def add(src, name):
     dst = os.path.join(root, name)
@@ -162,13 +189,28 @@ if with_engine:
         sys.exit("[build.sh] error: device name/SM/TensorRT version not in build/trtexec.log")
     slug = re.sub(r"[^a-z0-9]+", "-", gpu.group(1).strip().lower()).strip("-")
     sm = int(cc.group(1)) * 10 + int(cc.group(2))
-    add("build/model.plan", f"engines/{slug}-sm{sm}-trt{'.'.join(trt.groups())}.plan")
+    release = ".".join(trt.groups())
+    add("build/model.plan", f"engines/{slug}-sm{sm}-trt{release}.plan")
+    for onnx in graphs:  # decoder/<role>.onnx (export/engine/decoder_engine.py's names, keys)
+        role = os.path.basename(onnx)[: -len(".onnx")]
+        name = f"decoder/{role}-{slug}-sm{sm}-trt{release}.plan"
+        add(f"build/decoder-{role}.plan", name)
+        graph = hashlib.sha256(open(os.path.join(root, onnx), "rb").read()).hexdigest()
+        key = {"onnx_sha256": graph, "trt_version": release, "gpu_name": gpu.group(1).strip(),
+               "sm": sm, "profile": []}
+        digest = hashlib.sha256(
+            json.dumps(key, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+        built = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        engines[name] = {"key": key, "digest": digest, "flavor": "portable", "built_utc": built}
 record = {
     "format": "pomexport-device-files",
     "format_version": 1,
     "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
     "files": files,
 }
+if engines:
+    record["engines"] = engines
 tmp = os.path.join(root, ".device.json.tmp")
 with open(tmp, "w") as f:
     f.write(json.dumps(record, indent=2) + "\n")
@@ -247,10 +289,11 @@ main() {
     check_plugin
     if [[ "${SKIP_ENGINE:-0}" == "1" ]]; then
         register 0
-        log "done (no engine: the runtime builds it on its first run)"
+        log "done (no engine: the runtime builds the step engine on its first run)"
         return 0
     fi
     build_engine
+    build_decoder_engines
     register 1
     log "done: build/pomrt/generate_y4m artifact out.y4m --frames 16"
 }

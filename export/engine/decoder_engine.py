@@ -8,6 +8,7 @@ profile is empty. Plans and records:
 
     decoder/<role>-<gpu>-sm<NN>-trt<major>.<minor>.<patch>.plan
     manifest "decoder": {..., "engines": {<plan name>: <engine record>}}
+    (or device.json's "engines", for plans built on the device: the bundle's build.sh)
 
 The records are the step engine's (``export/artifact/engines.py::engine_record``: the
 :class:`EngineKey` with the graph's sha256, TensorRT version, GPU name and SM) in the
@@ -78,14 +79,27 @@ def decoder_engine_plan(
 
 
 def cached_decoder_engine(artifact: Artifact, engine: DecoderEngine) -> bool:
-    """Whether the artifact lists ``engine``'s plan with a record under its very key."""
+    """Whether the artifact lists ``engine``'s plan (in manifest.json, or in its verified
+    device.json: ``export/artifact/device.py`` adds that record's decoder plans to the decoder
+    entry's ``engines``) with a record of ``engine.key``: the same graph sha256, TensorRT
+    release (major.minor.patch: build.sh records trtexec's, which has no build number), GPU,
+    SM and the empty profile, as the C++ runtime matches (``src/decoder_engines.cpp``)."""
     records = (artifact.manifest.get(KEY) or {}).get("engines", {})
     record = records.get(engine.plan_name)
-    return (
-        engine.plan_name in artifact.files
-        and isinstance(record, dict)
-        and record.get("digest") == engine.key.digest()
-    )
+    key = record.get("key") if isinstance(record, dict) else None
+    if engine.plan_name not in artifact.files or not isinstance(key, dict):
+        return False
+    want = engine.key
+    try:
+        return (
+            key.get("onnx_sha256") == want.onnx_sha256
+            and trt_release(str(key.get("trt_version"))) == trt_release(want.trt_version)
+            and gpu_slug(str(key.get("gpu_name"))) == gpu_slug(want.gpu_name)
+            and key.get("sm") == want.sm
+            and key.get("profile") == []
+        )
+    except ArtifactError:  # a version or GPU name no plan could be named after
+        return False
 
 
 class DecoderEnginesFromOnnx:

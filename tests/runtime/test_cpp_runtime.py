@@ -384,6 +384,65 @@ def test_decoder_engines_chosen_as_the_python_builder_records_them(lib, decoders
         lib.artifact_decoder_engine(art, "next", *_H100)
 
 
+def test_decoder_engines_recorded_in_device_json_are_chosen(lib, decoders, tmp_path, monkeypatch):
+    """The decoder plans build.sh builds on the device (device.json, the manifest as shipped;
+    docs/design.md §6.1) through the C API: chosen like the manifest's (both sources in one
+    artifact), verified like every device file; a name of no decoder role, one the manifest
+    lists, a changed plan, an unsigned record with trusted keys refused as Python refuses them."""
+    import json
+
+    from pomexport.export.artifact.device import record_device_files
+    from pomexport.export.artifact.engines import engine_record
+    from pomexport.export.artifact.signing import (
+        keygen,
+        load_private_key,
+        sign_artifact,
+        signature_document,
+    )
+    from pomexport.export.engine.decoder_engine import decoder_engine_plan
+
+    monkeypatch.delenv("POMEXPORT_TRUSTED_KEYS", raising=False)
+    art = Path(shutil.copytree(decoders.artifact("wan").root, tmp_path / "art"))
+    shipped = _with_decoder_engines(art)  # the H100's, in the manifest's decoder entry
+    engines = decoder_engine_plan(load_artifact(art), "10.3.0", "Orin", 87)  # as build.sh
+    files = {e.plan_name: f"orin {e.role}".encode() for e in engines}
+    stamp = "2026-12-07T00:00:00Z"
+    records = {e.plan_name: engine_record(e.key, "portable", stamp) for e in engines}
+    record_device_files(art, files, records, trusted=[])
+    for e, h100 in zip(engines, shipped, strict=True):
+        assert lib.artifact_decoder_engine(art, e.role, "10.3.0.26", "Orin", 87) == e.plan_name
+        assert lib.artifact_decoder_engine(art, e.role, *_H100) == h100.plan_name
+
+    ops_key, ops_pub = keygen(tmp_path / "ops")
+    dev_key, dev_pub = keygen(tmp_path / "dev")
+    sign_artifact(art, ops_key)
+    monkeypatch.setenv("POMEXPORT_TRUSTED_KEYS", f"{ops_pub}:{dev_pub}")
+    with pytest.raises(ArtifactError, match=r"device\.json: unsigned, and 2 trusted key"):
+        lib.artifact_decoder_engine(art, "first", "10.3.0", "Orin", 87)
+    data = (art / "device.json").read_bytes()
+    (art / "device.sig").write_bytes(signature_document(data, load_private_key(dev_key)))
+    assert lib.artifact_decoder_engine(art, "next", "10.3.0", "Orin", 87) == engines[1].plan_name
+    monkeypatch.delenv("POMEXPORT_TRUSTED_KEYS")
+
+    doc = json.loads(data)
+    for name, refusal in (
+        (
+            "decoder/decode-orin-sm87-trt10.3.0.plan",
+            r"is not the engine of a decoder role of this artifact \(roles: first, next\)",
+        ),
+        (shipped[0].plan_name, r"is already listed in manifest\.json"),
+        ("decoder/first.plan", r"device\.json: may list only plugins/\*\.so"),
+    ):
+        changed = {**doc, "files": {**doc["files"], name: {"sha256": "0" * 64, "bytes": 1}}}
+        (art / "device.json").write_text(json.dumps(changed))
+        with pytest.raises(ArtifactError, match=refusal):
+            lib.verify_artifact(art)
+    (art / "device.json").write_bytes(data)
+    (art / engines[0].plan_name).write_bytes(b"ORIN first")  # same size, other bytes
+    with pytest.raises(ArtifactError, match=r"first-orin-sm87-trt10\.3\.0\.plan: sha256 mismatch"):
+        lib.verify_artifact(art)
+
+
 def test_decoding_calls_need_a_tensorrt_build(lib):
     """pomrt_decode_info / pomrt_next_rgb in a CPU-only build: UNSUPPORTED, saying why."""
     written = ctypes.c_int32(5)

@@ -11,6 +11,7 @@ decoder artifacts, decoded through TrtDecoder and compared with OrtDecoder on th
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -117,6 +118,25 @@ def picks(monkeypatch):
 def test_a_tensorrt_backend_decodes_on_matching_engines(decoders, tmp_path, picks, backend):
     artifact = with_records(decoders.artifact("wan"), ("first", "next"), tmp_path)
     assert decoding.artifact_decoder(artifact, backend) == "trt"
+    assert picks == [("trt", {"first": plan_name("first"), "next": plan_name("next")})]
+
+
+def test_a_tensorrt_backend_decodes_on_engines_recorded_in_device_json(decoders, tmp_path, picks):
+    """Plans built on the device (the bundle's build.sh: device.json, the manifest as shipped;
+    docs/design.md §6.1) are picked like the manifest's."""
+    from pomexport.export.artifact.device import record_device_files
+    from pomexport.export.engine.decoder_engine import decoder_engine_plan
+
+    root = shutil.copytree(decoders.artifact("wan").root, tmp_path / "art")
+    files, records = {}, {}
+    for e in decoder_engine_plan(load_artifact(root), *TARGET):
+        files[e.plan_name] = e.role.encode()
+        records[e.plan_name] = engine_record(e.key, "portable", "2026-12-07T00:00:00Z")
+    record_device_files(root, files, records, trusted=[])
+    shipped = json.loads((root / "manifest.json").read_text())["files"]
+    assert plan_name("first") not in shipped and plan_name("next") not in shipped
+    artifact = load_artifact(root)
+    assert decoding.artifact_decoder(artifact, "trt") == "trt"
     assert picks == [("trt", {"first": plan_name("first"), "next": plan_name("next")})]
 
 

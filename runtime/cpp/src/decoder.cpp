@@ -161,20 +161,28 @@ void parseEngineRecords(json const& entry, DecoderSpec& spec)
     }
     for (auto const& [plan, record] : records.items())
     {
-        json const key = record.is_object() ? record.value("key", json()) : json();
-        bool const typed = key.is_object() && key.value("onnx_sha256", json()).is_string()
-            && key.value("trt_version", json()).is_string() && key.value("gpu_name", json()).is_string()
-            && key.value("sm", json()).is_number_integer();
-        if (typed)
+        if (std::optional<DecoderEngineRecord> typed = decoderEngineRecord(record))
         {
-            json const profile = key.value("profile", json());
-            spec.engines[plan] = DecoderEngineRecord{key["onnx_sha256"].get<std::string>(),
-                key["trt_version"].get<std::string>(), key["gpu_name"].get<std::string>(), key["sm"].get<int64_t>(),
-                profile.is_array() && profile.empty()};
+            spec.engines[plan] = *typed;
         }
     }
 }
 } // namespace
+
+std::optional<DecoderEngineRecord> decoderEngineRecord(json const& record)
+{
+    json const key = record.is_object() ? record.value("key", json()) : json();
+    bool const typed = key.is_object() && key.value("onnx_sha256", json()).is_string()
+        && key.value("trt_version", json()).is_string() && key.value("gpu_name", json()).is_string()
+        && key.value("sm", json()).is_number_integer();
+    if (!typed)
+    {
+        return std::nullopt;
+    }
+    json const profile = key.value("profile", json());
+    return DecoderEngineRecord{key["onnx_sha256"].get<std::string>(), key["trt_version"].get<std::string>(),
+        key["gpu_name"].get<std::string>(), key["sm"].get<int64_t>(), profile.is_array() && profile.empty()};
+}
 
 std::vector<std::string> decoderRoles(std::string const& kind)
 {

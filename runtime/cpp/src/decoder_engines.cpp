@@ -1,5 +1,6 @@
 // The decoder stage's engine choice (include/pomrt/decoder_engines.hpp): names as the Python
-// builder writes them, records as it keeps them.
+// builder and the bundle's build.sh write them, records as they keep them (the manifest's
+// decoder entry, or device.json's, which mergeDeviceFiles adds to DecoderSpec::engines).
 #include "pomrt/decoder_engines.hpp"
 
 #include <algorithm>
@@ -81,12 +82,13 @@ DecoderEngineChoice chooseDecoderEngine(
     auto const record = spec.engines.find(plan);
     if (m.files.count(plan) == 0)
     {
-        return {std::string(), plan + ": not in the artifact (build MODEL --decoder DIR --backend trt on this GPU)"};
+        return {std::string(), plan + ": not in the artifact (build MODEL --decoder DIR --backend trt on this GPU, or "
+                                      "run the bundle's build.sh on the device)"};
     }
     if (record == spec.engines.end())
     {
-        return {std::string(), plan + ": listed without an engine record in the decoder entry, so not known to be "
-                                      "built from " + graph};
+        return {std::string(), plan + ": listed without an engine record in the decoder entry or device.json, so not "
+                                      "known to be built from " + graph};
     }
     DecoderEngineRecord const& r = record->second;
     if (m.files.count(graph) == 0 || r.onnxSha256 != m.files.at(graph).sha256)

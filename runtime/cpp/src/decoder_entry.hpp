@@ -20,4 +20,8 @@ namespace pomrt
 std::optional<DecoderSpec> parseDecoderEntry(nlohmann::json const& doc, std::map<std::string, FileEntry> const& files,
     std::string const& where);
 
+//! One engine record ({"key": {...}, "digest": ..., ...}, export/artifact/engines.py::engine_record)
+//! of the decoder entry's `engines` or device.json's; none unless its key is well typed.
+std::optional<DecoderEngineRecord> decoderEngineRecord(nlohmann::json const& record);
+
 } // namespace pomrt

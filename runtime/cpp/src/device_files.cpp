@@ -6,11 +6,16 @@
 //    "manifest_sha256": "<sha256 of the manifest.json bytes it extends>",
 //    "files": {"engines/<gpu>-sm<NN>-trt<ver>.plan": {"sha256": ..., "bytes": ...}, ...},
 //    "engines": {"engines/...plan": {"key": {"onnx_sha256": ...}}}}          (optional)
+//
+// It may also list the decoder stage's engines, decoder/<role>-<gpu>-sm<NN>-trt<ver>.plan (the
+// bundle's build.sh builds them with trtexec), <role> one of the artifact's decoder roles; their
+// records join the decoder entry's (DecoderSpec::engines), where chooseDecoderEngine looks.
 #include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <sstream>
 
+#include "decoder_entry.hpp"
 #include "pomrt/error.hpp"
 #include "pomrt/manifest.hpp"
 #include "pomrt/paths.hpp"
@@ -69,6 +74,43 @@ FileEntry deviceEntry(json const& entry, std::string const& name)
     return FileEntry{entry["sha256"].get<std::string>(), entry["bytes"].get<uint64_t>(), true};
 }
 
+//! The role of a decoder plan name, decoder/<role>-<rest>.plan (what comes before the first
+//! '-', as device.py's _DECODER_PLAN); empty when `name` is not one.
+std::string decoderPlanRole(std::string const& name)
+{
+    std::string const folder = "decoder/";
+    if (!oneLevel(name, folder, ".plan"))
+    {
+        return std::string();
+    }
+    std::string const leaf = name.substr(folder.size(), name.size() - folder.size() - 5);
+    size_t const dash = leaf.find('-');
+    return dash == std::string::npos || dash == 0 || dash + 1 >= leaf.size() ? std::string() : leaf.substr(0, dash);
+}
+
+//! Throw unless device.json may list `name`: a device-built file name, a decoder plan's of one
+//! of the artifact's decoder roles (the manifest's own names are refused by the caller).
+void checkDeviceName(std::string const& name, Manifest const& m)
+{
+    std::string const role = decoderPlanRole(name);
+    if (role.empty() && !deviceFileName(name))
+    {
+        throw artifactError(std::string(kDeviceName) + ": may list only plugins/*.so, engines/*.plan and "
+            + "timing.cache (and decoder/<role>-*.plan), not '" + name + "'");
+    }
+    if (!role.empty() && (!m.decoder || m.decoder->files.count(role) == 0))
+    {
+        std::string roles;
+        for (auto const& [known, file] : m.decoder ? m.decoder->files : std::map<std::string, std::string>{})
+        {
+            roles += (roles.empty() ? "roles: " : ", ") + known;
+        }
+        throw artifactError(std::string(kDeviceName) + ": '" + name
+            + "' is not the engine of a decoder role of this artifact ("
+            + (roles.empty() ? std::string("it has no decoder stage") : roles) + ")");
+    }
+}
+
 } // namespace
 
 bool deviceFileName(std::string const& name)
@@ -120,17 +162,17 @@ void mergeDeviceFiles(fs::path const& root, std::string const& manifestBytes, Ma
     json const& files = doc["files"];
     for (auto const& [name, entry] : files.items())
     {
-        if (!deviceFileName(name))
-        {
-            throw artifactError(std::string(kDeviceName) + ": may list only plugins/*.so, engines/*.plan and "
-                + "timing.cache, not '" + name + "'");
-        }
+        checkDeviceName(name, m);
         if (m.files.count(name) != 0)
         {
             throw artifactError(std::string(kDeviceName) + ": '" + name + "' is already listed in " + kManifestName
                 + "; a device record cannot replace a shipped file");
         }
         m.files[name] = deviceEntry(entry, name);
+        if (!decoderPlanRole(name).empty())
+        {
+            m.decoder->engines.erase(name); // a shipped record of an unshipped plan: not this file's
+        }
     }
     json records = doc.value("engines", json::object());
     if (!records.is_object())
@@ -139,8 +181,20 @@ void mergeDeviceFiles(fs::path const& root, std::string const& manifestBytes, Ma
     }
     for (auto const& [name, record] : records.items())
     {
+        if (!files.contains(name))
+        {
+            continue;
+        }
+        if (!decoderPlanRole(name).empty()) // a listed decoder plan: the artifact has a decoder
+        {
+            if (std::optional<DecoderEngineRecord> const typed = decoderEngineRecord(record))
+            {
+                m.decoder->engines[name] = *typed;
+            }
+            continue;
+        }
         json const sha = record.is_object() ? record.value("key", json::object()).value("onnx_sha256", json()) : json();
-        if (sha.is_string() && files.contains(name))
+        if (sha.is_string())
         {
             m.engineOnnxSha256[name] = sha.get<std::string>();
         }

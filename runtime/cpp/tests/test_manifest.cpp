@@ -5,6 +5,7 @@
 //                                            the engine cache does (atomic write + device.json
 //                                            entry; manifest.json untouched), then re-open it
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -165,6 +166,55 @@ void testDecoderEngineChoice()
         == "the artifact has no decoder stage");
 }
 
+// device.json's decoder plans (docs/design.md §6.1): what the bundle's build.sh records on the
+// device, merged into the decoder entry's records (a shipped record of the same name dropped)
+// and chosen like the manifest's; a name of no decoder role, or one the manifest lists, refused.
+void testDeviceDecoderEngines()
+{
+    char dirTemplate[] = "/tmp/pomrt-test-device-XXXXXX";
+    fs::path const dir = mkdtemp(dirTemplate);
+    std::string text = kManifest;
+    text.insert(text.rfind("\n}"), kDecoder);
+    text.insert(text.find("\"model.onnx\": {\"sha256\""), R"("decoder/first.onnx": {"sha256": "f1"},
+      "decoder/next.onnx": {"sha256": "n2"}, "decoder/first-nvidia-h100-80gb-hbm3-sm90-trt10.3.0.plan": {"sha256": "p1"},
+      )");
+    auto const merged = [&](std::string const& files, std::string const& engines) {
+        atomicWrite(dir / kDeviceName,
+            R"({"format": "pomexport-device-files", "format_version": 1, "manifest_sha256": ")"
+                + sha256Bytes(text.data(), text.size()) + R"(", "files": {)" + files + R"(}, "engines": {)" + engines
+                + "}}");
+        Manifest m = parseManifest(text, "manifest.json");
+        mergeDeviceFiles(dir, text, m, {});
+        return m;
+    };
+    auto const entry = [](std::string const& name) { return "\"" + name + "\": {\"sha256\": \"aa\", \"bytes\": 2}"; };
+    auto const record = [](std::string const& name, std::string const& graph) {
+        return "\"" + name + "\": {\"key\": {\"onnx_sha256\": \"" + graph
+            + "\", \"trt_version\": \"10.3.0\", \"gpu_name\": \"Orin\", \"sm\": 87, \"profile\": []}}";
+    };
+    std::string const first = "decoder/first-orin-sm87-trt10.3.0.plan";
+    std::string const next = "decoder/next-orin-sm87-trt10.3.0.plan";
+    Manifest const m = merged(entry(first) + ", " + entry(next), record(first, "f1") + ", " + record(next, "n2"));
+    CHECK(m.files.count(first) == 1 && m.files.count(next) == 1);
+    DecoderEngineSet const set = chooseDecoderEngines(m, "10.3.0.30", "Orin", 87);
+    CHECK(set.reason.empty() && set.plans.size() == 2 && set.plans.at("first") == first && set.plans.at("next") == next);
+    // Listed without a record: the shipped entry's record of that name (SM 72) is not this file's.
+    Manifest const bare = merged(entry(first) + ", " + entry(next), record(next, "n2"));
+    CHECK(chooseDecoderEngine(bare, "first", "10.3.0", "Orin", 87).reason.find("without an engine record")
+        != std::string::npos);
+    CHECK(throwsWith([&] { merged(entry("decoder/decode-orin-sm87-trt10.3.0.plan"), ""); }, POMRT_ERR_ARTIFACT,
+        "is not the engine of a decoder role of this artifact (roles: first, next)"));
+    CHECK(throwsWith([&] { merged(entry("decoder/first-nvidia-h100-80gb-hbm3-sm90-trt10.3.0.plan"), ""); },
+        POMRT_ERR_ARTIFACT, "is already listed in manifest.json"));
+    for (char const* name : {"decoder/first.onnx", "decoder/first-.plan", "decoder/sub/first-x.plan", "decoder/-x.plan"})
+    {
+        CHECK(throwsWith([&] { merged(entry(name), ""); }, POMRT_ERR_ARTIFACT, "may list only plugins/*.so"));
+    }
+    text = kManifest; // no decoder stage
+    CHECK(throwsWith([&] { merged(entry(first), ""); }, POMRT_ERR_ARTIFACT, "(it has no decoder stage)"));
+    fs::remove_all(dir);
+}
+
 int cacheInto(fs::path const& dir, std::string const& name)
 {
     std::string const bytes = "engine bytes cached by pomrt\n";
@@ -185,6 +235,7 @@ int main(int argc, char** argv)
         testPaths();
         testHashAndSchedule();
         testDecoderEngineChoice();
+        testDeviceDecoderEngines();
         if (argc == 3)
         {
             cacheInto(argv[1], argv[2]);

@@ -4,7 +4,10 @@
 // The Python builder (export/engine/decoder_engine.py) writes one plan per decoder role,
 //   decoder/<role>-<gpu>-sm<NN>-trt<major>.<minor>.<patch>.plan,
 // lists and hashes it, and records its EngineKey in manifest["decoder"]["engines"][plan]
-// (export/artifact/engines.py::engine_record). A runtime on (TensorRT release, GPU, SM) uses
+// (export/artifact/engines.py::engine_record); the bundle's build.sh builds the same plans on
+// the device with trtexec and lists and records them in device.json instead (the manifest
+// stays as shipped), whose records mergeDeviceFiles adds to DecoderSpec::engines once the
+// record is verified (docs/design.md §6.1). A runtime on (TensorRT release, GPU, SM) uses
 // the plan of that name for every role, as it finds the step engine by enginePlanName, and
 // only when the record says it was built from the graph now in the artifact for that very
 // target: a plan of an earlier graph would run the wrong network, and TensorRT only refuses a
@@ -39,9 +42,9 @@ struct DecoderEngineChoice
 };
 
 //! The engine of decoder role `role` for TensorRT `trtVersion` on GPU `gpuName` (the CUDA
-//! device name) of SM `sm`: the plan of that name, listed in the manifest's files (so hashed
-//! at open) and recorded with that graph's sha256, TensorRT release, GPU and SM and an empty
-//! profile (static shapes). Throws Error(INVALID_ARGUMENT) for a role the kind does not have.
+//! device name) of SM `sm`: the plan of that name, listed in the manifest's files or the
+//! verified device.json's (so hashed at open) and recorded in the decoder entry or device.json
+//! with that graph's sha256, TensorRT release, GPU and SM and an empty profile (static shapes). Throws Error(INVALID_ARGUMENT) for a role the kind does not have.
 DecoderEngineChoice chooseDecoderEngine(
     Manifest const& m, std::string const& role, std::string const& trtVersion, std::string const& gpuName, int32_t sm);
 

@@ -111,7 +111,9 @@ void addDeviceFile(std::filesystem::path const& root, std::string const& name, F
 
 //! Add `root`/device.json's files (and engine records) to `m`: with `keyPaths`, device.sig
 //! must sign it by one of them; it must be bound to `manifestBytes`; it may list only device
-//! file names, none the manifest lists. No device.json: nothing. Throws Error(ARTIFACT).
+//! file names and decoder plans (decoder/<role>-*.plan, <role> one of m.decoder's roles; their
+//! records go to m.decoder->engines), none the manifest lists. No device.json: nothing.
+//! Throws Error(ARTIFACT).
 void mergeDeviceFiles(std::filesystem::path const& root, std::string const& manifestBytes, Manifest& m,
     std::vector<std::string> const& keyPaths);
 
