@@ -23,11 +23,9 @@ from ``x_t`` (the token path). Left in float, with the reason recorded:
 
 ``proj_out`` (``W_o``), which reads the mixer's token output ``y``, is a target (issue 24): a
 Q/DQ pair on ``y`` sits after the op, so ``state``, ``count``, ``state_out`` and the op's own
-fp32 sum are untouched. It was float until then; quantizing it made the S/2 int8 step 1.84x
-faster than fp32 instead of 1.56x (ONNX Runtime CPU, 1 thread, batch 1), and on the bundled
-model (8 streams x 16 frames, 6 steps, CFG 2, vs fp32) the same 6 streams follow fp32 (35.8-47.1
-dB instead of 40.2-47.5; the other 2 pick another start either way), the quality metric
-0.984/0.975 instead of 0.992/0.983 (fp32 0.992/0.992). The first block's stays float with
+fp32 sum are untouched. Float until then, it held the S/2 int8 step at about 1.55x fp32; int8,
+about 1.85x (ONNX Runtime CPU, 1 thread), with the bundled model's int8 streams following fp32
+as before (``calibration/README.md`` has the measurements). The first block's stays float with
 the rest of that block.
 
 The PolyMixer's ``h``, ``g``, ``state``, ``count`` inputs and its ``state_out`` output are never
