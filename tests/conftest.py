@@ -96,6 +96,16 @@ def _seed_and_threads():
     yield
 
 
+@pytest.fixture(scope="module")
+def trt():
+    """The tensorrt module; skips (with the reason) without TensorRT or a CUDA GPU."""
+    # docs/design.md §7: the TensorRT tests skip without TensorRT.
+    module = pytest.importorskip("tensorrt", reason="TensorRT is not installed here")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU visible to torch: TensorRT engines run on the GPU")
+    return module
+
+
 @pytest.fixture
 def make_model():
     """Factory: ``make_model(variant, seed=0, **config_changes) -> PoMDiT`` (eval mode)."""

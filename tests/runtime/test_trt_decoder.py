@@ -179,15 +179,6 @@ def test_the_module_imports_without_tensorrt():
 
 
 # -- with TensorRT and a GPU --------------------------------------------------------------
-@pytest.fixture
-def trt():
-    # docs/design.md §7: the TensorRT tests skip without TensorRT.
-    module = pytest.importorskip("tensorrt", reason="TensorRT is not installed here")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU visible to torch: TensorRT engines run on the GPU")
-    return module
-
-
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a.double() - b.double()) ** 2).mean())
     return math.inf if mse == 0 else 10 * math.log10(4.0 / mse)  # RGB range [-1, 1]: peak 2

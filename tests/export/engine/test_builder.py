@@ -13,7 +13,6 @@ import tokenize
 from pathlib import Path
 
 import pytest
-import torch
 
 from pomexport.errors import ArtifactError, BuildError, ConfigError, PluginError
 from pomexport.export.artifact import TIMING_CACHE, ArtifactDraft, load_artifact
@@ -126,16 +125,6 @@ def test_cli_build_refuses_a_non_library_before_exporting(tmp_path):
 
 
 # -- with TensorRT and a GPU --------------------------------------------------------------
-@pytest.fixture(scope="module")
-def trt():
-    """The tensorrt module; skips (with the reason) without TensorRT or a CUDA GPU."""
-    # docs/design.md §7: the builder tests skip without TensorRT.
-    module = pytest.importorskip("tensorrt", reason="TensorRT is not installed here")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU visible to torch: TensorRT engines are built on the GPU")
-    return module
-
-
 @pytest.fixture
 def artifact_copy(ort_artifact, tmp_path):
     return load_artifact(shutil.copytree(ort_artifact[0].root, tmp_path / "artifact"))

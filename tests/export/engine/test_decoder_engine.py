@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import torch
 
 from pomexport.errors import BuildError, ConfigError
 from pomexport.export.artifact import ArtifactDraft, load_artifact
@@ -95,15 +94,6 @@ def test_engines_are_recorded_in_the_decoder_entry(wan_copy, monkeypatch):
     again = ArtifactDraft(artifact.root, artifact.manifest)
     de.decoder_engines_from_onnx(again)
     assert len(builds) == 2  # reused: same keys
-
-
-@pytest.fixture
-def trt():
-    # docs/design.md §7: the builder tests skip without TensorRT.
-    module = pytest.importorskip("tensorrt", reason="TensorRT is not installed here")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU visible to torch: TensorRT engines are built on the GPU")
-    return module
 
 
 @pytest.mark.tensorrt
