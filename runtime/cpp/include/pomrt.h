@@ -107,8 +107,9 @@ typedef struct pomrt_decoder_info
 
 /* Whether a runtime decodes its latents into RGB frames (pomrt_decode_info; issue 21): it does
  * when the artifact has a decoder stage and, for every decoder graph, the TensorRT engine built
- * for this GPU and TensorRT release (decoder/<role>-<gpu>-sm<NN>-trt<ver>.plan, recorded in the
- * decoder entry's "engines" as built from that graph). Otherwise decodes = 0, reason says why,
+ * for this GPU and TensorRT release (decoder/<role>-<gpu>-sm<NN>-trt<ver>.plan, recorded as
+ * built from that graph in the decoder entry's "engines" or in device.json, where the bundle's
+ * build.sh records the plans it builds on the device). Otherwise decodes = 0, reason says why,
  * and the runtime works as without a decoder (pomrt_next_frame returns latents). */
 typedef struct pomrt_rgb_info
 {
@@ -149,8 +150,8 @@ POMRT_API pomrt_status pomrt_artifact_decoder(const char* artifact_dir, pomrt_de
 /* Verify, then the plan a runtime on TensorRT `trt_version` ("major.minor[.patch[.build]]"),
  * GPU `gpu_name` (the CUDA device name) of SM `sm` (major * 10 + minor) runs for decoder role
  * `role` (decode | first | next): decoder/<role>-<gpu>-sm<NN>-trt<major.minor.patch>.plan,
- * listed in the manifest and recorded in the decoder entry's "engines" as built from that
- * role's graph for that target. The name goes into plan (NUL-terminated, truncated to
+ * listed and recorded as built from that role's graph for that target, in the manifest's
+ * decoder entry or in device.json. The name goes into plan (NUL-terminated, truncated to
  * plan_len). POMRT_ERR_UNSUPPORTED when there is none (no decoder stage, plan absent, no
  * record, built from an earlier graph, recorded for another target: the message says which);
  * POMRT_ERR_INVALID_ARGUMENT for a role the decoder kind does not have. */
