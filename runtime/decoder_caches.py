@@ -18,7 +18,7 @@ import torch
 from pomexport.errors import StateError
 from pomexport.export.artifact.decoder import DecoderSpec
 
-__all__ = ["DecoderCall", "StreamCaches", "first_role"]
+__all__ = ["DecoderCall", "StreamCaches", "StreamDecoder", "first_role"]
 
 
 def first_role(spec: DecoderSpec) -> str:
@@ -79,3 +79,18 @@ class StreamCaches:
         if call.role != "decode":
             state.front = 0 if call.role == "first" else 1 - state.front
         state.first = False
+
+
+class StreamDecoder:
+    """What both artifact decoders share of the ``LatentDecoder`` protocol: RGB frame counts
+    from the entry, streams started on their :class:`StreamCaches` (``self._streams``)."""
+
+    spec: DecoderSpec
+    _streams: StreamCaches
+
+    def rgb_frames(self, latent_frames: int) -> int:
+        return self.spec.rgb_frames(latent_frames)
+
+    def start(self, stream: int) -> None:
+        """Begin ``stream`` (its cache buffers are made the first time, then reused)."""
+        self._streams.start(stream)

@@ -22,7 +22,7 @@ import torch
 from pomexport.errors import ArtifactError, StateError
 from pomexport.export.artifact import Artifact
 from pomexport.export.artifact.decoder import DecoderSpec
-from pomexport.runtime.decoder_caches import StreamCaches, first_role
+from pomexport.runtime.decoder_caches import StreamCaches, StreamDecoder, first_role
 from pomexport.runtime.ort_backend import (
     TORCH_DTYPES,
     _first_line,
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 _NUMPY = {torch.float32: np.float32, torch.float16: np.float16}
 
 
-class OrtDecoder:
+class OrtDecoder(StreamDecoder):
     """The decoder graphs of ``spec`` in ONNX Runtime sessions (``backend``: ``ort`` CPU EP,
     ``ort-cuda`` CUDA EP). ``sources``: what each role's session opens (verified bytes);
     ``threads``: intra-op threads (default: the step's policy, :func:`default_threads`)."""
@@ -104,13 +104,6 @@ class OrtDecoder:
             raise ArtifactError(f"{name}: ONNX Runtime cannot load it: {_first_line(e)}") from e
 
     # -- LatentDecoder ------------------------------------------------------------------
-    def rgb_frames(self, latent_frames: int) -> int:
-        return self.spec.rgb_frames(latent_frames)
-
-    def start(self, stream: int) -> None:
-        """Begin ``stream`` (its buffers are made the first time, then reused)."""
-        self._streams.start(stream)
-
     def decode(self, stream: int, latent: torch.Tensor) -> torch.Tensor:
         """latent (C, h, w) -> (F, 3, H, W) fp32 on the CPU."""
         call = self._streams.call(stream)

@@ -32,7 +32,7 @@ from pomexport.export.engine.decoder_engine import (
     decoder_engine_plan,
 )
 from pomexport.export.engine.target import import_tensorrt
-from pomexport.runtime.decoder_caches import StreamCaches, first_role
+from pomexport.runtime.decoder_caches import StreamCaches, StreamDecoder, first_role
 from pomexport.runtime.trt_backend import TORCH_DTYPES
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def tensorrt_target(device: int = 0) -> tuple[str, str, int]:
     return trt.__version__, target.name, target.sm
 
 
-class TrtDecoder:
+class TrtDecoder(StreamDecoder):
     """The decoder graphs of ``spec`` as TensorRT engines (``plans``: serialized bytes by
     role) on CUDA device ``device``: one execution context per role, shared by the streams,
     whose buffer addresses are set before each call (a host-side pointer store)."""
@@ -166,13 +166,6 @@ class TrtDecoder:
         return context
 
     # -- LatentDecoder ------------------------------------------------------------------
-    def rgb_frames(self, latent_frames: int) -> int:
-        return self.spec.rgb_frames(latent_frames)
-
-    def start(self, stream: int) -> None:
-        """Begin ``stream`` (its cache buffers are made the first time, then reused)."""
-        self._streams.start(stream)
-
     def decode(self, stream: int, latent: torch.Tensor) -> torch.Tensor:
         """latent (C, h, w) -> (F, 3, H, W) fp32 on the CPU."""
         call = self._streams.call(stream)
