@@ -16,24 +16,13 @@
 #include "pomrt/schedule.hpp"
 #include "pomrt/sha256.hpp"
 
+#include "check.hpp"
+
 namespace fs = std::filesystem;
 using namespace pomrt;
 
 namespace
 {
-int gFailures = 0;
-
-void check(bool ok, char const* what, int line)
-{
-    if (!ok)
-    {
-        std::fprintf(stderr, "test_manifest.cpp:%d: %s\n", line, what);
-        ++gFailures;
-    }
-}
-
-#define CHECK(cond) check((cond), #cond, __LINE__)
-
 //! True when `body` throws an Error of `status` whose message contains `needle`.
 template <typename Body>
 bool throwsWith(Body&& body, pomrt_status status, std::string const& needle)
@@ -246,9 +235,5 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "unexpected exception: %s\n", e.what());
         return 1;
     }
-    if (gFailures == 0)
-    {
-        std::printf("pomrt_test_manifest: all checks passed\n");
-    }
-    return gFailures == 0 ? 0 : 1;
+    return pomrt_test::checkSummary("pomrt_test_manifest");
 }

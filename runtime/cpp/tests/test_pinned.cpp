@@ -21,24 +21,13 @@
 #include "pomrt/pinned.hpp"
 #include "pomrt/sha256.hpp"
 
+#include "check.hpp"
+
 namespace fs = std::filesystem;
 using namespace pomrt;
 
 namespace
 {
-int gFailures = 0;
-
-void check(bool ok, char const* what, int line)
-{
-    if (!ok)
-    {
-        std::fprintf(stderr, "test_pinned.cpp:%d: %s\n", line, what);
-        ++gFailures;
-    }
-}
-
-#define CHECK(cond) check((cond), #cond, __LINE__)
-
 std::vector<uint8_t> slurp(std::string const& path)
 {
     std::ifstream in(path, std::ios::binary);
@@ -158,9 +147,5 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "unexpected exception: %s\n", e.what());
         return 1;
     }
-    if (gFailures == 0)
-    {
-        std::printf("pomrt_test_pinned: all checks passed\n");
-    }
-    return gFailures == 0 ? 0 : 1;
+    return pomrt_test::checkSummary("pomrt_test_pinned");
 }
