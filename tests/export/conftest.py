@@ -8,6 +8,9 @@ both with fan-in-scaled random weights like ``pomexport.models.random_model``.
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from dataclasses import dataclass, field
 
 import pytest
 import torch
@@ -62,3 +65,36 @@ def fp16_artifact(models, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("fp16") / "moments"
     return export_model(models["moments"], out, "fp16", "both", batch=(1, 2, 8))
+
+
+@dataclass
+class WriteCounts:
+    """Names of the files hashed and the manifest.json writes seen while it was installed."""
+
+    hashed: list[str] = field(default_factory=list)
+    manifests: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def write_counts(monkeypatch) -> WriteCounts:
+    """Count every file hash (each binding of the one hasher, ``paths.sha256_file``) and every
+    manifest.json write (atomic writes end in ``os.replace``); ``monkeypatch.undo()`` stops."""
+    from pomexport.export.artifact import MANIFEST, paths
+
+    counts = WriteCounts()
+    original_hash, original_replace = paths.sha256_file, os.replace
+
+    def counting_hash(path):
+        counts.hashed.append(path.name)
+        return original_hash(path)
+
+    def counting_replace(src, dst, *args, **kwargs):
+        if os.path.basename(dst) == MANIFEST:
+            counts.manifests.append(dst)
+        return original_replace(src, dst, *args, **kwargs)
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "sha256_file", None) is original_hash:
+            monkeypatch.setattr(module, "sha256_file", counting_hash)
+    monkeypatch.setattr(os, "replace", counting_replace)
+    return counts

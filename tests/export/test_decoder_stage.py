@@ -4,16 +4,13 @@ manifest write, at the build's precision (int8 builds: fp16)."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 import onnx
 import pytest
 from click.testing import CliRunner
 
 from pomexport.cli.main import cli
 from pomexport.errors import ArtifactError, ConfigError
-from pomexport.export.artifact import MANIFEST, load_artifact
+from pomexport.export.artifact import load_artifact
 from pomexport.export.decoder_stage import DECODER_PRECISION
 from pomexport.export.pipeline import build
 from pomexport.models import PoMDiT, get_preset
@@ -64,36 +61,20 @@ def test_the_cli_says_a_mismatch_in_one_line(decoders, tmp_path):
 
 @pytest.mark.slow  # a real int8 build (calibration)
 def test_int8_build_carries_an_fp16_decoder_in_its_one_manifest_write(
-    decoders, tmp_path, monkeypatch
+    decoders, tmp_path, monkeypatch, write_counts
 ):
     """A real int8 build (small capture) with the TAESD decoder: manifest.json written once,
     each file hashed once, the decoder graphs fp16 inside with fp32 I/O, as the entry says."""
     from pomexport.calibration import CalibrationOptions, CaptureSettings
-    from pomexport.export.artifact import paths
 
     assert DECODER_PRECISION == {"fp32": "fp32", "fp16": "fp16", "int8": "fp16"}
-    hashed, manifests = [], []
-    original_hash, original_replace = paths.sha256_file, os.replace
-
-    def counting_hash(path):
-        hashed.append(path.name)
-        return original_hash(path)
-
-    def counting_replace(src, dst, *args, **kwargs):
-        if os.path.basename(dst) == MANIFEST:
-            manifests.append(dst)
-        return original_replace(src, dst, *args, **kwargs)
-
-    for module in list(sys.modules.values()):  # every binding of the one file hasher
-        if getattr(module, "sha256_file", None) is original_hash:
-            monkeypatch.setattr(module, "sha256_file", counting_hash)
-    monkeypatch.setattr(os, "replace", counting_replace)
     capture = CaptureSettings(samples=32, frames=2, steps=2, seeds=(0,))
     out = tmp_path / "int8"
     options = CalibrationOptions(capture=capture)
     folder = decoders.source("tiny")
     result = build("sd-latent-tiny", out, "int8", "ort", calibration=options, decoder=folder)
     monkeypatch.undo()
+    manifests, hashed = write_counts.manifests, write_counts.hashed
     assert len(manifests) == 1 and "AutoencoderTiny decoder (image, fp16)" in result.summary
     artifact = load_artifact(out)  # verified here, after the counts
     assert sorted(hashed) == sorted(n.rsplit("/", 1)[-1] for n in artifact.files), hashed

@@ -74,35 +74,19 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "foreign"]
 
 
-def test_an_int8_build_writes_the_manifest_once_and_hashes_each_file_once(tmp_path, monkeypatch):
+def test_an_int8_build_writes_the_manifest_once_and_hashes_each_file_once(
+    tmp_path, monkeypatch, write_counts
+):
     """Issue 19: `pomexport build --precision int8` (export -> calibration -> commit) stages
     once: one manifest.json write, one hash per file, where each stage used to reload (hash
     every file) and rewrite the manifest. A small capture keeps the calibration short."""
-    import sys
-
     from pomexport.calibration import CalibrationOptions, CaptureSettings
-    from pomexport.export.artifact import paths
 
-    hashed, manifests = [], []
-    original_hash, original_replace = paths.sha256_file, os.replace
-
-    def counting_hash(path):
-        hashed.append(path.name)
-        return original_hash(path)
-
-    def counting_replace(src, dst, *args, **kwargs):
-        if os.path.basename(dst) == MANIFEST:
-            manifests.append(dst)
-        return original_replace(src, dst, *args, **kwargs)
-
-    for module in list(sys.modules.values()):  # every binding of the one file hasher
-        if getattr(module, "sha256_file", None) is original_hash:
-            monkeypatch.setattr(module, "sha256_file", counting_hash)
-    monkeypatch.setattr(os, "replace", counting_replace)  # atomic writes end in os.replace
     capture = CaptureSettings(samples=32, frames=2, steps=2, seeds=(0,))
     out = tmp_path / "int8"
     result = build("tiny", out, "int8", "ort", calibration=CalibrationOptions(capture=capture))
     monkeypatch.undo()
+    manifests, hashed = write_counts.manifests, write_counts.hashed
     assert result.artifact.precision == "int8" and len(manifests) == 1
     files = load_artifact(out).files  # verified here, after the counts
     assert sorted(hashed) == sorted(name.rsplit("/", 1)[-1] for name in files), hashed
