@@ -113,6 +113,24 @@ def make_model():
 
 
 @pytest.fixture(scope="session")
+def verify_artifact(tmp_path_factory):
+    """The fp32 portable artifact the verify tests share (runtime/measure and cli), exported
+    once per session: the bundled model when its weights are installed, else ``tiny``."""
+    import logging
+
+    from pomexport.export import export_model
+    from pomexport.models.registry import BUNDLED, bundled_path
+
+    root = tmp_path_factory.mktemp("verify-fp32")
+    name = next(iter(BUNDLED))
+    name = name if bundled_path(name).is_file() else "tiny"
+    for quiet in ("torch.onnx", "onnxscript", "onnx_ir"):
+        logging.getLogger(quiet).setLevel(logging.ERROR)
+    export_model(name, root, "fp32", "portable", batch=(1, 2, 8))
+    return root
+
+
+@pytest.fixture(scope="session")
 def ort_artifact(tmp_path_factory):
     """One fp32 artifact (both flavors) built once per session by ``pomexport.export.pipeline``:
     the bundled model when its weights are installed, else the ``tiny`` preset (seed 0).

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
@@ -14,25 +13,9 @@ from click.testing import CliRunner
 from pomexport.cli.main import cli
 
 
-def shared_artifact(tmp_path_factory) -> Path:
-    """The session's fp32 artifact (same place and model as tests/runtime/measure/test_verify.py,
-    so a full run exports it once)."""
-    from pomexport.export import export_model
-    from pomexport.models.registry import BUNDLED, bundled_path
-
-    root = tmp_path_factory.getbasetemp() / "verify-fp32"
-    if not (root / "manifest.json").is_file():
-        name = next(iter(BUNDLED))
-        name = name if bundled_path(name).is_file() else "tiny"
-        for quiet in ("torch.onnx", "onnxscript", "onnx_ir"):
-            logging.getLogger(quiet).setLevel(logging.ERROR)
-        export_model(name, root, "fp32", "portable", batch=(1, 2, 8))
-    return root
-
-
 @pytest.fixture(scope="module")
-def artifact(tmp_path_factory) -> Path:
-    return shared_artifact(tmp_path_factory)
+def artifact(verify_artifact) -> Path:
+    return verify_artifact
 
 
 def _tight_gates(artifact: Path, out: Path) -> Path:

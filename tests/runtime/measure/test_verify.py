@@ -9,7 +9,6 @@ session temp dir, where tests/cli/test_verify.py finds it too.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import shutil
 from pathlib import Path
@@ -18,21 +17,6 @@ import numpy as np
 import pytest
 
 BLOCK = 2  # the perturbed layer (the tiny config and the bundled model have 4 blocks)
-
-
-def shared_artifact(tmp_path_factory) -> Path:
-    """Export the bundled model (or ``tiny``) once per session; reuse it after."""
-    from pomexport.export import export_model
-    from pomexport.models.registry import BUNDLED, bundled_path
-
-    root = tmp_path_factory.getbasetemp() / "verify-fp32"
-    if not (root / "manifest.json").is_file():
-        name = next(iter(BUNDLED))
-        name = name if bundled_path(name).is_file() else "tiny"
-        for quiet in ("torch.onnx", "onnxscript", "onnx_ir"):
-            logging.getLogger(quiet).setLevel(logging.ERROR)
-        export_model(name, root, "fp32", "portable", batch=(1, 2, 8))
-    return root
 
 
 def perturbed_copy(root: Path, out: Path, edit) -> Path:
@@ -64,8 +48,8 @@ def proj_out_weight(proto, arrays) -> str:
 
 
 @pytest.fixture(scope="module")
-def artifact(tmp_path_factory) -> Path:
-    return shared_artifact(tmp_path_factory)
+def artifact(verify_artifact) -> Path:
+    return verify_artifact
 
 
 @pytest.fixture(scope="module")
