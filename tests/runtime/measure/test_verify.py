@@ -2,8 +2,8 @@
 perturbed weight fails and the layerwise search names its layer; NaN is reported as NaN.
 
 The artifact is the bundled model when its weights are installed, else the ``tiny`` preset
-(random weights). It is exported once per test session (about 30 s on 2 cores) into pytest's
-session temp dir, where tests/cli/test_verify.py finds it too.
+(random weights). It is exported once per test session (about 30 s on 2 cores) by
+tests/conftest.py's ``verify_artifact``, which tests/cli/test_verify.py uses too.
 """
 
 from __future__ import annotations
