@@ -39,7 +39,7 @@ from pomexport.export.artifact.decoder import KEY as DECODER_KEY
 from pomexport.export.artifact.layout import DECODER_DIR, DEVICE, DEVICE_SIGNATURE, MANIFEST
 from pomexport.export.artifact.limits import DEFAULT_LIMITS
 from pomexport.export.artifact.manifest import read_manifest_bytes
-from pomexport.export.artifact.paths import safe_member, sha256_file
+from pomexport.export.artifact.paths import read_plain_file, safe_member, sha256_file
 from pomexport.export.artifact.signing import (
     MAX_SIGNATURE_BYTES,
     TrustedKey,
@@ -81,18 +81,6 @@ def _check_name(manifest: dict, name: str) -> None:
             )
 
 
-def _read_plain(path: Path, limit: int) -> bytes | None:
-    """A plain file's bytes (None: absent); a symlink, another type or more than ``limit``
-    bytes is refused."""
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise ArtifactError(f"{path.name}: not a plain file")
-    if not path.exists():
-        return None
-    if path.stat().st_size > limit:
-        raise ArtifactError(f"{path.name}: larger than {limit} bytes")
-    return path.read_bytes()
-
-
 def _entry(name: str, entry: object) -> dict:
     ok = isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
     if not ok or not isinstance(entry.get("bytes"), int) or entry["bytes"] < 0:
@@ -106,10 +94,10 @@ def with_device_files(
     """``manifest`` with ``root``/device.json's files (and engine records) added; unchanged
     when there is none. ArtifactError (one line) for an unsigned one when ``keys`` are
     configured, one bound to other manifest bytes, or one listing anything else."""
-    raw = _read_plain(root / DEVICE, MAX_DEVICE_BYTES)
+    raw = read_plain_file(root / DEVICE, MAX_DEVICE_BYTES, DEVICE)
     if raw is None:
         return manifest
-    signature = _read_plain(root / DEVICE_SIGNATURE, MAX_SIGNATURE_BYTES)
+    signature = read_plain_file(root / DEVICE_SIGNATURE, MAX_SIGNATURE_BYTES, DEVICE_SIGNATURE)
     check_signature(str(root / DEVICE), raw, signature, keys)
     try:
         doc = json.loads(raw)

@@ -32,7 +32,7 @@ from pomexport.export.artifact.layout import (
     MODEL_DTYPES,
 )
 from pomexport.export.artifact.limits import Limits, check_json_depth
-from pomexport.export.artifact.paths import sha256_file
+from pomexport.export.artifact.paths import read_plain_file, sha256_file
 from pomexport.export.artifact.schema import check_manifest
 from pomexport.export.artifact.signing import (
     MANIFEST_SIGNATURE,
@@ -166,18 +166,6 @@ def write_manifest(root: str | os.PathLike, manifest: dict) -> Path:
     return store_manifest(root, {**manifest, "files": files})
 
 
-def _read_signature(root: Path) -> bytes | None:
-    """manifest.sig's bytes (None: absent); a symlink or an oversized file is refused."""
-    path = root / MANIFEST_SIGNATURE
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise ArtifactError(f"{path}: not a plain file")
-    if not path.exists():
-        return None
-    if path.stat().st_size > MAX_SIGNATURE_BYTES:
-        raise ArtifactError(f"{path}: too large for a signature")
-    return path.read_bytes()
-
-
 def _manifest_bytes(root: Path, limits: Limits) -> bytes:
     path = root / MANIFEST
     if not root.is_dir():
@@ -207,7 +195,9 @@ def read_manifest_bytes(
     """:func:`read_manifest` and the bytes it parsed (device.json is bound to them)."""
     path = root / MANIFEST
     raw = _manifest_bytes(root, limits)
-    check_signature(str(path), raw, _read_signature(root), keys)
+    sig_path = root / MANIFEST_SIGNATURE
+    signature = read_plain_file(sig_path, MAX_SIGNATURE_BYTES, str(sig_path))
+    check_signature(str(path), raw, signature, keys)
     try:
         manifest = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:

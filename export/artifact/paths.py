@@ -24,6 +24,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_plain_file(path: Path, limit: int, shown: str) -> bytes | None:
+    """A small control file's bytes (manifest.sig, device.json, device.sig); None when absent.
+    A symlink, another file type or more than ``limit`` bytes is refused, named ``shown``."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ArtifactError(f"{shown}: not a plain file")
+    if not path.exists():
+        return None
+    if path.stat().st_size > limit:
+        raise ArtifactError(f"{shown}: larger than {limit} bytes")
+    return path.read_bytes()
+
+
 def safe_member(root: Path, name: str, what: str) -> Path:
     """``root / name`` if ``name`` is relative, has no ``..`` and resolves inside ``root``.
 
