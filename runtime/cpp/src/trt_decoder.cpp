@@ -198,6 +198,7 @@ void TrtDecoder::addRole(std::string const& role, std::vector<uint8_t> const& pl
     DecoderTensor const& latent = payload(mSpec, io.inputs, true, where);
     DecoderTensor const& frames = payload(mSpec, io.outputs, false, where);
     r.latentName = latent.name;
+    r.latentBytes = bytesOf(latent);
     r.framesName = frames.name;
     r.frames = mSpec.framesPerStep.at(role);
     // latent [1, C, h, w] or [1, C, 1, h, w]: the model's frame as it is (de-scaled inside);
@@ -242,7 +243,7 @@ void TrtDecoder::allocate()
     for (auto& [role, r] : mRoles)
     {
         DecoderGraphIo const& io = mSpec.graphs.at(role);
-        latentBytes = std::max(latentBytes, bytesOf(find(io.inputs, r.latentName, role)));
+        latentBytes = std::max(latentBytes, r.latentBytes);
         framesBytes = std::max(framesBytes, bytesOf(find(io.outputs, r.framesName, role)));
         maxFrames = std::max(maxFrames, r.frames);
     }
@@ -301,9 +302,7 @@ void TrtDecoder::enqueue(int32_t slot, float const* latent, cudaStream_t stream)
     size_t const s = static_cast<size_t>(slot);
     std::string const role = !mSpec.streaming() ? "decode" : (mStarted[s] ? "next" : "first");
     Role& r = mRoles.at(role);
-    DecoderGraphIo const& io = mSpec.graphs.at(role);
-    cudaCheck(cudaMemcpyAsync(mLatent.get(), latent, bytesOf(find(io.inputs, r.latentName, role)),
-                  cudaMemcpyDeviceToDevice, stream),
+    cudaCheck(cudaMemcpyAsync(mLatent.get(), latent, r.latentBytes, cudaMemcpyDeviceToDevice, stream),
         "decoder latent");
     bool ok = true;
     for (size_t i = 0; i < mSpec.statePairs.size() && mSpec.streaming(); ++i)

@@ -68,6 +68,7 @@ private:
         std::string latentName; //!< the one input no state pair names
         std::string framesName; //!< the one output no state pair names
         int32_t frames{1};      //!< RGB frames per call (frames_per_step)
+        size_t latentBytes{0};  //!< what each call copies in (fixed: static shapes)
     };
 
     TrtDecoder(DecoderSpec const& spec, int32_t slots);
