@@ -80,10 +80,23 @@ def plugin_flavor(model: ir.Model) -> ir.Model:
     return to_plugin_flavor(model.clone())
 
 
+def _static_tokens(model: ir.Model) -> int | None:
+    """The token count N when every PolyMixer node's ``g`` is (B, N, C) with the same static
+    N (a step graph), else None."""
+    found = set()
+    for node in mixer_nodes(model):
+        shape = node.inputs[1].shape if node.inputs[1] is not None else None
+        if shape is None or len(shape) != 3 or not isinstance(shape[1], int):
+            return None
+        found.add(shape[1])
+    return found.pop() if len(found) == 1 else None
+
+
 def function_for(model: ir.Model) -> ir.Function:
     """The PolyMixer function matching the graph's nodes and default opset: the body fixed
-    on the nodes' attributes when they all share them (``export/function_fixed.py``, fewer
-    and larger ops), else the generic one reading ``order`` and ``sel_heads`` per node."""
+    on the nodes' attributes (and their token count, when static) when they all share them
+    (``export/function_fixed.py``, fewer and larger ops), else the generic one reading
+    ``order`` and ``sel_heads`` per node."""
     variant, gate = mixer_signature(model)
     attributes = set(_mixer_attributes(model))
     order = max(a.order for a in attributes)
@@ -93,7 +106,7 @@ def function_for(model: ir.Model) -> ir.Function:
             f" order <= {MAX_ORDER}"
         )
     if len(attributes) == 1:
-        function = fixed_polymixer_function(attributes.pop())
+        function = fixed_polymixer_function(attributes.pop(), _static_tokens(model))
     else:
         function = polymixer_function(variant, gate)
     # The body uses no op whose semantics changed after opset 18: import the model's opset.

@@ -13,7 +13,10 @@ it writes this body instead (issue 24), in the steps of docs/design.md §1:
   sums concatenated (``moments``) or weighted by ``coeff[:, j]`` and added (``powers``): the
   full feature tensor ``P`` is never built;
 - selection: ``gate * mean`` by broadcasting, per selection head through Reshapes with
-  constant targets (``0`` copies a dimension) — no ``Shape`` but the token count's.
+  constant targets (``0`` copies a dimension) — no ``Shape`` but the token count's;
+- the token count ``N``: a constant when the exporter knows it (every node's ``g`` has one
+  static token dimension, as in a step graph), so the row of ones and the divisor are
+  constants too and no shape arithmetic runs per call; otherwise read from ``g``.
 
 The exact GELU is written ``(h * 0.5) * (Erf(h / sqrt 2) + 1)``, the form ONNX Runtime's
 ``GeluFusion`` turns into one ``Gelu`` kernel (its ``gelu_fusion.cc`` matches Div by sqrt 2,
@@ -103,16 +106,25 @@ def _select(body: _Body, gate: str, mean: str, heads: int) -> str:
     return body.add("Reshape", body.add("Mul", gate_h, mean_h), body.const([0, 0, -1]))
 
 
-def _build(body: _Body, attrs: MixerAttrs) -> None:
-    h = body.add("Cast", "h", to=TensorProto.FLOAT)
-    # N read from g: a second reader of h would keep ORT from fusing h's bias into its Gelu
+def _ones_and_tokens(body: _Body, tokens: int | None) -> tuple[str, str]:
+    """The row of ones (1, N) and N as an fp32 scalar: constants when N is known (module
+    docstring), else computed from ``g``'s shape (not ``h``'s: a second reader of ``h``
+    would keep ONNX Runtime from fusing ``h``'s bias into its Gelu)."""
+    if tokens is not None:
+        ones = helper.make_tensor("ones", TensorProto.FLOAT, [1, tokens], [1.0] * tokens)
+        return body.add("Constant", value=ones), body.const(float(tokens))
     n = body.add("Shape", "g", start=1, end=2)
     ones = body.add("ConstantOfShape", body.add("Concat", body.const([1]), n, axis=0),
                     value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]))  # fmt: skip
+    return ones, body.add("Cast", n, to=TensorProto.FLOAT)
+
+
+def _build(body: _Body, attrs: MixerAttrs, tokens: int | None) -> None:
+    h = body.add("Cast", "h", to=TensorProto.FLOAT)
+    ones, tokens_fp32 = _ones_and_tokens(body, tokens)
     sums = body.add("Squeeze", _token_sums(body, h, attrs, "coeff", ones), body.const([1]))
     state_out = body.add("Add", "state", sums, name="state_out")
-    tokens = body.add("Cast", n, to=TensorProto.FLOAT)
-    divisor = body.add("Unsqueeze", body.add("Add", "count", tokens), body.const([-1]))
+    divisor = body.add("Unsqueeze", body.add("Add", "count", tokens_fp32), body.const([-1]))
     mean = body.add("Unsqueeze", body.add("Div", state_out, divisor), body.const([1]))
     g = body.add("Cast", "g", to=TensorProto.FLOAT)
     if attrs.gate == "sigmoid":
@@ -122,13 +134,16 @@ def _build(body: _Body, attrs: MixerAttrs) -> None:
     body.add("CastLike", _select(body, gate, mean, attrs.sel_heads), "h", name="y")
 
 
-def fixed_polymixer_function(attrs: MixerAttrs) -> onnx.FunctionProto:
+def fixed_polymixer_function(attrs: MixerAttrs, tokens: int | None = None) -> onnx.FunctionProto:
     """The flat FunctionProto ``pomexport.PolyMixer`` for nodes whose attributes are
     ``attrs``: inputs ``h, g, state, count`` (+ ``coeff`` for ``powers``), outputs
     ``y, state_out``. It declares every contract attribute (any PolyMixer node's attributes
-    are known to it) but reads none: they are fixed in the body."""
+    are known to it) but reads none: they are fixed in the body. ``tokens``: the token
+    count every calling node's ``g`` has, fixed in the body too; ``None`` reads it per call."""
+    if tokens is not None and tokens < 1:
+        raise ValueError(f"PolyMixer token count must be >= 1, got {tokens}")
     body = _Body()
-    _build(body, attrs)
+    _build(body, attrs, tokens)
     inputs = ["h", "g", "state", "count"] + (["coeff"] if attrs.variant == "powers" else [])
     defaults = [
         helper.make_attribute(name, default) for name, (_, default) in OP_ATTRIBUTES.items()

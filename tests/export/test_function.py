@@ -21,9 +21,11 @@ from pomexport.models import poly_mixer_reference
 B, N, C = 3, 5, 12
 
 
-def _function(variant, gate, order, sel_heads, fixed: bool) -> onnx.FunctionProto:
+def _function(variant, gate, order, sel_heads, fixed: bool | str) -> onnx.FunctionProto:
+    """``fixed``: False (generic body), True (fixed, N read from g), "tokens" (N fixed too)."""
     if fixed:
-        return fixed_polymixer_function(MixerAttrs(variant, order, gate, sel_heads))
+        tokens = N if fixed == "tokens" else None
+        return fixed_polymixer_function(MixerAttrs(variant, order, gate, sel_heads), tokens)
     return polymixer_function(variant, gate)
 
 
@@ -69,7 +71,7 @@ CASES += [("moments", "sigmoid", 4, 0), ("moments", "sigmoid", 6, 0), ("moments"
 CASES += [("powers", "sigmoid", 9, 0), ("powers", "sigmoid", 16, 0)]
 
 
-@pytest.mark.parametrize("fixed", [False, True], ids=["generic", "fixed"])
+@pytest.mark.parametrize("fixed", [False, True, "tokens"], ids=["generic", "fixed", "fixed-N"])
 @pytest.mark.parametrize(("variant", "gate", "order", "sel_heads"), CASES)
 def test_function_matches_reference(variant, gate, order, sel_heads, fixed):
     model = _mixer_model(variant, gate, order, sel_heads, fixed=fixed)
@@ -93,7 +95,7 @@ def test_function_matches_reference(variant, gate, order, sel_heads, fixed):
     np.testing.assert_allclose(state_out, ref_state.numpy(), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("fixed", [False, True], ids=["generic", "fixed"])
+@pytest.mark.parametrize("fixed", [False, True, "tokens"], ids=["generic", "fixed", "fixed-N"])
 def test_fp16_inputs_accumulate_in_fp32(fixed):
     """fp16 h/g: the token sum runs in fp32, y comes back in fp16 (a sum that overflows fp16)."""
     model = _mixer_model("moments", "sigmoid", 2, 0, dtype=TensorProto.FLOAT16, fixed=fixed)
@@ -146,3 +148,33 @@ def test_function_for_fixes_the_body_when_every_node_agrees():
     model = ir.from_proto(_mixer_model("moments", "sigmoid", 3, 0))
     body = [n.op_type for n in ir.to_proto(function_for(model)).node]
     assert body.count("Mul") >= 2 and "Slice" not in body  # the fixed one: no scan rounds
+
+
+def _with_dim(model: onnx.ModelProto, axis: int, name: str, values=("g",)) -> onnx.ModelProto:
+    """``model`` with dimension ``axis`` of the named graph values made symbolic."""
+    for value in list(model.graph.input) + list(model.graph.output):
+        if value.name in values:
+            value.type.tensor_type.shape.dim[axis].dim_param = name
+    return model
+
+
+def test_function_for_fixes_a_static_token_count_and_drops_shape_arithmetic(tmp_path):
+    """Issue 24: every node's g is (B, N, C) with one static N, so the row of ones and the
+    divisor are constants: ONNX Runtime runs no Shape or ConstantOfShape per call, even
+    with a symbolic batch (which keeps it from folding them itself)."""
+    batch = ("h", "g", "state", "count", "y", "state_out")
+    model = _with_dim(_mixer_model("moments", "sigmoid", 2, 0), 0, "B", batch)
+    function = ir.serde.serialize_function(function_for(ir.from_proto(model)))
+    model.functions[0].CopyFrom(function)
+    assert not {"Shape", "ConstantOfShape"} & {n.op_type for n in function.node}
+    assert not {"Shape", "ConstantOfShape"} & set(_optimized_ops(model, tmp_path))
+    model.functions[0].CopyFrom(_function("moments", "sigmoid", 2, 0, fixed=True))
+    assert "Shape" in _optimized_ops(model, tmp_path)  # N read per call: ORT keeps the Shape
+    symbolic = _with_dim(_mixer_model("moments", "sigmoid", 2, 0), 1, "N")  # g: (B, N, C)
+    function = ir.serde.serialize_function(function_for(ir.from_proto(symbolic)))
+    assert "Shape" in {n.op_type for n in function.node}  # N unknown: read from g per call
+
+
+def test_fixed_function_refuses_an_empty_token_count():
+    with pytest.raises(ValueError, match="token count must be >= 1"):
+        fixed_polymixer_function(MixerAttrs("moments", 2, "sigmoid", 0), 0)
