@@ -21,7 +21,7 @@ _LONG = (
 _ROOFLINE = (
     "Roofline mode instead of the rows: per preset, --precisions and --batches, the ONNX "
     "Runtime CPU step at --threads (0: the runtime's default), the step's own GEMMs timed "
-    "alone at their shapes, their ratio, the non-GEMM time per op type, and eager torch."
+    "alone and back to back, the ratios, the non-GEMM time per op type, and eager torch."
 )
 _DECODER = (
     "Decoder mode instead of the rows: one stream of this artifact (with a decoder stage) on "
@@ -77,10 +77,12 @@ def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[in
     --presets S/2 and a larger --max-seconds on a bigger machine).
 
     --roofline measures the ONNX Runtime CPU step against its GEMMs instead: per preset,
-    precision and batch, the median step (20 runs), its GEMM nodes (of ONNX Runtime's
-    optimized graph) each timed alone at its profiled shapes, summed, the ratio step/GEMMs
-    (1.0: nothing left to fuse), the rest's share per op type (ONNX Runtime's profiler) and
-    the eager torch fp32 step at the same batch and threads (random weights).
+    precision and batch, the step, its GEMM nodes (of ONNX Runtime's optimized graph) each
+    timed alone at its profiled shapes and summed (weights in cache), the same GEMMs back
+    to back in one graph (weights streaming from memory as in the step), the ratios
+    step/GEMMs (1.0: nothing left to fuse), the rest's share per op type (ONNX Runtime's
+    profiler) and the eager torch fp32 step at the same batch and threads (random weights).
+    Every timing is a median of 20 runs, taken in 3 interleaved rounds, the best kept.
     """
     from pomexport.runtime.measure.bench import BenchSettings, run_bench
     from pomexport.runtime.outputs import check_report_path

@@ -1,19 +1,24 @@
-"""The ONNX Runtime step against its roofline: the step's own GEMMs, timed alone.
+"""The ONNX Runtime step against its roofline: the step's own GEMMs, without the rest.
 
 A step spends its time in GEMMs (the linear layers: ``MatMul``/``Gemm`` and their fused or
 integer forms) and in everything else (the PolyMixer's decomposition, LayerNorms, GELUs,
 adaLN modulation, casts). The GEMMs bound what any fusion can reach, so this measures, at
 one thread count and in one process:
 
-1. ``step_ms``: the median ONNX Runtime step, profiled once to learn each node's kernel
-   time, op type and input shapes;
+1. ``step_ms``: the ONNX Runtime step; one profiled run set tells each node's kernel time,
+   op type and input shapes;
 2. ``gemm_ms``: every GEMM node of the session's *optimized* graph rebuilt as a graph of its
-   own (same op, attributes, input shapes and dtypes) and timed alone with the same session
-   options — the sum over nodes is the time the step could not go below without faster
-   GEMMs;
-3. ``ratio = step_ms / gemm_ms`` and the share of the non-GEMM kernel time per op type
-   (from the profile), so the next bottleneck is always named.
+   own and timed alone (``runtime/measure/roofline_gemms.py``), summed: the step's GEMMs at
+   their best, weights in cache — the roofline of fusion;
+3. ``gemm_back_to_back_ms``: the same GEMMs in one graph, in step order, their weights
+   streaming from memory as in the step: what the GEMMs cost inside any step;
+4. ``ratio = step_ms / gemm_ms`` (and over the back-to-back time), the share of the non-GEMM
+   kernel time per op type (from the profile), so the next bottleneck is always named, and,
+   when asked, the eager torch step.
 
+The machine is shared, so every timing (the step, each GEMM alone, the GEMMs back to back,
+torch) is taken in the same ``rounds``, one after the other, and each keeps its best round:
+a burst of load then slows one round of every timing instead of one timing of every round.
 Input values are random: latency depends on shapes, not values.
 """
 
@@ -25,34 +30,38 @@ import statistics
 import tempfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from pomexport.errors import ConfigError
-
-GEMM_OPS = frozenset(
-    {"MatMul", "Gemm", "FusedMatMul", "MatMulInteger", "QLinearMatMul", "QGemm",
-     "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "Conv", "QLinearConv", "FusedConv"}
-)  # fmt: skip
-_NUMPY = {"float": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32,
-          "int8": np.int8, "uint8": np.uint8, "bool": np.bool_}  # fmt: skip
+from pomexport.runtime.measure.roofline_gemms import (
+    GEMM_OPS,
+    back_to_back_model,
+    bound_runner,
+    gemm_nodes,
+    per_op,
+    random_feeds,
+    single_node_model,
+)
 
 
 @dataclass(frozen=True)
 class RooflineSettings:
-    """What one roofline row measures: ``threads`` intra-op threads, ``batch`` streams."""
+    """What one roofline row measures: ``threads`` intra-op threads, ``batch`` streams; each
+    timing the median of ``repeats`` runs after ``warmup``, the best of ``rounds``."""
 
     batch: int = 1
     threads: int = 1
     repeats: int = 20
     warmup: int = 3
+    rounds: int = 3
 
     def __post_init__(self) -> None:
-        if self.batch < 1 or self.threads < 1 or self.repeats < 1 or self.warmup < 0:
+        if min(self.batch, self.threads, self.repeats, self.rounds) < 1 or self.warmup < 0:
             raise ConfigError(
-                f"roofline: batch, threads and repeats must be >= 1 and warmup >= 0, got {self}"
+                "roofline: batch, threads, repeats and rounds must be >= 1 and warmup >= 0,"
+                f" got {self}"
             )
 
 
@@ -62,24 +71,20 @@ def _session(model: bytes, settings: RooflineSettings, **extra):
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings.threads
     options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # ORT's note on saving an optimized graph is not news here
     for key, value in extra.items():
         setattr(options, key, value)
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def _feeds(session, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random inputs of the session's declared shapes; symbolic dims take ``batch``."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
+def _feeds(session, batch: int, seed: int = 0) -> dict:
+    """Random inputs of the session's declared shapes; symbolic dims take ``batch``
+    (floats positive: counts and times stay valid)."""
+    entries = {}
     for arg in session.get_inputs():
         shape = [d if isinstance(d, int) else batch for d in arg.shape]
-        dtype = _NUMPY[arg.type.removeprefix("tensor(").removesuffix(")")]
-        if np.issubdtype(dtype, np.floating):
-            value = rng.uniform(0.1, 1.0, shape)  # positive: counts and times stay valid
-        else:
-            value = np.zeros(shape)
-        feeds[arg.name] = value.astype(dtype)
-    return feeds
+        entries[arg.name] = {arg.type.removeprefix("tensor(").removesuffix(")"): shape}
+    return random_feeds(entries, seed)
 
 
 def _median_ms(run, repeats: int, warmup: int) -> float:
@@ -109,82 +114,10 @@ def _profiled_nodes(model: bytes, settings: RooflineSettings, work: Path) -> tup
     return step_ms, kernels
 
 
-def _single_node_model(node, args: dict, initializers: dict) -> bytes:
-    """The ``node`` alone. Its constant inputs stay initializers (ONNX Runtime prepacks
-    constant weights, as in the step); the others become graph inputs of the profiled types
-    and shapes (:func:`_variable_shapes`)."""
-    from onnx import helper
-
-    types = {"float": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "bool": 9, "float16": 10}
-
-    def info(name: str, entry: dict):
-        ((dtype, dims),) = entry.items()
-        return helper.make_tensor_value_info(name, types[dtype], dims)
-
-    present = [n for n in node.input if n]
-    shapes = _variable_shapes(present, args["input_type_shape"], initializers)
-    variable = [n for n in present if n not in initializers]
-    inputs = [info(n, e) for n, e in zip(variable, shapes, strict=True)]
-    outputs = [info(n, e) for n, e in zip(node.output, args["output_type_shape"], strict=True)]
-    constants = [initializers[n] for n in node.input if n in initializers]
-    graph = helper.make_graph([node], "gemm", inputs, outputs, constants)
-    opsets = [helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=10).SerializeToString()
-
-
-def _variable_shapes(present: list[str], shapes: list[dict], initializers: dict) -> list[dict]:
-    """The profiled shapes of the non-constant inputs among ``present``. The profile lists
-    the inputs in order but leaves out those the kernel prepacked (constant weights: all of
-    a MatMul's, only B of a MatMulIntegerToFloat's): a constant is matched to the next entry
-    when its dtype and dims are that entry's, else taken as left out."""
-    from onnx import helper
-
-    left, found = list(shapes), []
-    for name in present:
-        if name not in initializers:
-            found.append(left.pop(0))
-            continue
-        tensor = initializers[name]
-        dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type).name
-        dtype = {"float32": "float"}.get(dtype, dtype)
-        if left and left[0] == {dtype: list(tensor.dims)}:
-            left.pop(0)
-    return found
-
-
-def _gemm_alone_ms(work: Path, kernels: list, settings: RooflineSettings) -> dict[str, list]:
-    """Each GEMM op type's [summed median ms of its nodes run alone, node count]."""
-    import onnx
-
-    graph = onnx.load(work / "optimized.onnx").graph
-    nodes = {n.name: n for n in graph.node}
-    initializers = {i.name: i for i in graph.initializer}
-    timed: dict[str, float] = {}  # a node shape+attributes key -> ms (repeated shapes reuse)
-    by_op: dict[str, list] = defaultdict(lambda: [0.0, 0])
-    seen = set()
-    overhead = _run_overhead_ms(settings)
-    for event in kernels:  # the profile holds every timed run: each node counts once
-        node = nodes.get(event["name"].removesuffix("_kernel_time"))
-        if node is None or node.op_type not in GEMM_OPS or node.name in seen:
-            continue
-        seen.add(node.name)
-        shapes = event["args"]["input_type_shape"]
-        key = f"{node.op_type}{node.domain}{shapes}{[str(a) for a in node.attribute]}"
-        if key not in timed:
-            session = _session(_single_node_model(node, event["args"], initializers), settings)
-            feeds = _feeds(session, settings.batch)
-            ms = _median_ms(
-                lambda s=session, f=feeds: s.run(None, f), settings.repeats, settings.warmup
-            )
-            timed[key] = max(ms - overhead, 0.0)
-        by_op[node.op_type][0] += timed[key]
-        by_op[node.op_type][1] += 1
-    return dict(by_op)
-
-
 def _run_overhead_ms(settings: RooflineSettings) -> float:
     """What one ``session.run`` costs around its kernels (an Identity of 1 float): taken off
     each GEMM timed alone, since in the step the GEMMs share one run."""
+    import numpy as np
     from onnx import helper
 
     x = helper.make_tensor_value_info("x", 1, [1])
@@ -194,6 +127,38 @@ def _run_overhead_ms(settings: RooflineSettings) -> float:
     session = _session(model.SerializeToString(), settings)
     feeds = {"x": np.zeros(1, np.float32)}
     return _median_ms(lambda: session.run(None, feeds), 200, 20)
+
+
+def _timers(model: bytes, work: Path, kernels: list, settings: RooflineSettings) -> tuple:
+    """{name: run} of everything a row times, and the step's GEMM nodes. Names: ``step``,
+    ``back_to_back``, and one per distinct GEMM key (equal shapes are timed once)."""
+    gemms, initializers = gemm_nodes(work / "optimized.onnx", kernels)
+    step = _session(model, settings)
+    feeds = _feeds(step, settings.batch)
+    runs = {"step": _runner(step, feeds)}
+    if gemms:
+        chain, inputs, outputs = back_to_back_model(gemms, initializers)
+        runs["back_to_back"] = bound_runner(_session(chain, settings), inputs, outputs)
+    for gemm in gemms:
+        if gemm.key not in runs:
+            alone = _session(single_node_model(gemm, initializers), settings)
+            runs[gemm.key] = _runner(alone, _feeds(alone, settings.batch))
+    return runs, gemms
+
+
+def _runner(session, feeds: dict) -> Callable[[], object]:
+    return lambda: session.run(None, feeds)
+
+
+def best_of_rounds(runs: dict[str, Callable[[], object]], settings: RooflineSettings) -> dict:
+    """{name: ms}: each run's median (``repeats`` after ``warmup``) in every round, all runs
+    of a round one after the other, and each run's best round kept (module docstring)."""
+    best: dict[str, float] = {}
+    for _ in range(settings.rounds):
+        for name, run in runs.items():
+            ms = _median_ms(run, settings.repeats, settings.warmup)
+            best[name] = min(ms, best.get(name, ms))
+    return best
 
 
 def op_shares(kernels: list) -> dict[str, float]:
@@ -207,29 +172,51 @@ def op_shares(kernels: list) -> dict[str, float]:
     return {op: round(t / total, 4) for op, t in Counter(time_by_op).most_common()}
 
 
-def roofline(model: bytes, settings: RooflineSettings | None = None) -> dict:
-    """Step time, its GEMMs alone, their ratio and the non-GEMM share per op type of the
-    ONNX ``model`` (serialized bytes) on the CPU EP (module docstring)."""
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+def roofline(
+    model: bytes,
+    settings: RooflineSettings | None = None,
+    torch_step: Callable[[], object] | None = None,
+) -> dict:
+    """Step time, its GEMMs alone and back to back, their ratios and the non-GEMM share per
+    op type of the ONNX ``model`` (serialized bytes) on the CPU EP (module docstring);
+    with ``torch_step``, the eager torch step timed in the same rounds beside it."""
     settings = settings or RooflineSettings()
     with tempfile.TemporaryDirectory(prefix="pomexport-roofline-") as tmp:
-        step_ms, kernels = _profiled_nodes(model, settings, Path(tmp))
-        by_op = _gemm_alone_ms(Path(tmp), kernels, settings)
+        _, kernels = _profiled_nodes(model, settings, Path(tmp))
+        runs, gemms = _timers(model, Path(tmp), kernels, settings)
+    if torch_step is not None:
+        runs["torch"] = torch_step
+    best = best_of_rounds(runs, settings)
+    overhead = _run_overhead_ms(settings)  # in the step the GEMMs share one session.run
+    by_op = per_op(gemms, {g.key: max(best[g.key] - overhead, 0.0) for g in gemms})
     gemm_ms = sum(ms for ms, _ in by_op.values())
-    return {
+    step_ms, chain_ms = best["step"], best.get("back_to_back", 0.0)
+    row = {
         "batch": settings.batch,
         "threads": settings.threads,
+        "rounds": settings.rounds,
         "step_ms": round(step_ms, 3),
         "gemm_ms": round(gemm_ms, 3),
-        "gemm_nodes_per_step": sum(n for _, n in by_op.values()),
+        "gemm_back_to_back_ms": round(chain_ms, 3),
+        "gemm_nodes_per_step": len(gemms),
         # float MatMul beside MatMulIntegerToFloat: what an int8 step still runs in float
         "gemm_by_op": {op: {"ms": round(ms, 3), "nodes": n} for op, (ms, n) in by_op.items()},
-        "step_over_gemm": round(step_ms / gemm_ms, 3) if gemm_ms else None,
+        "step_over_gemm": _ratio(step_ms, gemm_ms),
+        "step_over_gemm_back_to_back": _ratio(step_ms, chain_ms),
         "non_gemm_share": op_shares(kernels),
     }
+    if "torch" in best:
+        row["torch_fp32_ms"] = round(best["torch"], 3)
+        row["ort_speedup_over_torch"] = _ratio(best["torch"], step_ms)
+    return row
 
 
-def _torch_step_ms(model, batch: int, settings: RooflineSettings) -> float:
-    """Median eager torch step of ``model`` at ``batch``, frame 2 (a non-empty state)."""
+def _torch_step(model, batch: int) -> Callable[[], None]:
+    """One eager torch step of ``model`` at ``batch``, frame 2 (a non-empty state)."""
     from pomexport.runtime.state import StateBuffers
     from pomexport.runtime.torch_backend import TorchBackend
 
@@ -245,7 +232,7 @@ def _torch_step_ms(model, batch: int, settings: RooflineSettings) -> float:
     def step() -> None:
         backend.step(io, buffers.read, buffers.count, buffers.scratch)
 
-    return _median_ms(step, settings.repeats, settings.warmup)
+    return step
 
 
 def _artifact_graph(model, precision: str) -> bytes:
@@ -268,7 +255,7 @@ def roofline_rows(
     progress=None,
 ) -> list[dict]:
     """One :func:`roofline` row per (precision, batch) of ``preset`` (random weights), each
-    with the eager torch fp32 step at the same batch and threads beside it."""
+    with the eager torch fp32 step at the same batch and threads timed in its rounds."""
     import torch
 
     from pomexport.models.registry import random_model
@@ -278,31 +265,37 @@ def roofline_rows(
     model = random_model(preset)
     rows = []
     for batch in batches:
-        at = RooflineSettings(batch, settings.threads, settings.repeats, settings.warmup)
-        torch_ms = _torch_step_ms(model, batch, at)
+        at = replace(settings, batch=batch)
+        torch_step = _torch_step(model, batch)
         for precision in precisions:
             if progress is not None:
                 progress(f"roofline {preset} {precision} batch {batch}, {at.threads} thread(s)")
-            row = roofline(_artifact_graph(model, precision), at)
-            row.update(preset=preset, precision=precision, torch_fp32_ms=round(torch_ms, 3))
-            row["ort_speedup_over_torch"] = round(torch_ms / row["step_ms"], 3)
-            rows.append(row)
+            row = roofline(_artifact_graph(model, precision), at, torch_step)
+            rows.append({**row, "preset": preset, "precision": precision})
     return rows
 
 
-SCHEMA = "pomexport.roofline/1"
+SCHEMA = "pomexport.roofline/2"
 PRECISIONS = ("fp32", "fp16", "int8")
 METHOD = {
-    "step_ms": "median ONNX Runtime CPU step (random inputs, frame with a non-empty state), "
-    "`repeats` runs after `warmup`, at `threads` intra-op threads",
+    "rounds": "every timing of a row (step, each GEMM alone, GEMMs back to back, torch) is "
+    "the median of `repeats` runs after `warmup`, taken in each of `rounds` rounds one after "
+    "the other; each keeps its best round",
+    "step_ms": "ONNX Runtime CPU step (random inputs, frame with a non-empty state, no "
+    "profiler) at `threads` intra-op threads",
     "gemm_ms": "sum over the GEMM nodes of the session's optimized graph of each node rebuilt "
     "alone (same op, attributes, profiled shapes, constant weights) and timed alone with the "
-    "same session options, less one empty session.run",
+    "same session options, less one empty session.run: the GEMMs with their weights in cache",
+    "gemm_back_to_back_ms": "the same GEMM nodes in one graph, in step order, inputs shared "
+    "per shape, outputs into one buffer per shape: the GEMMs with their weights streaming from "
+    "memory as in the step",
+    "step_over_gemm_back_to_back": "step_ms / gemm_back_to_back_ms: what the non-GEMM ops "
+    "cost, the weights' trip from memory left out",
     "gemm_by_op": "gemm_ms and its node count per GEMM op type (an int8 step's float MatMuls "
     "beside its MatMulIntegerToFloat)",
     "step_over_gemm": "step_ms / gemm_ms: 1.0 is the roofline of fusion alone",
     "non_gemm_share": "share of the profiled non-GEMM kernel time per op type",
-    "torch_fp32_ms": "median eager torch fp32 step at the same batch and threads",
+    "torch_fp32_ms": "eager torch fp32 step at the same batch and threads, in the same rounds",
     "weights": "random weights of the preset; int8 calibrated on a small bench capture",
 }
 

@@ -7,6 +7,8 @@ alone computes what it computed inside the step, and that the shares cover the o
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -14,8 +16,9 @@ import pytest
 from onnx import helper, numpy_helper
 
 from pomexport.runtime.measure import roofline as rf
+from pomexport.runtime.measure import roofline_gemms as rg
 
-FAST = rf.RooflineSettings(batch=2, threads=1, repeats=3, warmup=1)
+FAST = rf.RooflineSettings(batch=2, threads=1, repeats=3, warmup=1, rounds=2)
 
 
 def _graph(gemms: int, seed: int = 0) -> onnx.ModelProto:
@@ -46,26 +49,57 @@ def test_each_gemm_counts_once_per_step_and_shares_cover_the_rest(gemms):
     (op,) = row["gemm_by_op"]  # the graph's GEMMs are all MatMul
     assert op == "MatMul" and row["gemm_by_op"][op]["nodes"] == gemms
     assert row["gemm_by_op"][op]["ms"] == pytest.approx(row["gemm_ms"], abs=2e-3)
+    assert row["gemm_back_to_back_ms"] > 0 and row["rounds"] == 2
     shares = row["non_gemm_share"]
     assert not set(shares) & rf.GEMM_OPS
     assert {"Sigmoid", "Mul"} <= set(shares) or {"QuickGelu"} <= set(shares)
     assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
 
 
+def _rebuilt(tmp_path, gemms: int):
+    model = _graph(gemms)
+    _, kernels = rf._profiled_nodes(model.SerializeToString(), FAST, tmp_path)
+    nodes, initializers = rg.gemm_nodes(tmp_path / "optimized.onnx", kernels)
+    weights = [numpy_helper.to_array(w) for w in model.graph.initializer]
+    return nodes, initializers, weights
+
+
 def test_a_gemm_rebuilt_alone_computes_what_it_computed_in_the_step(tmp_path):
-    model = _graph(1)
-    step_ms, kernels = rf._profiled_nodes(model.SerializeToString(), FAST, tmp_path)
-    optimized = onnx.load(tmp_path / "optimized.onnx").graph
-    initializers = {i.name: i for i in optimized.initializer}
-    nodes = {n.name: n for n in optimized.node}
-    event = next(e for e in kernels if e["args"]["op_name"] in rf.GEMM_OPS)
-    node = nodes[event["name"].removesuffix("_kernel_time")]
-    alone = rf._single_node_model(node, event["args"], initializers)
+    (node,), initializers, (w,) = _rebuilt(tmp_path, 1)
+    alone = rg.single_node_model(node, initializers)
     x = np.random.default_rng(1).standard_normal((2, 16, 32)).astype(np.float32)
     (got,) = ort.InferenceSession(alone, providers=["CPUExecutionProvider"]).run(None, {"x": x})
-    w = numpy_helper.to_array(model.graph.initializer[0])
     np.testing.assert_allclose(got, x @ w, rtol=1e-5, atol=1e-5)
-    assert step_ms > 0
+
+
+def test_gemms_back_to_back_run_every_gemm_of_the_step_in_order_on_shared_buffers(tmp_path):
+    """Three GEMMs of one shape: one shared input, each node's own weight, three outputs
+    bound to one buffer; run unbound, each output is its GEMM of the shared input."""
+    nodes, initializers, weights = _rebuilt(tmp_path, 3)
+    assert [n.node.input[1] for n in nodes] == ["w0", "w1", "w2"]  # step order
+    model, inputs, outputs = rg.back_to_back_model(nodes, initializers)
+    assert len(inputs) == 1 and len(outputs) == 3 and len(set(outputs.values())) == 1
+    ((name, entry),) = inputs.items()
+    assert entry == {"float": [2, 16, 32]}
+    x = np.random.default_rng(2).standard_normal((2, 16, 32)).astype(np.float32)
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    for got, w in zip(session.run(None, {name: x}), weights, strict=True):
+        np.testing.assert_allclose(got, x @ w, rtol=1e-5, atol=1e-5)
+    rg.bound_runner(session, inputs, outputs)()  # the timed form: bound buffers, no copy
+
+
+def test_best_of_rounds_interleaves_the_runs_and_keeps_each_ones_best():
+    calls: list[str] = []
+    slow = iter([0.02, 0.0, 0.0, 0.0, 0.0, 0.0])  # b's first round is the slow one
+
+    def b() -> None:
+        calls.append("b")
+        time.sleep(next(slow, 0.0))
+
+    settings = rf.RooflineSettings(repeats=1, warmup=0, rounds=3)
+    best = rf.best_of_rounds({"a": lambda: calls.append("a"), "b": b}, settings)
+    assert calls == ["a", "b"] * 3  # one after the other in every round
+    assert set(best) == {"a", "b"} and best["b"] < 10  # round 1's 20 ms dropped
 
 
 def test_op_shares_leave_gemms_out_and_sort_largest_first():
@@ -98,6 +132,8 @@ def test_cli_roofline_rows_per_precision_and_batch(tmp_path):
     for row in rows:
         assert row["preset"] == "tiny" and row["gemm_nodes_per_step"] > 0
         assert row["step_over_gemm"] == pytest.approx(row["step_ms"] / row["gemm_ms"], rel=1e-2)
+        chain = row["step_ms"] / row["gemm_back_to_back_ms"]
+        assert row["step_over_gemm_back_to_back"] == pytest.approx(chain, rel=1e-2)
         assert row["ort_speedup_over_torch"] > 0 and row["non_gemm_share"]
 
 
@@ -134,7 +170,7 @@ def test_variable_shapes_skip_the_constants_a_kernel_prepacked():
     x8, x = {"uint8": [1, 256, 384]}, {"float": [1, 4, 32, 32]}
     int8 = [x8, {"float": []}, {"float": [1536]}, {"uint8": []}, {"int8": [1536]}]
     names = ["x", "w8", "a_scale", "w_scale", "a_zero", "w_zero"]
-    assert rf._variable_shapes(names, int8, inits) == [x8]
+    assert rg._variable_shapes(names, int8, inits) == [x8]
     conv = [x, {"float": [384, 4, 2, 2]}, {"float": [384]}]
-    assert rf._variable_shapes(["x", "w", "b"], conv, inits) == [x]
-    assert rf._variable_shapes(["x", "w"], [x], inits) == [x]
+    assert rg._variable_shapes(["x", "w", "b"], conv, inits) == [x]
+    assert rg._variable_shapes(["x", "w"], [x], inits) == [x]
