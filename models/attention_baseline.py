@@ -26,7 +26,7 @@ from torch import nn
 
 from pomexport.errors import ConfigError, StateError
 from pomexport.models.config import PoMDiTConfig
-from pomexport.models.dit import FinalLayer, layer_norm, modulate
+from pomexport.models.dit import FinalLayer, adaln_chunks, layer_norm, modulate
 from pomexport.models.embeddings import FrameEmbedder, PatchEmbed, TimestepEmbedder
 from pomexport.models.presets import get_preset
 from pomexport.models.registry import randomize
@@ -105,9 +105,9 @@ class AttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, mix: Mix) -> torch.Tensor:
         """x (B, F, N, D), c (B, F, D); ``mix`` maps (B, F, N, D) -> (B, F, N, D)."""
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN(c).chunk(6, dim=-1)
-        x = x + gate1.unsqueeze(-2) * mix(modulate(self.norm1(x), shift1, scale1))
-        return x + gate2.unsqueeze(-2) * self.mlp(modulate(self.norm2(x), shift2, scale2))
+        shift1, scale1, gate1, shift2, scale2, gate2 = adaln_chunks(self.adaLN, c, 6)
+        x = x + gate1 * mix(modulate(self.norm1(x), shift1, scale1))
+        return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
 
 
 def block_causal_mask(frames: int, tokens: int, device=None) -> torch.Tensor:

@@ -16,8 +16,14 @@ Mix = Callable[[torch.Tensor], torch.Tensor]
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN: x (B, F, N, D), shift/scale (B, F, D)."""
-    return x * (1 + scale.unsqueeze(-2)) + shift.unsqueeze(-2)
+    """adaLN: x (B, F, N, D), shift/scale (B, F, 1, D)."""
+    return x * (1 + scale) + shift
+
+
+def adaln_chunks(adaln: nn.Module, c: torch.Tensor, chunks: int) -> tuple[torch.Tensor, ...]:
+    """c (B, F, D) -> ``chunks`` modulation vectors (B, F, 1, D), each broadcast over the
+    tokens: unsqueezed once before the split, not once per chunk (one graph node, not six)."""
+    return adaln(c).unsqueeze(-2).chunk(chunks, dim=-1)
 
 
 def layer_norm(width: int) -> nn.LayerNorm:
@@ -81,11 +87,11 @@ class PoMDiTBlock(nn.Module):
         self, x: torch.Tensor, c: torch.Tensor, mix: Mix, text: torch.Tensor | None = None
     ) -> torch.Tensor:
         """x (B, F, N, D), c (B, F, D), text (B, L, D) or None."""
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN(c).chunk(6, dim=-1)
-        x = x + gate1.unsqueeze(-2) * mix(modulate(self.norm1(x), shift1, scale1))
+        shift1, scale1, gate1, shift2, scale2, gate2 = adaln_chunks(self.adaLN, c, 6)
+        x = x + gate1 * mix(modulate(self.norm1(x), shift1, scale1))
         if self.cross is not None:
             x = x + self.cross(self.norm_cross(x), text)
-        return x + gate2.unsqueeze(-2) * self.mlp(modulate(self.norm2(x), shift2, scale2))
+        return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
 
 
 class FinalLayer(nn.Module):
@@ -102,5 +108,5 @@ class FinalLayer(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift, scale = self.adaLN(c).chunk(2, dim=-1)
+        shift, scale = adaln_chunks(self.adaLN, c, 2)
         return self.proj(modulate(self.norm(x), shift, scale))

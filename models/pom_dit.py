@@ -103,7 +103,8 @@ class PoMDiT(nn.Module):
 
         def mixer_step(layer: int):
             def mix(u: torch.Tensor) -> torch.Tensor:
-                y, s = self.blocks[layer].mixer(u[:, 0], state[layer], count)
+                # squeeze, not u[:, 0]: a view in every runtime, where a Gather copies
+                y, s = self.blocks[layer].mixer(u.squeeze(1), state[layer], count)
                 outs.append(s)
                 return y.unsqueeze(1)
 
