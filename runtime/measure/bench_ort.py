@@ -36,19 +36,23 @@ def cache_root() -> Path:
 
 
 def _exporter_digest() -> str:
-    """sha256 of the exporter's sources: a changed exporter never reuses an old artifact."""
+    """sha256 of the sources that shape an exported graph, the exporter's and the traced
+    model's (``export/``, ``models/``): a changed exporter or model code never reuses an old
+    artifact."""
     import pomexport.export as export
+    import pomexport.models as models
 
     digest = hashlib.sha256()
-    root = Path(export.__file__).parent
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
+    for package in (export, models):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{package.__name__}/{path.relative_to(root)}".encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
 def artifact_key(model: PoMDiT, precision: str) -> str:
-    """Content key of (weights, config, precision, exporter code)."""
+    """Content key of (weights, config, precision, exporter and model code)."""
     import torch
 
     digest = hashlib.sha256()
