@@ -77,12 +77,10 @@ def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[in
     --presets S/2 and a larger --max-seconds on a bigger machine).
 
     --roofline measures the ONNX Runtime CPU step against its GEMMs instead: per preset,
-    precision and batch, the step, its GEMM nodes (of ONNX Runtime's optimized graph) each
-    timed alone at its profiled shapes and summed (weights in cache), the same GEMMs back
-    to back in one graph (weights streaming from memory as in the step), the ratios
-    step/GEMMs (1.0: nothing left to fuse), the rest's share per op type (ONNX Runtime's
-    profiler) and the eager torch fp32 step at the same batch and threads (random weights).
-    Every timing is a median of 20 runs, taken in 3 interleaved rounds, the best kept.
+    precision and batch, the step, its GEMM nodes each timed alone (weights in cache) and
+    back to back (weights from memory, as in the step), the ratios step/GEMMs (1.0: nothing
+    left to fuse), the rest's share per op type (ONNX Runtime's profiler) and the eager
+    torch step (random weights); each a median of 20 runs, best of 3 interleaved rounds.
     """
     from pomexport.runtime.measure.bench import BenchSettings, run_bench
     from pomexport.runtime.outputs import check_report_path
