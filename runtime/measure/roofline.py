@@ -114,9 +114,9 @@ def _profiled_nodes(model: bytes, settings: RooflineSettings, work: Path) -> tup
     return step_ms, kernels
 
 
-def _run_overhead_ms(settings: RooflineSettings) -> float:
-    """What one ``session.run`` costs around its kernels (an Identity of 1 float): taken off
-    each GEMM timed alone, since in the step the GEMMs share one run."""
+def _overhead_run(settings: RooflineSettings) -> Callable[[], object]:
+    """One empty ``session.run`` (an Identity of 1 float): its time is taken off each GEMM
+    timed alone, since in the step the GEMMs share one run."""
     import numpy as np
     from onnx import helper
 
@@ -124,9 +124,7 @@ def _run_overhead_ms(settings: RooflineSettings) -> float:
     y = helper.make_tensor_value_info("y", 1, [1])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "id", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
-    session = _session(model.SerializeToString(), settings)
-    feeds = {"x": np.zeros(1, np.float32)}
-    return _median_ms(lambda: session.run(None, feeds), 200, 20)
+    return _runner(_session(model.SerializeToString(), settings), {"x": np.zeros(1, np.float32)})
 
 
 def _timers(model: bytes, work: Path, kernels: list, settings: RooflineSettings) -> tuple:
@@ -150,10 +148,10 @@ def _runner(session, feeds: dict) -> Callable[[], object]:
     return lambda: session.run(None, feeds)
 
 
-def best_of_rounds(runs: dict[str, Callable[[], object]], settings: RooflineSettings) -> dict:
+def best_of_rounds(runs: dict, settings: RooflineSettings) -> dict:
     """{name: ms}: each run's median (``repeats`` after ``warmup``) in every round, all runs
     of a round one after the other, and each run's best round kept (module docstring)."""
-    best: dict[str, float] = {}
+    best: dict = {}
     for _ in range(settings.rounds):
         for name, run in runs.items():
             ms = _median_ms(run, settings.repeats, settings.warmup)
@@ -176,25 +174,13 @@ def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 3) if b else None
 
 
-def roofline(
-    model: bytes,
-    settings: RooflineSettings | None = None,
-    torch_step: Callable[[], object] | None = None,
-) -> dict:
-    """Step time, its GEMMs alone and back to back, their ratios and the non-GEMM share per
-    op type of the ONNX ``model`` (serialized bytes) on the CPU EP (module docstring);
-    with ``torch_step``, the eager torch step timed in the same rounds beside it."""
-    settings = settings or RooflineSettings()
-    with tempfile.TemporaryDirectory(prefix="pomexport-roofline-") as tmp:
-        _, kernels = _profiled_nodes(model, settings, Path(tmp))
-        runs, gemms = _timers(model, Path(tmp), kernels, settings)
-    if torch_step is not None:
-        runs["torch"] = torch_step
-    best = best_of_rounds(runs, settings)
-    overhead = _run_overhead_ms(settings)  # in the step the GEMMs share one session.run
-    by_op = per_op(gemms, {g.key: max(best[g.key] - overhead, 0.0) for g in gemms})
+def _row(best: dict, name: str, gemms: list, kernels: list, settings) -> dict:
+    """One row of :func:`measure` from the best times of model ``name``'s runs."""
+    overhead = best["overhead"]  # in the step the GEMMs share one session.run
+    alone = {g.key: max(best[(name, g.key)] - overhead, 0.0) for g in gemms}
+    by_op = per_op(gemms, alone)
     gemm_ms = sum(ms for ms, _ in by_op.values())
-    step_ms, chain_ms = best["step"], best.get("back_to_back", 0.0)
+    step_ms, chain_ms = best[(name, "step")], best.get((name, "back_to_back"), 0.0)
     row = {
         "batch": settings.batch,
         "threads": settings.threads,
@@ -213,6 +199,44 @@ def roofline(
         row["torch_fp32_ms"] = round(best["torch"], 3)
         row["ort_speedup_over_torch"] = _ratio(best["torch"], step_ms)
     return row
+
+
+def measure(
+    models: dict[str, bytes],
+    settings: RooflineSettings | None = None,
+    torch_step: Callable[[], object] | None = None,
+    progress=None,
+) -> dict[str, dict]:
+    """{name: row} for ONNX ``models`` (name -> serialized bytes) on the CPU EP: the step,
+    its GEMMs alone and back to back, their ratios and the non-GEMM share per op type
+    (module docstring). Every model's timings (and ``torch_step``'s, the eager torch step,
+    when given) are taken in the same rounds, so their ratios are side by side."""
+    settings = settings or RooflineSettings()
+    runs: dict = {"overhead": _overhead_run(settings)}
+    found = {}
+    with tempfile.TemporaryDirectory(prefix="pomexport-roofline-") as tmp:
+        for name, model in models.items():
+            work = Path(tmp) / str(len(found))
+            work.mkdir()
+            _, kernels = _profiled_nodes(model, settings, work)
+            timers, gemms = _timers(model, work, kernels, settings)
+            runs.update({(name, key): run for key, run in timers.items()})
+            found[name] = (gemms, kernels)
+    if torch_step is not None:
+        runs["torch"] = torch_step
+    if progress is not None:
+        progress(f"  timing {len(runs)} runs x {settings.rounds} rounds")
+    best = best_of_rounds(runs, settings)
+    return {name: _row(best, name, *found[name], settings) for name in models}
+
+
+def roofline(
+    model: bytes,
+    settings: RooflineSettings | None = None,
+    torch_step: Callable[[], object] | None = None,
+) -> dict:
+    """:func:`measure`'s row of one ONNX ``model`` (serialized bytes)."""
+    return measure({"model": model}, settings, torch_step)["model"]
 
 
 def _torch_step(model, batch: int) -> Callable[[], None]:
@@ -266,11 +290,14 @@ def roofline_rows(
     rows = []
     for batch in batches:
         at = replace(settings, batch=batch)
-        torch_step = _torch_step(model, batch)
-        for precision in precisions:
-            if progress is not None:
-                progress(f"roofline {preset} {precision} batch {batch}, {at.threads} thread(s)")
-            row = roofline(_artifact_graph(model, precision), at, torch_step)
+        if progress is not None:
+            names = ",".join(precisions)
+            progress(f"roofline {preset} {names} batch {batch}, {at.threads} thread(s)")
+        graphs = {precision: _artifact_graph(model, precision) for precision in precisions}
+        measured = measure(graphs, at, _torch_step(model, batch), progress)
+        for precision, row in measured.items():
+            if "fp32" in measured:  # the same rounds: a side-by-side ratio
+                row["speedup_over_fp32"] = _ratio(measured["fp32"]["step_ms"], row["step_ms"])
             rows.append({**row, "preset": preset, "precision": precision})
     return rows
 
@@ -278,9 +305,9 @@ def roofline_rows(
 SCHEMA = "pomexport.roofline/2"
 PRECISIONS = ("fp32", "fp16", "int8")
 METHOD = {
-    "rounds": "every timing of a row (step, each GEMM alone, GEMMs back to back, torch) is "
-    "the median of `repeats` runs after `warmup`, taken in each of `rounds` rounds one after "
-    "the other; each keeps its best round",
+    "rounds": "every timing of a preset and batch, all precisions' (step, each GEMM alone, "
+    "GEMMs back to back) and torch's, is the median of `repeats` runs after `warmup`, taken "
+    "in each of `rounds` rounds one after the other; each keeps its best round",
     "step_ms": "ONNX Runtime CPU step (random inputs, frame with a non-empty state, no "
     "profiler) at `threads` intra-op threads",
     "gemm_ms": "sum over the GEMM nodes of the session's optimized graph of each node rebuilt "
@@ -296,6 +323,7 @@ METHOD = {
     "step_over_gemm": "step_ms / gemm_ms: 1.0 is the roofline of fusion alone",
     "non_gemm_share": "share of the profiled non-GEMM kernel time per op type",
     "torch_fp32_ms": "eager torch fp32 step at the same batch and threads, in the same rounds",
+    "speedup_over_fp32": "the fp32 row's step_ms / this row's, both from the same rounds",
     "weights": "random weights of the preset; int8 calibrated on a small bench capture",
 }
 

@@ -131,6 +131,9 @@ def test_cli_roofline_rows_per_precision_and_batch(tmp_path):
     ]  # fmt: skip
     for row in rows:
         assert row["preset"] == "tiny" and row["gemm_nodes_per_step"] > 0
+        fp32 = next(r for r in rows if r["precision"] == "fp32" and r["batch"] == row["batch"])
+        same_rounds = fp32["step_ms"] / row["step_ms"]
+        assert row["speedup_over_fp32"] == pytest.approx(same_rounds, rel=1e-2)
         assert row["step_over_gemm"] == pytest.approx(row["step_ms"] / row["gemm_ms"], rel=1e-2)
         chain = row["step_ms"] / row["gemm_back_to_back_ms"]
         assert row["step_over_gemm_back_to_back"] == pytest.approx(chain, rel=1e-2)
@@ -174,3 +177,14 @@ def test_variable_shapes_skip_the_constants_a_kernel_prepacked():
     conv = [x, {"float": [384, 4, 2, 2]}, {"float": [384]}]
     assert rg._variable_shapes(["x", "w", "b"], conv, inits) == [x]
     assert rg._variable_shapes(["x", "w"], [x], inits) == [x]
+
+
+def test_measure_times_several_models_in_the_same_rounds_and_keeps_them_apart():
+    """Two graphs (1 and 3 GEMMs) measured together: one row each, each with its own GEMMs
+    (a mix-up of their runs would give both the same count)."""
+    models = {"one": _graph(1).SerializeToString(), "three": _graph(3, seed=1).SerializeToString()}
+    rows = rf.measure(models, FAST)
+    assert set(rows) == {"one", "three"}
+    assert rows["one"]["gemm_nodes_per_step"] == 1 and rows["three"]["gemm_nodes_per_step"] == 3
+    assert rows["three"]["gemm_by_op"]["MatMul"]["nodes"] == 3
+    assert "torch_fp32_ms" not in rows["one"]  # no torch step given
