@@ -98,8 +98,12 @@ def _median_ms(run, repeats: int, warmup: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def _profiled_nodes(model: bytes, settings: RooflineSettings, work: Path) -> tuple[float, list]:
-    """(median step ms, kernel events) of the model; also writes work/optimized.onnx."""
+_PROFILED_RUNS = 3  # after warmup: the shares are of kernel totals, the shapes of any run
+
+
+def _profiled_nodes(model: bytes, settings: RooflineSettings, work: Path) -> list:
+    """The kernel events of a few profiled steps of the model (its timings come from
+    :func:`best_of_rounds`, without the profiler); also writes work/optimized.onnx."""
     session = _session(
         model,
         settings,
@@ -108,10 +112,10 @@ def _profiled_nodes(model: bytes, settings: RooflineSettings, work: Path) -> tup
         optimized_model_filepath=str(work / "optimized.onnx"),
     )
     feeds = _feeds(session, settings.batch)
-    step_ms = _median_ms(lambda: session.run(None, feeds), settings.repeats, settings.warmup)
+    for _ in range(settings.warmup + _PROFILED_RUNS):
+        session.run(None, feeds)
     events = json.loads(Path(session.end_profiling()).read_text())
-    kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
-    return step_ms, kernels
+    return [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
 
 
 def _overhead_run(settings: RooflineSettings) -> Callable[[], object]:
@@ -218,7 +222,7 @@ def measure(
         for name, model in models.items():
             work = Path(tmp) / str(len(found))
             work.mkdir()
-            _, kernels = _profiled_nodes(model, settings, work)
+            kernels = _profiled_nodes(model, settings, work)
             timers, gemms = _timers(model, work, kernels, settings)
             runs.update({(name, key): run for key, run in timers.items()})
             found[name] = (gemms, kernels)

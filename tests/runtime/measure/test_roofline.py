@@ -58,7 +58,7 @@ def test_each_gemm_counts_once_per_step_and_shares_cover_the_rest(gemms):
 
 def _rebuilt(tmp_path, gemms: int):
     model = _graph(gemms)
-    _, kernels = rf._profiled_nodes(model.SerializeToString(), FAST, tmp_path)
+    kernels = rf._profiled_nodes(model.SerializeToString(), FAST, tmp_path)
     nodes, initializers = rg.gemm_nodes(tmp_path / "optimized.onnx", kernels)
     weights = [numpy_helper.to_array(w) for w in model.graph.initializer]
     return nodes, initializers, weights
