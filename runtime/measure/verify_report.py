@@ -170,7 +170,11 @@ def _write_json(path: Path, value) -> None:
 
 
 def write_report(report, out: Path) -> dict[str, str]:
-    """verify.json (everything), drift.json (the per-frame curve) and drift.png."""
+    """verify.json (everything), drift.json (the per-frame curve) and drift.png. Without
+    matplotlib (an optional extra) the PNG is left out with a warning: the verdict and the
+    JSON files do not depend on it."""
+    from importlib.util import find_spec
+
     from pomexport.runtime.measure.plots import plot_drift
 
     out.mkdir(parents=True, exist_ok=True)
@@ -181,6 +185,10 @@ def write_report(report, out: Path) -> dict[str, str]:
     paths = {"report": out / "verify.json", "drift": out / "drift.json", "plot": out / "drift.png"}
     _write_json(paths["report"], report.to_dict())
     _write_json(paths["drift"], curve)
-    plot_drift(report.frames, report.summary, paths["plot"])
+    if find_spec("matplotlib") is None:
+        logger.warning("%s not drawn: it needs matplotlib (pip install pomexport[plots])",
+                       paths.pop("plot"))  # fmt: skip
+    else:
+        plot_drift(report.frames, report.summary, paths["plot"])
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return {k: str(v) for k, v in paths.items()}

@@ -195,6 +195,24 @@ def test_drift_plot_is_a_png_with_labelled_axes(artifact, tmp_path):
     assert labels[1] == ("frame index (1 = first frame)", "PSNR (dB)")
 
 
+def test_report_without_matplotlib_writes_the_json_and_leaves_the_png_out(
+    artifact, tmp_path, monkeypatch
+):
+    """matplotlib is an optional extra: a base install's --report once ended, after the whole
+    run, in "plots need matplotlib" instead of the verdict."""
+    import importlib.util
+
+    from pomexport.runtime.measure.verify import verify
+
+    find_spec = importlib.util.find_spec
+    absent = lambda name, *a: None if name == "matplotlib" else find_spec(name, *a)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", absent)
+    report = verify(artifact, frames=2, steps=1, seeds=1, report_dir=tmp_path)
+    assert report, report.failures
+    assert set(report.paths) == {"report", "drift"} and not (tmp_path / "drift.png").exists()
+    assert json.loads((tmp_path / "drift.json").read_text())["summary"]["passed"] is True
+
+
 def test_bad_options_are_config_errors(artifact):
     from pomexport.errors import ConfigError
     from pomexport.runtime.measure.verify import verify
