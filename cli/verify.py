@@ -37,6 +37,10 @@ def _summary_lines(summary: dict, layerwise: dict | None) -> list[str]:
         f"drift: {_fmt(drift['frame_log10_slope_per_frame'])} decades/frame (frame error), "
         f"{_fmt(drift['state_log10_slope_per_frame'])} decades/frame (state error)",
     ]
+    if summary.get("transient_frames"):
+        frames = ", ".join(str(f) for f in summary["transient_frames"])
+        lines.append(f"transient: frame {frames} under the {summary['gates']['psnr_min_db']} dB "
+                     "gate, back over it the next frame (not a failure)")  # fmt: skip
     lines += [f"  FAIL {m}" for m in summary["failures"]]
     if layerwise:
         if "skipped" in layerwise:

@@ -28,7 +28,12 @@ from pomexport.errors import ConfigError
 from pomexport.export.artifact.gates import Gates, gates_for
 from pomexport.runtime.generator import frame_noise
 from pomexport.runtime.measure.compare import CompareResult, compare_outputs
-from pomexport.runtime.measure.verify_report import frame_record, summarize, write_report
+from pomexport.runtime.measure.verify_report import (
+    frame_record,
+    settle,
+    summarize,
+    write_report,
+)
 from pomexport.runtime.sampler import time_schedule
 
 logger = logging.getLogger(__name__)
@@ -144,6 +149,7 @@ class _Lockstep:
         self.steps: list[dict] = []
         self.frames: list[dict] = []
         self.failure: _Failure | None = None
+        self._pending_feeds: dict[str, np.ndarray] = {}  # the newest frame's, until settled
 
     def _noise(self, frame: int) -> torch.Tensor:
         shape = (self.cfg.in_channels, self.cfg.input_size, self.cfg.input_size)
@@ -179,11 +185,28 @@ class _Lockstep:
         free_feeds = self.free.feeds(x_free, 0.0) if self.failure is None else {}
         _, (s_ref, s_free) = self._evaluate(frame, len(times) - 1, (x_ref, x_free), 0.0, True)
         record = frame_record(frame, x_free, x_ref, s_free, s_ref, self.gates)
+        if self.frames:
+            self._settle(self.frames[-1], record)
         self.frames.append(record)
-        if not record["passed"] and self.failure is None:
-            self.failure = _Failure(
-                f"frame {frame + 1} (free-running)", record["failures"], free_feeds
-            )
+        self._pending_feeds = free_feeds
+        if record["failures"]:  # a NaN: no need to wait for the next frame
+            self._note(record)
+
+    def finish(self) -> None:
+        """Settle the last frame: a stream under the PSNR gate there has no next frame."""
+        if self.frames:
+            self._settle(self.frames[-1], None)
+
+    def _settle(self, record: dict, following: dict | None) -> None:
+        settle(record, following, self.gates)
+        if record["passed"] is False:
+            self._note(record)
+
+    def _note(self, record: dict) -> None:
+        """Keep the first failing frame and its inputs for the layerwise search."""
+        if self.failure is None:
+            where = f"frame {record['frame']} (free-running)"
+            self.failure = _Failure(where, record["failures"], self._pending_feeds)
 
 
 def _reference_backend(artifact, against: str, reference_model):
@@ -267,7 +290,8 @@ def verify(
     for f in range(frames):
         run.frame(f, times)
         if (f + 1) % max(1, frames // 8) == 0 or f + 1 == frames:
-            progress(f"frame {f + 1}/{frames}: PSNR {run.frames[-1]['psnr_db']} dB")
+            progress(f"frame {f + 1}/{frames}: PSNR {run.frames[-1]['psnr_db']:.2f} dB")
+    run.finish()
     layerwise = _layerwise(artifact, reference, run.failure, gates)
     settings = {"against": str(against), "frames": frames, "steps": steps, "seeds": seeds}
     summary = summarize(artifact, gates, source, settings, run.steps, run.frames, layerwise)
