@@ -80,9 +80,8 @@ def settle(record: dict, following: dict | None, gates: Gates) -> None:
     over) and the stream came back to the reference's trajectory; it is reported, not failed.
     A stream still under the gate, or under it at the last frame, has drifted: that fails."""
     below = record["below_gate"]
-    if not below or record.get("settled"):
-        return
-    record["settled"] = True
+    if not below or record.get("transient") or record["failures"]:
+        return  # nothing to judge, or judged already
     gate = gates.psnr_min_db
     stuck = [
         i for i in below if following is None or not following["psnr_db_per_stream"][i] >= gate
