@@ -9,6 +9,7 @@ import click
 
 from pomexport.cli import _options as o
 from pomexport.cli._output import to_stderr, write_json
+from pomexport.errors import ConfigError
 
 _ISOLATION = (
     "process: each row in a fresh process (honest peak RSS); none: in this process, peak RSS "
@@ -27,6 +28,12 @@ _DECODER = (
     "Decoder mode instead of the rows: one stream of this artifact (with a decoder stage) on "
     "ONNX Runtime CPU; per latent frame the time of its --steps steps and commit vs its "
     "decode, and the decoder's share, for --repeats frames after --warmup."
+)
+_SIDE = (
+    "Side-by-side mode instead of the rows: per preset and --frames, every series (PoM on each "
+    "--backend, attention with KV cache and recomputing) built in one process and timed in the "
+    "same 5 rounds (best kept), and each ONNX Runtime PoM backend's GEMM floor (its step's "
+    "GEMMs back to back, STEPS + 1 times); no memory columns."
 )
 _PLOT = "Also plot latency per frame index (PoM per backend vs attention) to this PNG."
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -50,6 +57,7 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @o.option("--no-baseline", is_flag=True, help="PoM rows only, no attention baseline.")
 @o.option("--long", "long_frames", type=int, default=None, help=_LONG)
 @o.option("--roofline", is_flag=True, help=_ROOFLINE)
+@o.option("--side-by-side", is_flag=True, help=_SIDE)
 @o.names_option("--precisions", "fp32,fp16,int8", "With --roofline: precisions, comma-separated.")
 @o.ints_option("--batches", "1,2", "With --roofline: batch sizes (streams), comma-separated.")
 @o.out_option("Write the JSON here (default: stdout).", type=_FILE)
@@ -59,8 +67,9 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[int, ...],
             steps: int, repeats: int, warmup: int, max_seconds: float, isolation: str,
             min_seconds: float, threads: int, no_baseline: bool, long_frames: int | None,
-            roofline: bool, precisions: tuple[str, ...], batches: tuple[int, ...],
-            out: Path | None, plot: Path | None, decoder: Path | None) -> None:  # fmt: skip
+            roofline: bool, side_by_side: bool, precisions: tuple[str, ...],
+            batches: tuple[int, ...], out: Path | None, plot: Path | None,
+            decoder: Path | None) -> None:  # fmt: skip
     """Per-frame latency and memory of PoM-DiT vs a softmax-attention DiT, as JSON.
 
     For each preset: PoM-DiT on each backend (fixed-size state), and a DiT of the same
@@ -81,6 +90,9 @@ def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[in
     back to back (weights from memory, as in the step), the ratios step/GEMMs (1.0: nothing
     left to fuse), the rest's share per op type (ONNX Runtime's profiler) and the eager
     torch step (random weights); each a median of 20 runs, best of 3 interleaved rounds.
+
+    --side-by-side times a preset's series at each frame in the same rounds instead, with
+    PoM's GEMM floor on ONNX Runtime (e.g. --presets S/4 --frames 1 --backend ort).
     """
     from pomexport.runtime.measure.bench import BenchSettings, run_bench
     from pomexport.runtime.outputs import check_report_path
@@ -91,16 +103,11 @@ def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[in
                              baseline=not no_baseline)  # fmt: skip
     check_report_path(out)  # before a run of minutes, not after
     check_report_path(plot, "--plot")
-    if roofline or decoder is not None:  # modes with their own report, no plot
-        write_json(_mode(decoder, presets, precisions, batches, threads, settings), out)
+    mode = _one_mode(roofline, side_by_side, long_frames, decoder)
+    if mode is not None:  # modes with their own report, no plot
+        write_json(_mode(mode, settings, precisions, batches, long_frames, decoder), out)
         return
-    if long_frames is not None:
-        from pomexport.runtime.measure.bench_long import long_report
-
-        report = long_report(backend, long_frames, steps, threads, progress=to_stderr)
-        plot = None  # the latency-per-frame-index plot is for the rows
-    else:
-        report = run_bench(settings, progress=to_stderr)
+    report = run_bench(settings, progress=to_stderr)
     write_json(report, out)
     if plot is not None:  # after the JSON is safe: a plotting problem loses nothing
         from pomexport.runtime.measure.plots import plot_bench
@@ -108,9 +115,29 @@ def command(backend: tuple[str, ...], presets: tuple[str, ...], frames: tuple[in
         to_stderr(f"wrote {plot_bench(report, plot)}")
 
 
-def _mode(decoder: Path | None, presets, precisions, batches, threads: int, settings) -> dict:
-    if decoder is None:
-        return _roofline(presets, precisions, batches, threads)
+def _one_mode(roofline: bool, side_by_side: bool, long_frames, decoder) -> str | None:
+    """The mode chosen instead of the rows (None: the rows); two modes are refused."""
+    given = {"--roofline": roofline, "--side-by-side": side_by_side,
+             "--long": long_frames is not None, "--decoder": decoder is not None}  # fmt: skip
+    chosen = [name for name, on in given.items() if on]
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(chosen)} are separate modes: pass one")
+    return chosen[0] if chosen else None
+
+
+def _mode(mode: str, settings, precisions, batches, long_frames, decoder) -> dict:
+    if mode == "--roofline":
+        return _roofline(settings.presets, precisions, batches, settings.threads)
+    if mode == "--side-by-side":
+        from pomexport.runtime.measure.side_by_side import side_by_side
+
+        return side_by_side(settings, progress=to_stderr)
+    if mode == "--long":
+        from pomexport.runtime.measure.bench_long import long_report
+
+        return long_report(
+            settings.backends, long_frames, settings.steps, settings.threads, progress=to_stderr
+        )
     from pomexport.runtime.measure.bench_decoder import decoder_share
 
     return decoder_share(

@@ -139,13 +139,26 @@ def _timers(model: bytes, work: Path, kernels: list, settings: RooflineSettings)
     feeds = _feeds(step, settings.batch)
     runs = {"step": _runner(step, feeds)}
     if gemms:
-        chain, inputs, outputs = back_to_back_model(gemms, initializers)
-        runs["back_to_back"] = bound_runner(_session(chain, settings), inputs, outputs)
+        runs["back_to_back"] = _chain_runner(gemms, initializers, settings)
     for gemm in gemms:
         if gemm.key not in runs:
             alone = _session(single_node_model(gemm, initializers), settings)
             runs[gemm.key] = _runner(alone, _feeds(alone, settings.batch))
     return runs, gemms
+
+
+def _chain_runner(gemms: list, initializers: dict, settings: RooflineSettings):
+    chain, inputs, outputs = back_to_back_model(gemms, initializers)
+    return bound_runner(_session(chain, settings), inputs, outputs)
+
+
+def gemm_chain(model: bytes, settings: RooflineSettings) -> Callable[[], object] | None:
+    """One run of ``model``'s GEMM nodes back to back (``gemm_back_to_back_ms``'s run) at
+    ``settings``' batch and threads; None when its optimized graph has no GEMM."""
+    with tempfile.TemporaryDirectory(prefix="pomexport-roofline-") as tmp:
+        kernels = _profiled_nodes(model, settings, Path(tmp))
+        gemms, initializers = gemm_nodes(Path(tmp) / "optimized.onnx", kernels)
+    return _chain_runner(gemms, initializers, settings) if gemms else None
 
 
 def _runner(session, feeds: dict) -> Callable[[], object]:
