@@ -104,9 +104,10 @@ def _ratios(times: dict[str, float], pom: dict[str, float]) -> dict[str, float]:
     }
 
 
-def _row(preset: str, frame: int, settings: BenchSettings, rounds: int) -> dict:
+def _row(preset: str, frame: int, settings: BenchSettings, rounds: int, floors: dict) -> dict:
+    """The row of ``preset`` at ``frame``; ``floors``: :func:`_floors` of the preset."""
     runs, skipped = _affordable(_frame_runners(preset, frame, settings), settings, rounds)
-    floors = {("floor", k): v for k, v in _floors(preset, settings).items()} if runs else {}
+    floors = {("floor", name): run for name, run in floors.items() if name in runs}
     at = roofline.RooflineSettings(repeats=settings.repeats, warmup=settings.warmup, rounds=rounds)
     best = roofline.best_of_rounds({**runs, **floors}, at)
     frame_ms = {name: round(best[name], 3) for name in runs}
@@ -141,10 +142,11 @@ def side_by_side(settings: BenchSettings, rounds: int = 5, progress: Progress | 
     rows = []
     with torch.inference_mode():
         for preset in settings.presets:
+            floors = _floors(preset, settings)  # the same at every frame: PoM's cost is flat
             for frame in sorted(set(settings.frames)):
                 if progress is not None:
                     progress(f"{preset} frame {frame}: every series in {rounds} rounds")
-                rows.append(_row(preset, frame, settings, rounds))
+                rows.append(_row(preset, frame, settings, rounds, floors))
     machine = machine_info()
     machine["loadavg_at_end"] = list(os.getloadavg())
     return {

@@ -59,12 +59,19 @@ def test_a_series_over_max_seconds_is_left_out_with_its_estimate(monkeypatch):
     }
     monkeypatch.setattr(sbs, "_frame_runners", lambda preset, frame, settings: dict(runners))
     settings = BenchSettings(backends=("torch",), max_seconds=0.1, **FAST)
-    row = sbs._row("tiny", 1, settings, rounds=3)
+    floor = {"pom[torch]": lambda: calls.append("floor"), "pom[ort]": lambda: calls.append("x")}
+    row = sbs._row("tiny", 1, settings, 3, floor)
     assert set(row["frame_ms"]) == {"attention[kv_cache]", "pom[torch]"}
     assert "> max_seconds 0 s" in row["skipped"]["attention[recompute]"]
     assert calls.count("recompute") == 1  # its first frame only, untimed
     assert calls.count("kv") == 1 + 3 and calls.count("pom") == 1 + 3  # first frame + rounds
     assert list(row["attention_over_pom"]) == ["attention[kv_cache]/pom[torch]"]
+    # a floor is timed only beside its own series' frames
+    assert (
+        calls.count("floor") == 3
+        and "x" not in calls
+        and set(row["gemm_floor_ms"]) == {"pom[torch]"}
+    )
 
 
 @pytest.mark.parametrize("extra", ["--roofline", "--long 4"])
