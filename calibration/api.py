@@ -169,7 +169,8 @@ def quantize_artifact(
         _quantize_draft(draft, model, options, progress)
     if isinstance(root, ArtifactDraft):
         return root
-    return load_artifact(root, verify=False)  # hashed as it was committed, moments ago
+    # written and hashed by this call, moments ago: no signature to ask of it (signing.py)
+    return load_artifact(root, verify=False, trusted=())
 
 
 def _quantize_draft(

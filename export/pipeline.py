@@ -150,6 +150,8 @@ def build(
     progress = progress or (lambda message: logger.info("%s", message))
     target, why = _target(backend)
     _check_inputs(plugin_library, sign_key)  # before minutes of export
+    if sign_key is None:
+        _note_unsigned(out)
     source = _default_model() if model is None else model
     _check_decoder(source, decoder)
     stages = _Stages(source, tuple(batch), progress, calibration, workspace_mb, decoder)
@@ -162,8 +164,24 @@ def build(
             from pomexport.export.artifact.signing import sign_artifact
 
             sign_artifact(draft.root, sign_key)
-    artifact = load_artifact(out, verify=False)  # every file was hashed once, by the commit
+    # every file was hashed once, by the commit: a read-back asks no signature (signing.py)
+    artifact = load_artifact(out, verify=False, trusted=())
     return BuildResult(artifact, target, _summary(artifact, target, why))
+
+
+def _note_unsigned(out) -> None:
+    """Keys configured here mean loaders that enforce them: say that this build is unsigned
+    (a build is not refused for it; its loaders will)."""
+    from pomexport.export.artifact.signing import configured_keys
+
+    keys = configured_keys()
+    if keys:
+        logger.warning(
+            "%s will be unsigned and %d trusted key(s) are configured here: loaders that "
+            "enforce them will refuse it (sign it: pomexport build --sign KEY)",
+            out,
+            len(keys),
+        )
 
 
 def _default_model() -> str:

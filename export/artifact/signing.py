@@ -15,6 +15,11 @@ Trusted public keys come from the caller, else from :func:`use_trusted_keys` (th
 ``--trusted-key``), else ``POMEXPORT_TRUSTED_KEYS`` (paths separated by ``os.pathsep``).
 With keys configured, loaders refuse anything unsigned or signed by another key before
 reading any other file; with none, unsigned use works and says so once per process.
+
+A caller that passes no keys explicitly (``trusted=()``) vouches for the files itself: a
+build or the bench reading back what it has just written, whose hashes it made. Keys
+configured for loaders do not apply there (an unsigned build is not refused by its own
+read-back) and nothing is said.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ MANIFEST_SIGNATURE = "manifest.sig"
 BUNDLE_SIGNATURE = "bundle.sig"
 MAX_SIGNATURE_BYTES = 4096  # a signature file is ~200 bytes
 _configured: tuple[TrustedKey, ...] | None = None
-_warned: set[str] = set()
+_warned = False  # "no trusted keys configured": once per process
 
 
 def _crypto():
@@ -140,16 +145,34 @@ def use_trusted_keys(paths: Sequence[str | os.PathLike] | None) -> None:
 
 
 def trusted_keys(keys: Sequence[TrustedKey] | None = None) -> tuple[TrustedKey, ...]:
-    """The keys to enforce: ``keys``, else :func:`use_trusted_keys`'s, else the environment's
-    (empty: none configured, unsigned use allowed)."""
+    """The keys to enforce: ``keys`` (``()``: the caller vouches, module docstring), else
+    :func:`use_trusted_keys`'s, else the environment's (empty: none configured, unsigned use
+    allowed, said once per process)."""
     if keys is not None:
         return tuple(keys)
+    found = configured_keys()
+    if not found:
+        _warn_unconfigured()
+    return found
+
+
+def configured_keys() -> tuple[TrustedKey, ...]:
+    """:func:`use_trusted_keys`'s keys, else the environment's; nothing said when none."""
     if _configured is not None:
         return _configured
     value = os.environ.get(ENV, "").strip()
-    if not value:
-        return ()
     return tuple(load_public_key(p) for p in value.split(os.pathsep) if p)
+
+
+def _warn_unconfigured() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        log.warning(
+            "no trusted keys configured (--trusted-key, %s): artifacts and bundles are checked "
+            "for integrity only, not authenticity",
+            ENV,
+        )
 
 
 def signature_document(data: bytes, private) -> bytes:
@@ -181,19 +204,11 @@ def check_signature(
 ) -> TrustedKey | None:
     """Verify ``signature`` (the signature file's bytes, None: absent) over ``data``.
 
-    No keys: accepted (None returned; a warning once per ``what`` kind). With keys: an
-    ArtifactError line for unsigned, unreadable, signed by an untrusted key, or not matching.
+    No keys: accepted (None returned; :func:`trusted_keys` said so when none were
+    configured). With keys: an ArtifactError line for unsigned, unreadable, signed by an
+    untrusted key, or not matching.
     """
     if not keys:
-        kind = what.rsplit("/", 1)[-1]
-        if kind not in _warned:
-            _warned.add(kind)
-            log.warning(
-                "no trusted keys configured (--trusted-key, %s): %s checked for integrity "
-                "only, not authenticity",
-                ENV,
-                kind,
-            )
         return None
     if signature is None:
         raise ArtifactError(

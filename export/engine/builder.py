@@ -335,8 +335,8 @@ class EngineFromOnnx:
             raise BuildError(f"{root}: cannot write the engine into the artifact ({e})") from e
         if self.draft is not None:
             self.artifact = self.draft.artifact()
-        else:  # hashed as it was recorded, moments ago
-            self.artifact = load_artifact(root, verify=False)
+        else:  # hashed as it was recorded, moments ago: no signature to ask of it
+            self.artifact = load_artifact(root, verify=False, trusted=())
         return self.artifact
 
 

@@ -41,10 +41,12 @@ def _calibration_digest() -> str:
 def cached_int8_artifact(model: PoMDiT) -> Path:
     """The int8 artifact of ``model`` in the bench cache, calibrated on the first call."""
     from pomexport.calibration.api import CalibrationOptions, quantize_artifact
+    from pomexport.export.artifact import edit_artifact
     from pomexport.runtime.measure.bench_ort import (
         artifact_key,
         cache_root,
         cached_artifact,
+        load_cached,
         publish_staged,
     )
 
@@ -55,7 +57,8 @@ def cached_int8_artifact(model: PoMDiT) -> Path:
 
     def calibrate(staging: Path) -> None:
         shutil.copytree(fp32, staging, dirs_exist_ok=True)
-        quantize_artifact(staging, model, CalibrationOptions(capture=BENCH_CAPTURE))
+        with edit_artifact(load_cached(staging)) as draft:
+            quantize_artifact(draft, model, CalibrationOptions(capture=BENCH_CAPTURE))
 
     log.info("calibrating the bench artifact %s", final)
     return publish_staged(final, calibrate)
@@ -65,9 +68,11 @@ def ort_cpu_int8(model: PoMDiT) -> OrtBackend:
     """ONNX Runtime CPU EP on the int8 artifact of ``model``; threads follow torch's."""
     from torch import get_num_threads as torch_threads
 
+    from pomexport.runtime.measure.bench_ort import load_cached
     from pomexport.runtime.ort_backend import OrtBackend
 
-    return OrtBackend(cached_int8_artifact(model), backend="ort", threads=torch_threads())
+    artifact = load_cached(cached_int8_artifact(model))
+    return OrtBackend(artifact, backend="ort", threads=torch_threads())
 
 
 def interleaved_step_latency(

@@ -278,14 +278,12 @@ def _torch_step(model, batch: int) -> Callable[[], None]:
 
 def _artifact_graph(model, precision: str) -> bytes:
     """The ONNX graph ONNX Runtime CPU runs for ``precision`` (bench cache, hash-verified)."""
-    from pomexport.export.artifact import load_artifact
     from pomexport.runtime.measure.bench_int8 import cached_int8_artifact
-    from pomexport.runtime.measure.bench_ort import cached_artifact
+    from pomexport.runtime.measure.bench_ort import cached_artifact, load_cached
 
     if precision == "int8":
-        artifact = load_artifact(cached_int8_artifact(model))
-        return artifact.read_verified("model.ort-cpu.onnx")
-    return load_artifact(cached_artifact(model, precision)).read_verified("model.onnx")
+        return load_cached(cached_int8_artifact(model)).read_verified("model.ort-cpu.onnx")
+    return load_cached(cached_artifact(model, precision)).read_verified("model.onnx")
 
 
 def roofline_rows(

@@ -90,3 +90,25 @@ def test_an_int8_build_writes_the_manifest_once_and_hashes_each_file_once(
     assert result.artifact.precision == "int8" and len(manifests) == 1
     files = load_artifact(out).files  # verified here, after the counts
     assert sorted(hashed) == sorted(name.rsplit("/", 1)[-1] for name in files), hashed
+
+
+def test_an_unsigned_build_with_keys_configured_is_built_and_warned_of(
+    tmp_path, monkeypatch, caplog
+):
+    """Keys configured for loaders (POMEXPORT_TRUSTED_KEYS) once failed every unsigned build
+    at its own read-back, after the whole export, with the artifact already in place."""
+    import logging
+
+    from pomexport.errors import ArtifactError
+    from pomexport.export.artifact import signing
+
+    _, public = signing.keygen(tmp_path / "k")
+    monkeypatch.setenv(signing.ENV, str(public))
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="pomexport.export.pipeline"):
+        result = build("tiny", out, precision="fp32", backend="ort")
+    assert result.artifact.precision == "fp32" and result.artifact.root == out
+    (warning,) = [r.getMessage() for r in caplog.records if "unsigned" in r.getMessage()]
+    assert "1 trusted key(s) are configured" in warning and "--sign" in warning
+    with pytest.raises(ArtifactError, match="unsigned, and 1 trusted key"):
+        load_artifact(out)  # its loaders enforce the keys

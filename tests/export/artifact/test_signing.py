@@ -60,13 +60,31 @@ def test_signed_artifact_loads_with_its_key_and_env(tmp_path, pair, ort_artifact
 
 def test_unsigned_without_keys_warns_once(tmp_path, ort_artifact, monkeypatch, caplog):
     monkeypatch.delenv(ENV, raising=False)
-    monkeypatch.setattr(signing, "_warned", set())
+    monkeypatch.setattr(signing, "_warned", False)
     root = _artifact(tmp_path, ort_artifact)
     with caplog.at_level(logging.WARNING, logger="pomexport.export.artifact.signing"):
         load_artifact(root)
         load_artifact(root)
     warnings = [r for r in caplog.records if "no trusted keys configured" in r.message]
     assert len(warnings) == 1
+
+
+def test_a_caller_that_vouches_loads_unsigned_files_and_says_nothing(
+    tmp_path, pair, ort_artifact, monkeypatch, caplog
+):
+    """``trusted=()``: a build or the bench reading back what it wrote; the keys configured
+    for loaders do not apply and the 'no trusted keys' line is not said for it."""
+    _, public = pair
+    root = _artifact(tmp_path, ort_artifact)
+    monkeypatch.setattr(signing, "_warned", False)
+    with caplog.at_level(logging.WARNING, logger="pomexport.export.artifact.signing"):
+        monkeypatch.setenv(ENV, str(public))
+        with pytest.raises(ArtifactError, match="unsigned, and 1 trusted key"):
+            load_artifact(root)
+        assert load_artifact(root, trusted=()).model_name
+        monkeypatch.delenv(ENV)
+        assert load_artifact(root, trusted=()).model_name
+    assert not [r for r in caplog.records if "trusted keys" in r.getMessage()]
 
 
 def test_rewriting_the_manifest_drops_its_signature(tmp_path, pair, ort_artifact):

@@ -22,3 +22,32 @@ def test_a_changed_exporter_or_model_source_changes_the_cache_key(source, monkey
 
     monkeypatch.setattr(Path, "read_bytes", edited)
     assert bench_ort._exporter_digest() != before
+
+
+@pytest.fixture
+def keys_configured(tmp_path, monkeypatch):
+    """A user's setup with trusted keys for their artifacts, and an empty bench cache."""
+    from pomexport.export.artifact import signing
+
+    _, public = signing.keygen(tmp_path / "user")
+    monkeypatch.setenv(signing.ENV, str(public))
+    monkeypatch.setenv(bench_ort.CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_the_bench_cache_loads_when_trusted_keys_are_configured(keys_configured, precision):
+    """The bench's own cache entries are unsigned: keys configured for the user's artifacts
+    refused every ONNX Runtime bench row (fp32: exported; int8: calibrated in the cache too)
+    with 'unsigned, and 1 trusted key(s) are configured'."""
+    from pomexport.errors import ArtifactError
+    from pomexport.export.artifact import load_artifact
+    from pomexport.models.registry import random_model
+    from pomexport.runtime.measure.roofline import _artifact_graph
+
+    model = random_model("tiny")
+    graph = _artifact_graph(model, precision)
+    assert graph.startswith(b"\x08")  # a serialized ModelProto (ir_version first)
+    (entry,) = [p for p in keys_configured.iterdir() if p.name.endswith(precision)]
+    with pytest.raises(ArtifactError, match="unsigned, and 1 trusted key"):
+        load_artifact(entry)  # a user's load of the same folder still enforces the keys
