@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import onnx.numpy_helper
 import torch
 
 from pomexport.errors import ConfigError, ExportError
+from pomexport.export._exporter_quiet import exporter_quiet
 from pomexport.export.artifact.decoder import IMAGE, WAN_STREAM
 from pomexport.models.decoders import (
     FrameDecoder,
@@ -125,8 +125,7 @@ def _wan_graphs(stream: WanStream, latent: torch.Tensor) -> dict[str, _Graph]:
 
 def _trace(graph: _Graph, opset: int = OPSET) -> onnx.ModelProto:
     """fp32 ONNX of one graph (torch.onnx.export, dynamo), static shapes."""
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not ours
+    with exporter_quiet(), torch.no_grad():
         try:
             program = torch.onnx.export(
                 graph.module,

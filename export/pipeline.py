@@ -149,9 +149,7 @@ def build(
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     progress = progress or (lambda message: logger.info("%s", message))
     target, why = _target(backend)
-    _check_inputs(plugin_library, sign_key)  # before minutes of export
-    if sign_key is None:
-        _note_unsigned(out)
+    _check_inputs(plugin_library, sign_key, out)  # before minutes of export
     source = _default_model() if model is None else model
     _check_decoder(source, decoder)
     stages = _Stages(source, tuple(batch), progress, calibration, workspace_mb, decoder)
@@ -201,8 +199,9 @@ def _check_decoder(source, decoder) -> None:
     check_decoder_source(decoder, resolve_model(source)[0].cfg)
 
 
-def _check_inputs(plugin_library, sign_key) -> None:
-    """A bad plugin library or signing key fails now, not after minutes of export."""
+def _check_inputs(plugin_library, sign_key, out) -> None:
+    """A bad plugin library or signing key fails now, not after minutes of export; an
+    unsigned build where keys are configured is said now too."""
     if plugin_library is not None:
         from pomexport.export.engine.plugin_library import check_plugin_library
 
@@ -211,6 +210,8 @@ def _check_inputs(plugin_library, sign_key) -> None:
         from pomexport.export.artifact.signing import load_private_key
 
         load_private_key(sign_key)
+    else:
+        _note_unsigned(out)
 
 
 @dataclass(frozen=True)

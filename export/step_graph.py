@@ -11,7 +11,6 @@ batch ``B`` are checked against ``export/artifact/contract.py`` before the graph
 from __future__ import annotations
 
 import logging
-import warnings
 
 import onnx_ir as ir
 import torch
@@ -19,6 +18,7 @@ from onnxscript import opset18 as op
 from onnxscript.values import Opset
 
 from pomexport.errors import ExportError
+from pomexport.export._exporter_quiet import exporter_quiet
 from pomexport.export.artifact.contract import (
     DOMAIN,
     OP_TYPE,
@@ -135,8 +135,7 @@ def export_step(model: PoMDiT, opset: int, batch: tuple[int, int, int]) -> ir.Mo
         torch.ops.pomexport.poly_mixer.default: _polymixer_node,
         torch.ops.aten.gelu.default: _gelu,
     }
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's deprecation chatter, not ours
+    with exporter_quiet(), torch.no_grad():
         try:
             program = torch.onnx.export(
                 StepModule(model.eval()),
