@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pomexport.errors import ArtifactError
 from pomexport.export.artifact.layout import MANIFEST
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def publish_staged(final: Path, write: Callable[[Path], object]) -> Path:
     Several bench processes may fill the same cache entry at once: the first rename wins and
     the others keep its result.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         write(staging)
@@ -111,7 +112,22 @@ def ort_cpu(model: PoMDiT, precision: str = "fp32") -> OrtBackend:
 def load_cached(path: Path):
     """A bench cache entry, loaded and hash-verified; no signature asked of it: the bench
     wrote it itself (``export/artifact/signing.py``), so trusted keys configured for the
-    user's artifacts neither refuse it nor are reported for it."""
+    user's artifacts neither refuse it nor are reported for it. That holds only while no one
+    else can write the cache: the entry and the cache folder must be this user's and not
+    writable by others (the default folder is in the shared temporary directory)."""
     from pomexport.export.artifact import load_artifact
 
+    for folder in (path.parent, path):
+        _check_private(folder)
     return load_artifact(path, trusted=())
+
+
+def _check_private(folder: Path) -> None:
+    if not hasattr(os, "getuid"):  # no POSIX owners here
+        return
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise ArtifactError(
+            f"{folder}: the bench cache must be yours and writable by you only (another user "
+            f"could plant an entry it would load unsigned); set {CACHE_ENV} to a private folder"
+        )

@@ -51,3 +51,22 @@ def test_the_bench_cache_loads_when_trusted_keys_are_configured(keys_configured,
     (entry,) = [p for p in keys_configured.iterdir() if p.name.endswith(precision)]
     with pytest.raises(ArtifactError, match="unsigned, and 1 trusted key"):
         load_artifact(entry)  # a user's load of the same folder still enforces the keys
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "getuid"), reason="POSIX owners only")
+@pytest.mark.parametrize("loose", ["cache", "entry"])
+def test_a_cache_others_can_write_is_refused_before_any_load(tmp_path, loose):
+    """The cache is loaded unsigned on the bench's word that it wrote it: a folder that other
+    users can write (the default lives in the shared temporary directory) voids that."""
+    import os
+
+    from pomexport.errors import ArtifactError
+
+    entry = tmp_path / "cache" / "key-fp32"
+    entry.mkdir(parents=True, mode=0o755)
+    os.chmod(entry.parent, 0o755)
+    with pytest.raises(ArtifactError, match="manifest"):  # private: on to the load itself
+        bench_ort.load_cached(entry)
+    os.chmod(entry if loose == "entry" else entry.parent, 0o777)
+    with pytest.raises(ArtifactError, match="writable by you only.*POMEXPORT_BENCH_CACHE"):
+        bench_ort.load_cached(entry)
