@@ -91,7 +91,9 @@ def _timed(times: list, kind: str, call: Callable[[], object]) -> None:
     times.append((kind, time.perf_counter() - start, time.process_time() - cpu))
 
 
-def _prepare_pom(case: Case, model, make_backend: Callable) -> Prepared:
+def prepare_pom(case: Case, model, make_backend: Callable) -> Prepared:
+    """PoM's frame runner at ``case.frame`` on ``make_backend(model)``: a synthetic state of
+    ``frame - 1`` committed frames, ``case.steps`` denoising calls and the commit."""
     from pomexport.runtime.state import StateBuffers
 
     backend = make_backend(model)
@@ -124,7 +126,9 @@ def _prepare_pom(case: Case, model, make_backend: Callable) -> Prepared:
     return Prepared(run_frame, held, "ping-pong state + scratch + count (L, 1, C) fp32", method)
 
 
-def _prepare_attention(case: Case, model) -> Prepared:
+def prepare_attention(case: Case, model) -> Prepared:
+    """The attention DiT's frame runner at ``case.frame`` in ``case.mode``: a synthetic KV
+    cache (and the commit) or a synthetic clip re-run at every step."""
     cfg, n = model.cfg, case.frame
     size = (1, cfg.in_channels, cfg.input_size, cfg.input_size)
     x, label, fi = torch.randn(size), torch.zeros(1, dtype=torch.int64), torch.tensor([n - 1])
@@ -162,7 +166,7 @@ def _median_ms(values: list[float]) -> float | None:
     return 1000.0 * statistics.median(values) if values else None
 
 
-def _load_lazy_imports() -> None:
+def load_lazy_imports() -> None:
     """Call the PolyMixer op once on a tiny input: its first call imports torch's custom-op
     machinery (~80 MB of RSS, once per process). Every row pays it before its baseline, so
     PoM and attention rows compare their own memory, not an import."""
@@ -184,17 +188,17 @@ def measure(case: Case, make_backend: Callable | None = None, reset_peak: bool =
     torch.manual_seed(case.seed)
     if case.threads:
         torch.set_num_threads(case.threads)
-    _load_lazy_imports()
+    load_lazy_imports()
     peak_reset = _rss.reset_peak_rss() if reset_peak else False
     with torch.inference_mode():
         if case.model == "pom":
             model = random_model(case.preset, case.seed)
             baseline = _rss.current_rss()
-            prepared = _prepare_pom(case, model, make_backend)
+            prepared = prepare_pom(case, model, make_backend)
         else:
             model = random_attention_model(case.preset, case.seed)
             baseline = _rss.current_rss()
-            prepared = _prepare_attention(case, model)
+            prepared = prepare_attention(case, model)
         for _ in range(case.warmup):
             prepared.run_frame([])
         runs, timed = [], time.perf_counter()

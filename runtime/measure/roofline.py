@@ -276,7 +276,7 @@ def _torch_step(model, batch: int) -> Callable[[], None]:
     return step
 
 
-def _artifact_graph(model, precision: str) -> bytes:
+def artifact_graph(model, precision: str) -> bytes:
     """The ONNX graph ONNX Runtime CPU runs for ``precision`` (bench cache, hash-verified)."""
     from pomexport.runtime.measure.bench_int8 import cached_int8_artifact
     from pomexport.runtime.measure.bench_ort import cached_artifact, load_cached
@@ -308,7 +308,7 @@ def roofline_rows(
         if progress is not None:
             names = ",".join(precisions)
             progress(f"roofline {preset} {names} batch {batch}, {at.threads} thread(s)")
-        graphs = {precision: _artifact_graph(model, precision) for precision in precisions}
+        graphs = {precision: artifact_graph(model, precision) for precision in precisions}
         measured = measure(graphs, at, _torch_step(model, batch), progress)
         for precision, row in measured.items():
             if "fp32" in measured:  # the same rounds: a side-by-side ratio

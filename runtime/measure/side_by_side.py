@@ -60,9 +60,9 @@ def _frame_runners(preset: str, frame: int, settings: BenchSettings) -> dict[str
         torch.manual_seed(case.seed)
         if case.model == "pom":
             model = random_model(preset, case.seed)
-            prepared = cases._prepare_pom(case, model, BACKENDS[case.backend])
+            prepared = cases.prepare_pom(case, model, BACKENDS[case.backend])
         else:
-            prepared = cases._prepare_attention(case, random_attention_model(preset, case.seed))
+            prepared = cases.prepare_attention(case, random_attention_model(preset, case.seed))
         runners[case.series] = lambda run=prepared.run_frame: run([])
     return runners
 
@@ -73,7 +73,7 @@ def _floors(preset: str, settings: BenchSettings) -> dict[str, Callable]:
     at = roofline.RooflineSettings(threads=torch.get_num_threads())
     floors, model = {}, random_model(preset, settings.seed)
     for backend in (b for b in settings.backends if b in ORT_PRECISION):
-        chain = roofline.gemm_chain(roofline._artifact_graph(model, ORT_PRECISION[backend]), at)
+        chain = roofline.gemm_chain(roofline.artifact_graph(model, ORT_PRECISION[backend]), at)
         if chain is not None:
             floors[f"pom[{backend}]"] = lambda run=chain: [run() for _ in range(calls)]
     return floors
@@ -138,7 +138,7 @@ def side_by_side(settings: BenchSettings, rounds: int = 5, progress: Progress | 
         raise ConfigError(f"rounds must be >= 1, got {rounds}")
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    cases._load_lazy_imports()
+    cases.load_lazy_imports()
     rows = []
     with torch.inference_mode():
         for preset in settings.presets:

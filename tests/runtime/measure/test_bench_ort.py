@@ -43,10 +43,10 @@ def test_the_bench_cache_loads_when_trusted_keys_are_configured(keys_configured,
     from pomexport.errors import ArtifactError
     from pomexport.export.artifact import load_artifact
     from pomexport.models.registry import random_model
-    from pomexport.runtime.measure.roofline import _artifact_graph
+    from pomexport.runtime.measure.roofline import artifact_graph
 
     model = random_model("tiny")
-    graph = _artifact_graph(model, precision)
+    graph = artifact_graph(model, precision)
     assert graph.startswith(b"\x08")  # a serialized ModelProto (ir_version first)
     (entry,) = [p for p in keys_configured.iterdir() if p.name.endswith(precision)]
     with pytest.raises(ArtifactError, match="unsigned, and 1 trusted key"):

@@ -41,7 +41,7 @@ def test_the_floor_runs_the_gemm_chain_once_per_call_of_a_frame(monkeypatch):
     """STEPS denoising calls + the commit: the chain runs steps + 1 times per floor frame;
     the torch backend has no ONNX graph, so no floor."""
     runs = []
-    monkeypatch.setattr(sbs.roofline, "_artifact_graph", lambda model, precision: precision)
+    monkeypatch.setattr(sbs.roofline, "artifact_graph", lambda model, precision: precision)
     monkeypatch.setattr(sbs.roofline, "gemm_chain", lambda graph, at: lambda: runs.append(graph))
     settings = BenchSettings(backends=("torch", "ort-int8"), **{**FAST, "steps": 5})
     floors = sbs._floors("tiny", settings)
