@@ -51,27 +51,39 @@ METHOD = {
 Progress = Callable[[str], None]
 
 
-def _frame_runners(preset: str, frame: int, settings: BenchSettings) -> dict[str, Callable]:
-    """{series: run one frame} for every series :func:`bench.plan` has at ``preset``."""
+def _models(preset: str, settings: BenchSettings) -> dict[str, object]:
+    """{"pom": PoMDiT, "attention": its attention twin (with the baseline)}: built once per
+    preset and shared by every series, frame and floor (the runners only read them)."""
+    models = {"pom": random_model(preset, settings.seed)}
+    if settings.baseline:
+        models["attention"] = random_attention_model(preset, settings.seed)
+    return models
+
+
+def _frame_runners(
+    preset: str, frame: int, settings: BenchSettings, models: dict
+) -> dict[str, Callable]:
+    """{series: run one frame} for every series :func:`bench.plan` has at ``preset`` and
+    ``frame``, on the preset's ``models`` (:func:`_models`)."""
     runners: dict[str, Callable] = {}
     for case in (c for series in plan(settings) for c in series):
         if case.preset != preset or case.frame != frame:
             continue
         torch.manual_seed(case.seed)
         if case.model == "pom":
-            model = random_model(preset, case.seed)
-            prepared = cases.prepare_pom(case, model, BACKENDS[case.backend])
+            prepared = cases.prepare_pom(case, models["pom"], BACKENDS[case.backend])
         else:
-            prepared = cases.prepare_attention(case, random_attention_model(preset, case.seed))
+            prepared = cases.prepare_attention(case, models["attention"])
         runners[case.series] = lambda run=prepared.run_frame: run([])
     return runners
 
 
-def _floors(preset: str, settings: BenchSettings) -> dict[str, Callable]:
-    """{series: run the GEMM floor of one frame} for the PoM series on ONNX Runtime."""
+def _floors(model, settings: BenchSettings) -> dict[str, Callable]:
+    """{series: run the GEMM floor of one frame} for the PoM series of ``model`` on ONNX
+    Runtime."""
     calls = settings.steps + 1
     at = roofline.RooflineSettings(threads=torch.get_num_threads())
-    floors, model = {}, random_model(preset, settings.seed)
+    floors = {}
     for backend in (b for b in settings.backends if b in ORT_PRECISION):
         chain = roofline.gemm_chain(roofline.artifact_graph(model, ORT_PRECISION[backend]), at)
         if chain is not None:
@@ -104,9 +116,13 @@ def _ratios(times: dict[str, float], pom: dict[str, float]) -> dict[str, float]:
     }
 
 
-def _row(preset: str, frame: int, settings: BenchSettings, rounds: int, floors: dict) -> dict:
-    """The row of ``preset`` at ``frame``; ``floors``: :func:`_floors` of the preset."""
-    runs, skipped = _affordable(_frame_runners(preset, frame, settings), settings, rounds)
+def _row(
+    preset: str, frame: int, settings: BenchSettings, rounds: int, models: dict, floors: dict
+) -> dict:
+    """The row of ``preset`` at ``frame``: its ``models`` (:func:`_models`) and ``floors``
+    (:func:`_floors`)."""
+    runners = _frame_runners(preset, frame, settings, models)
+    runs, skipped = _affordable(runners, settings, rounds)
     floors = {("floor", name): run for name, run in floors.items() if name in runs}
     at = roofline.RooflineSettings(repeats=settings.repeats, warmup=settings.warmup, rounds=rounds)
     best = roofline.best_of_rounds({**runs, **floors}, at)
@@ -142,11 +158,12 @@ def side_by_side(settings: BenchSettings, rounds: int = 5, progress: Progress | 
     rows = []
     with torch.inference_mode():
         for preset in settings.presets:
-            floors = _floors(preset, settings)  # the same at every frame: PoM's cost is flat
+            models = _models(preset, settings)
+            floors = _floors(models["pom"], settings)  # the same at every frame: flat cost
             for frame in sorted(set(settings.frames)):
                 if progress is not None:
                     progress(f"{preset} frame {frame}: every series in {rounds} rounds")
-                rows.append(_row(preset, frame, settings, rounds, floors))
+                rows.append(_row(preset, frame, settings, rounds, models, floors))
     machine = machine_info()
     machine["loadavg_at_end"] = list(os.getloadavg())
     return {

@@ -53,7 +53,6 @@ def test_the_bench_cache_loads_when_trusted_keys_are_configured(keys_configured,
         load_artifact(entry)  # a user's load of the same folder still enforces the keys
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "getuid"), reason="POSIX owners only")
 @pytest.mark.parametrize("loose", ["cache", "entry"])
 def test_a_cache_others_can_write_is_refused_before_any_load(tmp_path, loose):
     """The cache is loaded unsigned on the bench's word that it wrote it: a folder that other

@@ -44,7 +44,7 @@ def test_the_floor_runs_the_gemm_chain_once_per_call_of_a_frame(monkeypatch):
     monkeypatch.setattr(sbs.roofline, "artifact_graph", lambda model, precision: precision)
     monkeypatch.setattr(sbs.roofline, "gemm_chain", lambda graph, at: lambda: runs.append(graph))
     settings = BenchSettings(backends=("torch", "ort-int8"), **{**FAST, "steps": 5})
-    floors = sbs._floors("tiny", settings)
+    floors = sbs._floors(object(), settings)
     assert set(floors) == {"pom[ort-int8]"}
     floors["pom[ort-int8]"]()
     assert runs == ["int8"] * 6
@@ -57,10 +57,10 @@ def test_a_series_over_max_seconds_is_left_out_with_its_estimate(monkeypatch):
         "attention[recompute]": lambda: (calls.append("recompute"), time.sleep(0.05)),
         "pom[torch]": lambda: (calls.append("pom"), time.sleep(0.002)),
     }
-    monkeypatch.setattr(sbs, "_frame_runners", lambda preset, frame, settings: dict(runners))
+    monkeypatch.setattr(sbs, "_frame_runners", lambda preset, frame, settings, models: runners)
     settings = BenchSettings(backends=("torch",), max_seconds=0.1, **FAST)
     floor = {"pom[torch]": lambda: calls.append("floor"), "pom[ort]": lambda: calls.append("x")}
-    row = sbs._row("tiny", 1, settings, 3, floor)
+    row = sbs._row("tiny", 1, settings, 3, {}, floor)
     assert set(row["frame_ms"]) == {"attention[kv_cache]", "pom[torch]"}
     assert "> max_seconds 0 s" in row["skipped"]["attention[recompute]"]
     assert calls.count("recompute") == 1  # its first frame only, untimed
