@@ -28,7 +28,6 @@ GEMM_OPS = frozenset(
 )  # fmt: skip
 NUMPY = {"float": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32,
          "int8": np.int8, "uint8": np.uint8, "bool": np.bool_}  # fmt: skip
-_ONNX_TYPES = {"float": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "bool": 9, "float16": 10}
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,8 @@ def _value_info(name: str, entry: dict):
     from onnx import helper
 
     ((dtype, dims),) = entry.items()
-    return helper.make_tensor_value_info(name, _ONNX_TYPES[dtype], dims)
+    elem_type = helper.np_dtype_to_tensor_dtype(np.dtype(NUMPY[dtype]))
+    return helper.make_tensor_value_info(name, elem_type, dims)
 
 
 def _model(nodes: list, inputs: list, outputs: list, constants: list) -> bytes:
